@@ -1,0 +1,205 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Disabled turns off a duration option (PingInterval, IdleTimeout,
+// WriteTimeout, HandshakeTimeout). A zero value means "use the default".
+const Disabled time.Duration = -1
+
+// QueuePolicy says what Send does when a connection's send queue is full.
+type QueuePolicy uint8
+
+const (
+	// QueueBlock makes Send wait for room up to WriteTimeout, then fail
+	// with an error wrapping ErrQueueFull; the connection is then closed
+	// with 1008, since its peer is not reading.
+	QueueBlock QueuePolicy = iota
+	// QueueClose closes the connection with 1008 (policy violation) at
+	// once: for fan-out services that must never wait on a slow reader.
+	QueueClose
+)
+
+// String returns "block" or "close".
+func (p QueuePolicy) String() string {
+	if p == QueueClose {
+		return "close"
+	}
+	return "block"
+}
+
+// Options configure a runtime. The zero value of every field means its
+// documented default; every runtime honours every field or refuses to start.
+type Options struct {
+	// ReadLimit bounds one received message, in bytes, checked from each
+	// frame header before its payload is read; past it the connection
+	// closes with 1009. Default 16 MiB.
+	ReadLimit int64
+
+	// PingInterval is how long the connection may stay silent before the
+	// server sends a ping. Default 25 s; Disabled turns pings off.
+	PingInterval time.Duration
+	// PongTimeout is how long the server waits, after a ping, for any
+	// frame from the peer before it drops the connection (1006). Default
+	// 20 s.
+	PongTimeout time.Duration
+
+	// HandshakeTimeout bounds the time to receive the whole upgrade
+	// request (slowloris). Default 10 s.
+	HandshakeTimeout time.Duration
+	// MaxHeaderBytes bounds the upgrade request line and headers. Default
+	// 16 KiB.
+	MaxHeaderBytes int
+	// IdleTimeout closes a connection (1001) that received nothing at all
+	// for this long. Default: off (pings find dead peers).
+	IdleTimeout time.Duration
+	// WriteTimeout bounds one write to the socket and the wait for room in
+	// a full send queue. A write that times out drops the connection.
+	// Default 10 s.
+	WriteTimeout time.Duration
+	// CloseTimeout bounds the wait for the peer's answer to a close frame.
+	// Default 5 s.
+	CloseTimeout time.Duration
+
+	// CheckOrigin decides whether a browser's Origin may connect. When nil,
+	// a request is allowed when it has no Origin header, when the Origin's
+	// host equals the request's Host, or when it matches one of
+	// OriginPatterns. A refused request gets 403.
+	CheckOrigin func(r *http.Request) bool
+	// OriginPatterns are extra allowed Origin hosts, matched with
+	// path.Match and without case: "example.com", "*.example.com",
+	// "localhost:*".
+	OriginPatterns []string
+
+	// Subprotocols the server speaks, in its order of preference: the first
+	// of these that the client also offers is chosen.
+	Subprotocols []string
+
+	// MaxConnections bounds the open WebSocket connections of a runtime;
+	// past it the upgrade gets 503. Default 0: no bound.
+	MaxConnections int
+	// SendQueueSize bounds the messages waiting to be written on one
+	// connection. Default 64.
+	SendQueueSize int
+	// SendQueueFull says what Send does when the queue is full. Default
+	// QueueBlock.
+	SendQueueFull QueuePolicy
+	// InboxSize bounds the received messages waiting for the handler on one
+	// connection; while it is full the server stops reading from that
+	// peer. Default 16.
+	InboxSize int
+	// Workers bounds the shared pool that runs event-style callbacks.
+	// Default 256.
+	Workers int
+
+	// Logger receives the runtime's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults of Options.
+const (
+	DefaultReadLimit        = 16 << 20
+	DefaultPingInterval     = 25 * time.Second
+	DefaultPongTimeout      = 20 * time.Second
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxHeaderBytes   = 16 << 10
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultCloseTimeout     = 5 * time.Second
+	DefaultSendQueueSize    = 64
+	DefaultInboxSize        = 16
+	DefaultWorkers          = 256
+)
+
+// WithDefaults returns o with every zero field set to its default. It
+// fails when a field holds a value that cannot work, such as a negative
+// ReadLimit.
+func (o Options) WithDefaults() (Options, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("wsmatrix: options: "+format, args...))
+	}
+	if o.ReadLimit == 0 {
+		o.ReadLimit = DefaultReadLimit
+	} else if o.ReadLimit < 0 {
+		bad("ReadLimit %d is negative", o.ReadLimit)
+	}
+	durations := []struct {
+		name string
+		p    *time.Duration
+		def  time.Duration
+	}{
+		{"PingInterval", &o.PingInterval, DefaultPingInterval},
+		{"PongTimeout", &o.PongTimeout, DefaultPongTimeout},
+		{"HandshakeTimeout", &o.HandshakeTimeout, DefaultHandshakeTimeout},
+		{"IdleTimeout", &o.IdleTimeout, Disabled},
+		{"WriteTimeout", &o.WriteTimeout, DefaultWriteTimeout},
+		{"CloseTimeout", &o.CloseTimeout, DefaultCloseTimeout},
+	}
+	for _, d := range durations {
+		switch {
+		case *d.p == 0:
+			*d.p = d.def
+		case *d.p < 0 && *d.p != Disabled:
+			bad("%s %v is negative (use api.Disabled to turn it off)", d.name, *d.p)
+		}
+	}
+	if o.PongTimeout == Disabled {
+		bad("PongTimeout cannot be disabled (disable PingInterval instead)")
+	}
+	if o.CloseTimeout == Disabled {
+		bad("CloseTimeout cannot be disabled")
+	}
+	ints := []struct {
+		name string
+		p    *int
+		def  int
+	}{
+		{"MaxHeaderBytes", &o.MaxHeaderBytes, DefaultMaxHeaderBytes},
+		{"SendQueueSize", &o.SendQueueSize, DefaultSendQueueSize},
+		{"InboxSize", &o.InboxSize, DefaultInboxSize},
+		{"Workers", &o.Workers, DefaultWorkers},
+	}
+	for _, n := range ints {
+		switch {
+		case *n.p == 0:
+			*n.p = n.def
+		case *n.p < 0:
+			bad("%s %d is negative", n.name, *n.p)
+		}
+	}
+	if o.MaxHeaderBytes > 0 && o.MaxHeaderBytes < 256 {
+		bad("MaxHeaderBytes %d is too small for an upgrade request (at least 256)", o.MaxHeaderBytes)
+	}
+	if o.MaxConnections < 0 {
+		bad("MaxConnections %d is negative", o.MaxConnections)
+	}
+	if o.SendQueueFull > QueueClose {
+		bad("SendQueueFull %d is not a policy", o.SendQueueFull)
+	}
+	for _, p := range o.Subprotocols {
+		if p == "" || !isToken(p) {
+			bad("subprotocol %q is not an HTTP token", p)
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, errors.Join(errs...)
+}
+
+// isToken reports whether s is an RFC 7230 token.
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("()<>@,;:\\\"/[]?={}", c) >= 0 {
+			return false
+		}
+	}
+	return true
+}

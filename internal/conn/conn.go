@@ -1,0 +1,688 @@
+package conn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/wire"
+)
+
+// Conn implements api.Conn for every runtime.
+type Conn struct {
+	srv    *Server
+	opts   *api.Options
+	t      Transport
+	req    *http.Request
+	proto  string
+	remote net.Addr
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// Read side, owned by the goroutine or event loop that feeds input.
+	parser   wire.Parser
+	msg      []byte
+	msgType  api.MessageType
+	lastRead atomic.Int64 // unix nanoseconds of the last input
+
+	inbox chan api.Message
+	space chan struct{} // signalled when the handler takes a message
+
+	// Close state.
+	mu          sync.Mutex
+	closing     bool            // the connection is ending: no more messages
+	closeErr    *api.CloseError // what the handler is told
+	peerClosed  bool            // the peer's close frame arrived
+	finished    bool            // the socket is closed
+	ended       chan struct{}   // closed when finished
+	closeTimer  *time.Timer
+	pingTimer   *time.Timer
+	pingSent    int64 // unix nanoseconds of the unanswered ping, or 0
+	eventStyle  bool
+	onMessage   func(api.Message)
+	onClose     func(*api.CloseError)
+	scheduled   bool // queued on, or running in, the event pool
+	onCloseDone bool
+
+	// Write side.
+	wmu        sync.Mutex
+	flushing   bool   // a goroutine is writing; others queue
+	out        []byte // queued frames, guarded by wmu
+	queued     int    // frames in out
+	scratch    []byte // the flusher's buffer
+	sendClosed bool   // a close frame was queued: no more frames
+	closeAfter bool   // close the socket once the queue is written
+	roomWait   chan struct{}
+}
+
+func newConn(s *Server, t Transport, r *http.Request, proto string, remote net.Addr) *Conn {
+	c := &Conn{
+		srv: s, opts: &s.opts, t: t, req: r, proto: proto, remote: remote,
+		inbox: make(chan api.Message, s.opts.InboxSize),
+		space: make(chan struct{}, 1),
+		ended: make(chan struct{}),
+	}
+	c.parser = *wire.NewParser(s.opts.ReadLimit)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.lastRead.Store(time.Now().UnixNano())
+	if s.opts.PingInterval > 0 || s.opts.IdleTimeout > 0 {
+		c.pingTimer = time.AfterFunc(c.nextTick(time.Now()), c.tick)
+	}
+	return c
+}
+
+var _ api.Conn = (*Conn)(nil)
+
+// Request returns the upgrade request.
+func (c *Conn) Request() *http.Request { return c.req }
+
+// Subprotocol returns the negotiated subprotocol.
+func (c *Conn) Subprotocol() string { return c.proto }
+
+// RemoteAddr returns the peer's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+
+// Context is done once the connection is ending.
+func (c *Conn) Context() context.Context { return c.ctx }
+
+// Ended is closed once the socket is closed.
+func (c *Conn) Ended() <-chan struct{} { return c.ended }
+
+// Run calls the handler, recovers its panic (close 1011) and closes the
+// connection with 1000 when it returns, unless it chose the event style.
+func (c *Conn) Run(h api.Handler) {
+	c.srv.handlers.Add(1)
+	defer c.srv.handlers.Done()
+	if !c.protect(func() { h(c) }) {
+		return
+	}
+	c.mu.Lock()
+	keep := c.onMessage != nil || c.onClose != nil
+	c.mu.Unlock()
+	if !keep {
+		c.Close(api.StatusNormalClosure, "")
+	}
+}
+
+// protect runs f and turns a panic into close 1011; it reports whether f
+// returned normally.
+func (c *Conn) protect(f func()) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.opts.Logger.Error("wsmatrix: handler panic", "path", c.req.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			c.closeWith(api.StatusInternalError, "")
+			ok = false
+		}
+	}()
+	f()
+	return true
+}
+
+// ---- receiving ----
+
+// Receive returns the next message.
+func (c *Conn) Receive() (api.Message, error) { return c.receive(nil, nil) }
+
+// ReceiveTimeout returns the next message or ErrTimeout after d.
+func (c *Conn) ReceiveTimeout(d time.Duration) (api.Message, error) {
+	if d <= 0 {
+		select {
+		case m := <-c.inbox:
+			c.took()
+			return m, nil
+		default:
+		}
+		if err := c.endedErr(); err != nil {
+			return api.Message{}, err
+		}
+		return api.Message{}, api.ErrTimeout
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	return c.receive(t.C, nil)
+}
+
+// ReceiveContext returns the next message or ctx.Err().
+func (c *Conn) ReceiveContext(ctx context.Context) (api.Message, error) {
+	return c.receive(nil, ctx)
+}
+
+func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context) (api.Message, error) {
+	var cancel <-chan struct{}
+	if ctx != nil {
+		cancel = ctx.Done()
+	}
+	c.mu.Lock()
+	event := c.eventStyle
+	c.mu.Unlock()
+	if event {
+		return api.Message{}, api.ErrEventStyle
+	}
+	select {
+	case m := <-c.inbox:
+		c.took()
+		return m, nil
+	case <-c.ctx.Done():
+		select {
+		case m := <-c.inbox: // delivered before the end: never lost
+			c.took()
+			return m, nil
+		default:
+		}
+		return api.Message{}, c.endedErr()
+	case <-timeout:
+		return api.Message{}, api.ErrTimeout
+	case <-cancel:
+		return api.Message{}, ctx.Err()
+	}
+}
+
+// took tells the reader there is room in the inbox again.
+func (c *Conn) took() {
+	select {
+	case c.space <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Conn) endedErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeErr != nil {
+		return c.closeErr
+	}
+	return nil
+}
+
+// ---- event style ----
+
+// OnMessage switches to event style.
+func (c *Conn) OnMessage(fn func(api.Message)) {
+	c.mu.Lock()
+	c.onMessage, c.eventStyle = fn, fn != nil
+	c.scheduleLocked()
+	c.mu.Unlock()
+}
+
+// OnClose registers fn to run once when the connection ends.
+func (c *Conn) OnClose(fn func(*api.CloseError)) {
+	c.mu.Lock()
+	c.onClose = fn
+	c.scheduleLocked()
+	c.mu.Unlock()
+}
+
+// scheduleLocked queues the connection on the event pool when it has
+// something for its callbacks.
+func (c *Conn) scheduleLocked() {
+	if c.scheduled {
+		return
+	}
+	if (c.onMessage != nil && len(c.inbox) > 0) || (c.onClose != nil && c.closing && !c.onCloseDone) {
+		c.scheduled = true
+		c.srv.pool.schedule(c)
+	}
+}
+
+// runEvents delivers up to a batch of messages, then OnClose once the
+// connection has ended and the inbox is empty. It runs on the pool.
+func (c *Conn) runEvents() (again bool) {
+	for range 64 {
+		c.mu.Lock()
+		fn := c.onMessage
+		c.mu.Unlock()
+		if fn == nil {
+			break
+		}
+		select {
+		case m := <-c.inbox:
+			c.took()
+			if !c.protect(func() { fn(m) }) {
+				return c.reschedule()
+			}
+			continue
+		default:
+		}
+		break
+	}
+	c.mu.Lock()
+	var onClose func(*api.CloseError)
+	if c.closing && c.onClose != nil && !c.onCloseDone && (c.onMessage == nil || len(c.inbox) == 0) {
+		c.onCloseDone = true
+		onClose = c.onClose
+	}
+	c.mu.Unlock()
+	if onClose != nil {
+		c.protect(func() { onClose(c.closeErr) })
+	}
+	return c.reschedule()
+}
+
+func (c *Conn) reschedule() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	more := (c.onMessage != nil && len(c.inbox) > 0) || (c.onClose != nil && c.closing && !c.onCloseDone)
+	if !more {
+		c.scheduled = false
+	}
+	return more
+}
+
+// ---- input ----
+
+// ReadBufferSize is the buffer ReadLoop reads into.
+const ReadBufferSize = 4096
+
+// ReadLoop reads from r until the connection ends, for runtimes with a
+// blocking socket. prefix holds bytes already read past the upgrade
+// request. While the inbox is full it stops reading, which pushes back on
+// the peer through TCP.
+func (c *Conn) ReadLoop(r interface{ Read([]byte) (int, error) }, prefix []byte) {
+	buf := make([]byte, max(ReadBufferSize, len(prefix)+wire.MinBuffer))
+	n := copy(buf, prefix)
+	for {
+		if n > 0 {
+			used, full := c.Feed(buf[:n])
+			n = copy(buf, buf[used:n])
+			if full {
+				select {
+				case <-c.space:
+					continue
+				case <-c.ended:
+					return
+				}
+			}
+		}
+		if n == len(buf) { // cannot happen: Feed always consumes a MinBuffer
+			c.abort("read buffer stuck")
+			return
+		}
+		k, err := r.Read(buf[n:])
+		if k > 0 {
+			c.lastRead.Store(time.Now().UnixNano())
+			n += k
+		}
+		if err != nil {
+			if n > 0 {
+				c.Feed(buf[:n])
+			}
+			c.peerGone(err)
+			return
+		}
+	}
+}
+
+// Feed parses input and acts on it: messages go to the inbox, pings are
+// answered, close frames complete the handshake, protocol errors close the
+// connection with their code. It returns how many bytes it used; the rest
+// is an incomplete frame to be fed again with more bytes. full reports that
+// it stopped because the inbox is full: feed the rest once the handler
+// took a message.
+func (c *Conn) Feed(b []byte) (used int, full bool) {
+	for {
+		if len(c.inbox) == cap(c.inbox) {
+			return used, true
+		}
+		ev, n, err := c.parser.Parse(b[used:])
+		used += n
+		if err != nil {
+			var ce *api.CloseError
+			errors.As(err, &ce)
+			c.closeWith(ce.Code, ce.Reason)
+			return len(b), false // discard the rest until the socket closes
+		}
+		switch ev.Kind {
+		case wire.None:
+			if n == 0 {
+				return used, false
+			}
+		case wire.Data:
+			if ev.First {
+				c.msgType = ev.Type
+				c.msg = make([]byte, 0, min(ev.FrameLen, 64<<10))
+			}
+			c.msg = append(c.msg, ev.Payload...)
+			if ev.Fin {
+				c.deliver(api.Message{Type: c.msgType, Data: c.msg})
+				c.msg = nil
+			}
+		case wire.Ping:
+			c.sendFrame(wire.OpPong, ev.Payload, false)
+		case wire.Pong:
+			// any input proves the peer alive: lastRead is enough
+		case wire.Close:
+			c.peerClose(ev.Code, ev.Reason)
+			return len(b), false
+		}
+	}
+}
+
+func (c *Conn) deliver(m api.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return // after our close frame, data is dropped (RFC 6455 5.5.1)
+	}
+	c.inbox <- m // never blocks: Feed checked for room and is the only sender
+	c.scheduleLocked()
+}
+
+// ---- sending ----
+
+// Send sends m.
+func (c *Conn) Send(m api.Message) error {
+	switch m.Type {
+	case api.Text:
+		return c.sendFrame(wire.OpText, m.Data, true)
+	case api.Binary:
+		return c.sendFrame(wire.OpBinary, m.Data, true)
+	}
+	return fmt.Errorf("wsmatrix: Send: invalid message type %d", m.Type)
+}
+
+// SendText sends a text message.
+func (c *Conn) SendText(s string) error { return c.sendFrame(wire.OpText, []byte(s), true) }
+
+// SendBinary sends a binary message.
+func (c *Conn) SendBinary(p []byte) error { return c.sendFrame(wire.OpBinary, p, true) }
+
+const bigFrame = 64 << 10 // payloads larger than this are written without a copy
+
+// sendFrame writes a frame, or queues it behind the frames of a concurrent
+// sender, which then writes it. Order is the order of the calls; frames
+// never interleave. data is false for pongs: they are dropped rather than
+// waited for when the queue is full.
+func (c *Conn) sendFrame(op ws.OpCode, p []byte, data bool) error {
+	c.wmu.Lock()
+	for c.flushing {
+		if c.sendClosed {
+			c.wmu.Unlock()
+			return c.sendErr()
+		}
+		if c.queued < c.opts.SendQueueSize || !data {
+			c.out = wire.AppendFrame(c.out, op, p)
+			c.queued++
+			c.wmu.Unlock()
+			return nil
+		}
+		if c.opts.SendQueueFull == api.QueueClose {
+			c.wmu.Unlock()
+			c.closeWith(api.StatusPolicyViolation, "send queue full")
+			return fmt.Errorf("wsmatrix: send: %w (connection closed with 1008)", api.ErrQueueFull)
+		}
+		if c.roomWait == nil {
+			c.roomWait = make(chan struct{})
+		}
+		wait := c.roomWait
+		c.wmu.Unlock()
+		if !c.waitRoom(wait) {
+			c.closeWith(api.StatusPolicyViolation, "send queue full")
+			return fmt.Errorf("wsmatrix: send: %w for %v (connection closed with 1008)", api.ErrQueueFull, c.opts.WriteTimeout)
+		}
+		c.wmu.Lock()
+	}
+	if c.sendClosed {
+		c.wmu.Unlock()
+		return c.sendErr()
+	}
+	c.flushing = true
+	c.wmu.Unlock()
+
+	var err error
+	if len(p) > bigFrame {
+		c.scratch = wire.AppendHeader(c.scratch[:0], op, len(p))
+		if err = c.t.Write(c.scratch); err == nil {
+			err = c.t.Write(p)
+		}
+	} else {
+		c.scratch = wire.AppendFrame(c.scratch[:0], op, p)
+		err = c.t.Write(c.scratch)
+	}
+	return c.flush(err)
+}
+
+func (c *Conn) waitRoom(wait chan struct{}) bool {
+	if c.opts.WriteTimeout <= 0 {
+		select {
+		case <-wait:
+			return true
+		case <-c.ended:
+			return true // the loop then reports the close
+		}
+	}
+	t := time.NewTimer(c.opts.WriteTimeout)
+	defer t.Stop()
+	select {
+	case <-wait:
+		return true
+	case <-c.ended:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// flush writes what others queued while this goroutine held the writer
+// role, then gives the role up.
+func (c *Conn) flush(err error) error {
+	for {
+		if err != nil {
+			c.wmu.Lock()
+			c.flushing = false
+			c.sendClosed = true
+			c.wmu.Unlock()
+			c.abort("write: " + err.Error())
+			return c.sendErr()
+		}
+		c.wmu.Lock()
+		if c.roomWait != nil {
+			close(c.roomWait)
+			c.roomWait = nil
+		}
+		if len(c.out) == 0 {
+			c.flushing = false
+			closeAfter := c.closeAfter && c.sendClosed
+			if cap(c.scratch) > bigFrame {
+				c.scratch = nil
+			}
+			c.wmu.Unlock()
+			if closeAfter {
+				c.finish()
+			}
+			return nil
+		}
+		c.scratch, c.out = c.out, c.scratch[:0]
+		c.queued = 0
+		c.wmu.Unlock()
+		err = c.t.Write(c.scratch)
+	}
+}
+
+func (c *Conn) sendErr() error {
+	if err := c.endedErr(); err != nil {
+		return err
+	}
+	return &api.CloseError{Code: api.StatusAbnormalClosure, Reason: "connection closed"}
+}
+
+// ---- closing ----
+
+// Close starts the closing handshake and waits, at most CloseTimeout, for
+// the connection to end.
+func (c *Conn) Close(code api.StatusCode, reason string) error {
+	if err := wire.CheckClose(code, reason); err != nil {
+		return fmt.Errorf("wsmatrix: Close: %w", err)
+	}
+	c.closeWith(code, reason)
+	<-c.ended // bounded: closeWith arms CloseTimeout
+	return nil
+}
+
+// begin marks the connection as ending with ce; it reports false when it
+// was already ending.
+func (c *Conn) begin(ce *api.CloseError) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	c.closing, c.closeErr = true, ce
+	c.scheduleLocked()
+	c.mu.Unlock()
+	c.cancel()
+	return true
+}
+
+// closeWith sends a close frame with code and ends the connection once the
+// peer answers or CloseTimeout passes.
+func (c *Conn) closeWith(code api.StatusCode, reason string) {
+	if !c.begin(&api.CloseError{Code: code, Reason: reason}) {
+		return
+	}
+	c.mu.Lock()
+	if !c.finished {
+		c.closeTimer = time.AfterFunc(c.opts.CloseTimeout, func() { c.abortQuiet() })
+	}
+	c.mu.Unlock()
+	c.queueClose(code, reason, false)
+}
+
+// peerClose handles the peer's close frame: answer it, then close the
+// socket (the server closes TCP first, RFC 6455 7.1.1).
+func (c *Conn) peerClose(code api.StatusCode, reason string) {
+	c.mu.Lock()
+	c.peerClosed = true
+	c.mu.Unlock()
+	if c.begin(&api.CloseError{Code: code, Reason: reason}) {
+		c.queueClose(code, "", true)
+		return
+	}
+	// Our close frame was sent first: this is the answer.
+	c.wmu.Lock()
+	written := c.sendClosed && !c.flushing
+	c.closeAfter = true
+	c.wmu.Unlock()
+	if written {
+		c.finish()
+	}
+}
+
+// queueClose sends the close frame as the last frame.
+func (c *Conn) queueClose(code api.StatusCode, reason string, thenFinish bool) {
+	c.wmu.Lock()
+	if c.sendClosed {
+		c.wmu.Unlock()
+		return
+	}
+	c.closeAfter = c.closeAfter || thenFinish
+	if c.flushing {
+		c.out = wire.AppendClose(c.out, code, reason)
+		c.sendClosed = true
+		c.wmu.Unlock()
+		return
+	}
+	c.sendClosed = true
+	c.flushing = true
+	c.wmu.Unlock()
+	c.scratch = wire.AppendClose(c.scratch[:0], code, reason)
+	c.flush(c.t.Write(c.scratch))
+}
+
+// peerGone handles the end of input without a close handshake.
+func (c *Conn) peerGone(err error) {
+	c.begin(&api.CloseError{Code: api.StatusAbnormalClosure, Reason: "connection lost: " + err.Error()})
+	c.finish()
+}
+
+// abort cuts the connection without a close handshake.
+func (c *Conn) abort(why string) {
+	c.begin(&api.CloseError{Code: api.StatusAbnormalClosure, Reason: why})
+	c.finish()
+}
+
+func (c *Conn) abortQuiet() { c.abort("close handshake timed out") }
+
+// finish closes the socket once; the connection has ended.
+func (c *Conn) finish() {
+	c.mu.Lock()
+	if c.finished {
+		c.mu.Unlock()
+		return
+	}
+	c.finished = true
+	if c.closeTimer != nil {
+		c.closeTimer.Stop()
+	}
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	c.mu.Unlock()
+	c.t.Close()
+	close(c.ended)
+	c.srv.forget(c)
+}
+
+// ---- keepalive ----
+
+func (c *Conn) nextTick(now time.Time) time.Duration {
+	last := time.Unix(0, c.lastRead.Load())
+	next := time.Duration(1<<63 - 1)
+	if c.opts.PingInterval > 0 {
+		if c.pingSent != 0 {
+			next = min(next, time.Unix(0, c.pingSent).Add(c.opts.PongTimeout).Sub(now))
+		} else {
+			next = min(next, last.Add(c.opts.PingInterval).Sub(now))
+		}
+	}
+	if c.opts.IdleTimeout > 0 {
+		next = min(next, last.Add(c.opts.IdleTimeout).Sub(now))
+	}
+	return max(next, time.Millisecond)
+}
+
+// tick sends pings, drops peers that stopped answering and closes idle
+// connections. It runs on the connection's one timer.
+func (c *Conn) tick() {
+	now := time.Now()
+	last := c.lastRead.Load()
+	c.mu.Lock()
+	if c.closing || c.finished {
+		c.mu.Unlock()
+		return
+	}
+	if c.pingSent != 0 && last > c.pingSent {
+		c.pingSent = 0
+	}
+	idle := now.Sub(time.Unix(0, last))
+	var ping, dead, idleOut bool
+	switch {
+	case c.opts.IdleTimeout > 0 && idle >= c.opts.IdleTimeout:
+		idleOut = true
+	case c.pingSent != 0 && now.Sub(time.Unix(0, c.pingSent)) >= c.opts.PongTimeout:
+		dead = true
+	case c.opts.PingInterval > 0 && c.pingSent == 0 && idle >= c.opts.PingInterval:
+		ping = true
+		c.pingSent = now.UnixNano()
+	}
+	if !idleOut && !dead {
+		c.pingTimer.Reset(c.nextTick(now))
+	}
+	c.mu.Unlock()
+	switch {
+	case idleOut:
+		c.closeWith(api.StatusGoingAway, "idle timeout")
+	case dead:
+		c.abort("no answer to ping")
+	case ping:
+		c.sendFrame(wire.OpPing, nil, false)
+	}
+}

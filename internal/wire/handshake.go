@@ -1,0 +1,222 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/wsmatrix/wsmatrix/api"
+)
+
+// HandshakeError is a refused upgrade: the HTTP status, the extra response
+// headers RFC 6455 asks for, and the message for the body.
+type HandshakeError struct {
+	Status int
+	Header http.Header
+	Msg    string
+}
+
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("wsmatrix: handshake: %d %s: %s", e.Status, http.StatusText(e.Status), e.Msg)
+}
+
+// WriteResponse writes the error as an HTTP response through w.
+func (e *HandshakeError) WriteResponse(w http.ResponseWriter) {
+	for k, v := range e.Header {
+		w.Header()[k] = v
+	}
+	http.Error(w, e.Msg, e.Status)
+}
+
+func refuse(status int, msg string, kv ...string) *HandshakeError {
+	e := &HandshakeError{Status: status, Msg: msg}
+	if len(kv) > 0 {
+		e.Header = http.Header{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			e.Header.Set(kv[i], kv[i+1])
+		}
+	}
+	return e
+}
+
+// ReadRequest parses the HTTP request at the start of b, for runtimes that
+// read the upgrade request from raw bytes. It returns (nil, 0, nil) while
+// the request line and headers are not yet all in b, and a *HandshakeError
+// (431) once more than max bytes came without their end. n is the length of
+// the request head: the bytes after it belong to the WebSocket stream.
+// A request that announces a body is refused: an upgrade has none.
+func ReadRequest(b []byte, max int) (r *http.Request, n int, err error) {
+	end := headEnd(b)
+	if end < 0 {
+		if len(b) >= max {
+			return nil, 0, refuse(http.StatusRequestHeaderFieldsTooLarge, "request header larger than the limit")
+		}
+		return nil, 0, nil
+	}
+	if end > max {
+		return nil, 0, refuse(http.StatusRequestHeaderFieldsTooLarge, "request header larger than the limit")
+	}
+	r, err = http.ReadRequest(bufio.NewReaderSize(bytes.NewReader(b[:end]), 16))
+	if err != nil {
+		return nil, 0, refuse(http.StatusBadRequest, "malformed request: "+err.Error())
+	}
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		return nil, 0, refuse(http.StatusBadRequest, "request has a body")
+	}
+	return r, end, nil
+}
+
+// headEnd returns the index just past the blank line that ends the request
+// head (CRLF CRLF, or bare LF as net/http accepts), or -1.
+func headEnd(b []byte) int {
+	for i := 0; i < len(b); {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		i += j + 1 // just past the '\n'
+		switch {
+		case i < len(b) && b[i] == '\n':
+			return i + 1
+		case i+1 < len(b) && b[i] == '\r' && b[i+1] == '\n':
+			return i + 2
+		}
+	}
+	return -1
+}
+
+// Accept is a checked upgrade request: what the 101 response says.
+type Accept struct {
+	// Key is the Sec-WebSocket-Accept value.
+	Key string
+	// Subprotocol is the chosen subprotocol, or "".
+	Subprotocol string
+}
+
+// CheckRequest checks r as a WebSocket upgrade under o (RFC 6455 section
+// 4.2.1) and returns what to answer. A refusal is a *HandshakeError: 405
+// for a method other than GET, 400 for HTTP/1.0, a missing Host or a bad
+// key, 426 for a request that is not an upgrade or asks another version,
+// 403 for an origin that CheckOrigin or the same-host rule refuses.
+func CheckRequest(r *http.Request, o *api.Options) (Accept, error) {
+	if r.Method != http.MethodGet {
+		return Accept{}, refuse(http.StatusMethodNotAllowed, "a WebSocket upgrade must use GET", "Allow", "GET")
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return Accept{}, refuse(http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1")
+	}
+	if r.Host == "" {
+		return Accept{}, refuse(http.StatusBadRequest, "missing Host header")
+	}
+	if !HeaderHasToken(r.Header, "Upgrade", "websocket") || !HeaderHasToken(r.Header, "Connection", "upgrade") {
+		return Accept{}, refuse(http.StatusUpgradeRequired, "this is a WebSocket endpoint: send an upgrade request",
+			"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "13")
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
+		return Accept{}, refuse(http.StatusUpgradeRequired, "unsupported WebSocket version: only 13 is spoken",
+			"Sec-WebSocket-Version", "13")
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 || !validKey(strings.TrimSpace(keys[0])) {
+		return Accept{}, refuse(http.StatusBadRequest, "missing or malformed Sec-WebSocket-Key")
+	}
+	if !originAllowed(r, o) {
+		return Accept{}, refuse(http.StatusForbidden, "origin not allowed")
+	}
+	return Accept{
+		Key:         AcceptKey(strings.TrimSpace(keys[0])),
+		Subprotocol: selectSubprotocol(r.Header, o.Subprotocols),
+	}, nil
+}
+
+func validKey(k string) bool {
+	if len(k) != 24 {
+		return false
+	}
+	var dst [18]byte
+	n, err := base64.StdEncoding.Decode(dst[:], []byte(k))
+	return err == nil && n == 16
+}
+
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// AcceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key.
+func AcceptKey(key string) string {
+	h := sha1.New()
+	h.Write([]byte(key))
+	h.Write([]byte(acceptGUID))
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// AppendResponse appends the 101 Switching Protocols response.
+func AppendResponse(dst []byte, a Accept) []byte {
+	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	dst = append(dst, a.Key...)
+	if a.Subprotocol != "" {
+		dst = append(dst, "\r\nSec-WebSocket-Protocol: "...)
+		dst = append(dst, a.Subprotocol...)
+	}
+	return append(dst, "\r\n\r\n"...)
+}
+
+// HeaderHasToken reports whether a comma-separated header of h holds token,
+// without regard to case ("Connection: keep-alive, Upgrade").
+func HeaderHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func originAllowed(r *http.Request, o *api.Options) bool {
+	if o.CheckOrigin != nil {
+		return o.CheckOrigin(r)
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	host := strings.ToLower(u.Host)
+	for _, p := range o.OriginPatterns {
+		if ok, _ := path.Match(strings.ToLower(p), host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// selectSubprotocol returns the first of the server's subprotocols that
+// the client offers.
+func selectSubprotocol(h http.Header, server []string) string {
+	if len(server) == 0 {
+		return ""
+	}
+	offered := h.Values("Sec-WebSocket-Protocol")
+	for _, s := range server {
+		for _, v := range offered {
+			for t := range strings.SplitSeq(v, ",") {
+				if strings.TrimSpace(t) == s {
+					return s
+				}
+			}
+		}
+	}
+	return ""
+}

@@ -1,0 +1,248 @@
+package wire
+
+import (
+	"encoding/binary"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"github.com/wsmatrix/wsmatrix/api"
+)
+
+// Kind says what an Event carries.
+type Kind uint8
+
+const (
+	// None: no event; the input holds no more complete piece.
+	None Kind = iota
+	// Data: a piece of a text or binary message, unmasked and, for text,
+	// checked as UTF-8 so far.
+	Data
+	// Ping: a whole ping frame; answer it with AppendPong.
+	Ping
+	// Pong: a whole pong frame.
+	Pong
+	// Close: a valid close frame; Code and Reason are set. The parser
+	// ignores everything after it.
+	Close
+)
+
+// Event is one thing the parser found in its input.
+type Event struct {
+	Kind Kind
+	// Type is the type of the message a Data piece belongs to.
+	Type api.MessageType
+	// Payload aliases the parser's input and was unmasked in place. It is
+	// valid until that input is reused.
+	Payload []byte
+	// First is true for the first piece of a message; Fin for the last.
+	First, Fin bool
+	// FrameLen is the declared payload length of the frame this Data
+	// piece belongs to (a hint for sizing a message buffer).
+	FrameLen int64
+	// Code and Reason are the close frame's; Code is 1005 when the frame
+	// carried none.
+	Code   api.StatusCode
+	Reason string
+}
+
+// Parser reads the frames a client sends to a server. It requires masking,
+// reassembles the state of fragmented messages, enforces the read limit
+// from frame headers before any payload is taken, and checks text as UTF-8
+// as it arrives. Its zero value is not ready: use NewParser.
+//
+// A Parser never buffers: it returns data pieces that alias its input, so
+// a frame whose payload is all in the input costs no copy, and a frame that
+// is not yet whole is returned piece by piece. Control frames (at most 131
+// bytes with their header) are returned only whole.
+type Parser struct {
+	limit int64
+
+	inFrame   bool // a data frame header was read; its payload is pending
+	fin       bool
+	mask      [4]byte
+	remaining int64 // payload bytes of the current data frame still to come
+	frameLen  int64
+	offset    int // bytes of the current data frame already unmasked
+
+	fragmented bool // a message was started and awaits continuation frames
+	first      bool // the next Data piece is the first of its message
+	msgType    api.MessageType
+	msgLen     int64
+	text       utf8Validator
+
+	closed bool  // a close frame was received
+	err    error // the first error, returned again forever
+}
+
+// NewParser returns a parser that fails messages longer than limit bytes
+// with 1009; limit <= 0 means no limit.
+func NewParser(limit int64) *Parser { return &Parser{limit: limit} }
+
+// MaxHeaderLen is the longest frame header: 2 bytes, 8 of length, 4 of mask.
+const MaxHeaderLen = ws.MaxHeaderSize
+
+// MinBuffer is the smallest input buffer with which Parse always makes
+// progress: a whole control frame with its header.
+const MinBuffer = MaxHeaderLen + ws.MaxControlFramePayloadSize
+
+// Parse returns the next event found at the start of b and how many bytes
+// of b it consumed. With Kind None, the caller keeps b[n:] and calls again
+// when more bytes arrive. An error is a *api.CloseError whose Code (1002,
+// 1007 or 1009) is to be sent in the close frame; the parser stays failed.
+func (p *Parser) Parse(b []byte) (ev Event, n int, err error) {
+	if p.err != nil {
+		return Event{}, 0, p.err
+	}
+	if p.closed {
+		return Event{}, len(b), nil
+	}
+	if !p.inFrame {
+		h, hlen, ok, err := p.header(b)
+		if err != nil || !ok {
+			return Event{}, 0, err
+		}
+		if h.OpCode.IsControl() {
+			end := hlen + int(h.Length)
+			if len(b) < end {
+				return Event{}, 0, nil
+			}
+			payload := b[hlen:end]
+			ws.Cipher(payload, h.Mask, 0)
+			ev, err := p.control(h.OpCode, payload)
+			return ev, end, err
+		}
+		if h.OpCode != ws.OpContinuation {
+			p.msgType = api.MessageType(h.OpCode)
+			p.msgLen = 0
+			p.text.reset()
+			p.first = true
+		}
+		p.msgLen += h.Length
+		if p.limit > 0 && p.msgLen > p.limit {
+			return Event{}, 0, p.fail(api.StatusMessageTooBig, "message exceeds the read limit")
+		}
+		p.fragmented = !h.Fin
+		p.inFrame, p.fin, p.mask = true, h.Fin, h.Mask
+		p.remaining, p.frameLen, p.offset = h.Length, h.Length, 0
+		n = hlen
+		b = b[hlen:]
+	}
+
+	k := p.remaining
+	if int64(len(b)) < k {
+		k = int64(len(b))
+	}
+	if k == 0 && p.remaining > 0 {
+		return Event{}, n, nil // only the header so far
+	}
+	payload := b[:k]
+	ws.Cipher(payload, p.mask, p.offset)
+	p.offset += int(k)
+	p.remaining -= k
+	if p.msgType == api.Text && !p.text.write(payload) {
+		return Event{}, 0, p.fail(api.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
+	}
+	ev = Event{Kind: Data, Type: p.msgType, Payload: payload, First: p.first, FrameLen: p.frameLen}
+	p.first = false
+	if p.remaining == 0 {
+		p.inFrame = false
+		ev.Fin = p.fin
+		if ev.Fin && p.msgType == api.Text && !p.text.complete() {
+			return Event{}, 0, p.fail(api.StatusInvalidFramePayloadData, "text message ends inside a UTF-8 sequence")
+		}
+	}
+	return ev, n + int(k), nil
+}
+
+// header decodes and checks the frame header at the start of b.
+func (p *Parser) header(b []byte) (h ws.Header, n int, ok bool, err error) {
+	if len(b) < 2 {
+		return h, 0, false, nil
+	}
+	n = 2
+	switch b[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	masked := b[1]&0x80 != 0
+	if masked {
+		n += 4
+	}
+	if len(b) < n {
+		return h, 0, false, nil
+	}
+	h.Fin = b[0]&0x80 != 0
+	h.Rsv = (b[0] & 0x70) >> 4
+	h.OpCode = ws.OpCode(b[0] & 0x0f)
+	h.Masked = masked
+	switch l := b[1] & 0x7f; l {
+	case 126:
+		h.Length = int64(binary.BigEndian.Uint16(b[2:4]))
+	case 127:
+		u := binary.BigEndian.Uint64(b[2:10])
+		if u>>63 != 0 {
+			return h, 0, false, p.fail(api.StatusProtocolError, "frame length has its most significant bit set")
+		}
+		h.Length = int64(u)
+	default:
+		h.Length = int64(l)
+	}
+	if masked {
+		copy(h.Mask[:], b[n-4:n])
+	}
+	state := ws.StateServerSide
+	if p.fragmented {
+		state = state.Set(ws.StateFragmented)
+	}
+	if err := ws.CheckHeader(h, state); err != nil {
+		return h, 0, false, p.fail(api.StatusProtocolError, err.Error())
+	}
+	return h, n, true, nil
+}
+
+// control turns a whole, unmasked control frame into an event.
+func (p *Parser) control(op ws.OpCode, payload []byte) (Event, error) {
+	switch op {
+	case ws.OpPing:
+		return Event{Kind: Ping, Payload: payload}, nil
+	case ws.OpPong:
+		return Event{Kind: Pong, Payload: payload}, nil
+	}
+	code, reason, err := ParseClose(payload)
+	if err != nil {
+		ce := err.(*api.CloseError)
+		return Event{}, p.fail(ce.Code, ce.Reason)
+	}
+	p.closed = true
+	return Event{Kind: Close, Code: code, Reason: reason}, nil
+}
+
+func (p *Parser) fail(code api.StatusCode, reason string) error {
+	p.err = &api.CloseError{Code: code, Reason: reason}
+	return p.err
+}
+
+// Err returns the error that failed the parser, or nil.
+func (p *Parser) Err() error { return p.err }
+
+// ParseClose decodes and checks a close frame's payload: an empty payload
+// is code 1005; one byte, or a code that may not be sent, is a protocol
+// error (1002); a reason that is not UTF-8 is 1007.
+func ParseClose(payload []byte) (api.StatusCode, string, error) {
+	switch {
+	case len(payload) == 0:
+		return api.StatusNoStatusReceived, "", nil
+	case len(payload) == 1:
+		return 0, "", &api.CloseError{Code: api.StatusProtocolError, Reason: "close frame payload of one byte"}
+	}
+	code := api.StatusCode(binary.BigEndian.Uint16(payload))
+	if !code.Sendable() {
+		return 0, "", &api.CloseError{Code: api.StatusProtocolError, Reason: "invalid close code " + code.String()}
+	}
+	if !utf8.Valid(payload[2:]) {
+		return 0, "", &api.CloseError{Code: api.StatusInvalidFramePayloadData, Reason: "close reason is not UTF-8"}
+	}
+	return code, string(payload[2:]), nil
+}

@@ -1,0 +1,72 @@
+package wire
+
+import (
+	"encoding/binary"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+	"github.com/wsmatrix/wsmatrix/api"
+)
+
+// Opcodes of the frames a server writes.
+const (
+	OpText   = ws.OpText
+	OpBinary = ws.OpBinary
+	OpClose  = ws.OpClose
+	OpPing   = ws.OpPing
+	OpPong   = ws.OpPong
+)
+
+// AppendHeader appends the header of an unmasked, final frame of n payload
+// bytes (servers never mask, and wsmatrix sends every message in one frame).
+func AppendHeader(dst []byte, op ws.OpCode, n int) []byte {
+	b0 := 0x80 | byte(op)
+	switch {
+	case n < 126:
+		return append(dst, b0, byte(n))
+	case n <= 0xffff:
+		return append(dst, b0, 126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, b0, 127)
+		return binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+}
+
+// AppendFrame appends a whole unmasked frame.
+func AppendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
+	return append(AppendHeader(dst, op, len(payload)), payload...)
+}
+
+// MaxCloseReason is the longest close reason that fits a control frame.
+const MaxCloseReason = ws.MaxControlFramePayloadSize - 2
+
+// CheckClose reports why code and reason cannot be sent in a close frame.
+func CheckClose(code api.StatusCode, reason string) error {
+	switch {
+	case !code.Sendable():
+		return &api.CloseError{Code: code, Reason: "close code " + code.String() + " may not be sent"}
+	case len(reason) > MaxCloseReason:
+		return &api.CloseError{Code: code, Reason: "close reason longer than 123 bytes"}
+	case !utf8.ValidString(reason):
+		return &api.CloseError{Code: code, Reason: "close reason is not UTF-8"}
+	}
+	return nil
+}
+
+// AppendClose appends a close frame. Code 1005 (no status) writes an empty
+// close frame; a reason that does not fit is cut at a character boundary.
+func AppendClose(dst []byte, code api.StatusCode, reason string) []byte {
+	if code == api.StatusNoStatusReceived || code == 0 {
+		return AppendHeader(dst, OpClose, 0)
+	}
+	if len(reason) > MaxCloseReason {
+		cut := MaxCloseReason
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
+		}
+		reason = reason[:cut]
+	}
+	dst = AppendHeader(dst, OpClose, 2+len(reason))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(code))
+	return append(dst, reason...)
+}

@@ -1,0 +1,191 @@
+// Package stdhttp is the net/http runtime of wsmatrix: one goroutine per
+// connection reads, the handler runs on the request's goroutine, and the
+// Server is an http.Handler that can be mounted in any net/http mux.
+//
+// Per connection it holds: a reader goroutine with a 4 KiB read buffer
+// for its whole life, and, in blocking style, the request goroutine that
+// runs the handler. An event-style handler returns, which ends the request
+// goroutine and leaves the reader.
+package stdhttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/conn"
+	"github.com/wsmatrix/wsmatrix/internal/wire"
+	"github.com/wsmatrix/wsmatrix/runtime"
+)
+
+// Name is the name this runtime registers under.
+const Name = "stdhttp"
+
+func init() {
+	runtime.Register(Name, func(r *api.Router, o api.Options) (runtime.Runtime, error) { return New(r, o) })
+}
+
+// Server serves a router over net/http. Use it as an http.Handler inside
+// your own mux and server, or let Start run its own http.Server.
+type Server struct {
+	router *api.Router
+	ws     *conn.Server
+	opts   *api.Options
+
+	mu       sync.Mutex
+	httpSrv  *http.Server
+	serveErr chan error
+}
+
+var (
+	_ runtime.Runtime = (*Server)(nil)
+	_ http.Handler    = (*Server)(nil)
+	_ api.Upgrader    = (*Server)(nil)
+)
+
+// New returns a server for r. It fails when opts holds a value that cannot
+// work.
+func New(r *api.Router, opts api.Options) (*Server, error) {
+	o, err := opts.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ws := conn.NewServer(o)
+	return &Server{router: r, ws: ws, opts: ws.Options()}, nil
+}
+
+// Name returns "stdhttp".
+func (s *Server) Name() string { return Name }
+
+// ServeHTTP serves the router's WebSocket routes; other paths get 404.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.router.ServeHTTP(w, r.WithContext(api.WithUpgrader(r.Context(), s)))
+}
+
+// Upgrade checks the handshake, hijacks the connection and serves h on it.
+// The router calls it; it is not meant to be called directly.
+func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
+	acc, err := wire.CheckRequest(r, s.opts)
+	if err != nil {
+		var he *wire.HandshakeError
+		errors.As(err, &he)
+		he.WriteResponse(w)
+		return
+	}
+	if !s.ws.Admit() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "wsmatrix: too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.ws.Release()
+		s.opts.Logger.Error("wsmatrix: hijack failed", "runtime", Name, "err", err)
+		http.Error(w, "wsmatrix: cannot upgrade this connection", http.StatusInternalServerError)
+		return
+	}
+	// Bytes the client sent right behind the request are the first frames.
+	var prefix []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		prefix, _ = brw.Reader.Peek(n)
+		prefix = append([]byte(nil), prefix...)
+	}
+	nc.SetDeadline(time.Time{})
+	t := &transport{c: nc, timeout: s.opts.WriteTimeout}
+	if err := t.Write(wire.AppendResponse(nil, acc)); err != nil {
+		nc.Close()
+		s.ws.Release()
+		return
+	}
+	req := detach(r)
+	c := s.ws.NewConn(t, req, acc.Subprotocol, nc.RemoteAddr())
+	go c.ReadLoop(nc, prefix)
+	c.Run(h)
+}
+
+// detach keeps what a handler may read of the request after ServeHTTP
+// would have returned: net/http is done with it once hijacked.
+func detach(r *http.Request) *http.Request {
+	r2 := r.WithContext(context.WithoutCancel(r.Context()))
+	r2.Body = http.NoBody
+	return r2
+}
+
+type transport struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (t *transport) Write(b []byte) error {
+	if t.timeout > 0 {
+		t.c.SetWriteDeadline(time.Now().Add(t.timeout))
+	}
+	_, err := t.c.Write(b)
+	return err
+}
+
+func (t *transport) Close() error { return t.c.Close() }
+
+// Start listens on addr and serves in the background with its own
+// http.Server, whose header timeout is the handshake timeout.
+func (s *Server) Start(addr string) (net.Addr, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.httpSrv != nil {
+		return nil, errors.New("wsmatrix: stdhttp: already started")
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("wsmatrix: stdhttp: %w", err)
+	}
+	hs := &http.Server{
+		Handler:        s,
+		MaxHeaderBytes: s.opts.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
+	}
+	if s.opts.HandshakeTimeout > 0 {
+		hs.ReadHeaderTimeout = s.opts.HandshakeTimeout
+		// A connection that never sends a request also gets cut.
+		hs.IdleTimeout = s.opts.HandshakeTimeout
+	}
+	s.httpSrv = hs
+	s.serveErr = make(chan error, 1)
+	go func() {
+		err := hs.Serve(l)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveErr <- err
+	}()
+	return l.Addr(), nil
+}
+
+// Shutdown stops the listener (when Start was used), closes every
+// WebSocket connection with 1001 and waits for the handlers, up to ctx's
+// deadline.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	hs := s.httpSrv
+	s.mu.Unlock()
+	var errs []error
+	if hs != nil {
+		if err := hs.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.ws.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if hs != nil {
+		if err := <-s.serveErr; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
