@@ -61,6 +61,7 @@ type Conn struct {
 	scratch    []byte // the flusher's buffer
 	sendClosed bool   // a close frame was queued: no more frames
 	closeAfter bool   // close the socket once the queue is written
+	failed     bool   // input broke the protocol: half-close once the close frame is out
 	roomWait   chan struct{}
 }
 
@@ -337,6 +338,9 @@ func (c *Conn) Feed(b []byte) (used int, full bool) {
 		if err != nil {
 			var ce *api.CloseError
 			errors.As(err, &ce)
+			c.wmu.Lock()
+			c.failed = true
+			c.wmu.Unlock()
 			c.closeWith(ce.Code, ce.Reason)
 			return len(b), false // discard the rest until the socket closes
 		}
@@ -491,12 +495,17 @@ func (c *Conn) flush(err error) error {
 		if len(c.out) == 0 {
 			c.flushing = false
 			closeAfter := c.closeAfter && c.sendClosed
+			halfClose := c.failed && c.sendClosed
 			if cap(c.scratch) > bigFrame {
 				c.scratch = nil
 			}
 			c.wmu.Unlock()
 			if closeAfter {
 				c.finish()
+			} else if hc, ok := c.t.(interface{ CloseWrite() error }); ok && halfClose {
+				// The peer's answer cannot be parsed after a protocol error:
+				// end our side so it sees EOF, and read until its EOF.
+				hc.CloseWrite()
 			}
 			return nil
 		}

@@ -19,6 +19,9 @@ type Transport interface {
 	Close() error
 }
 
+// A Transport may also have CloseWrite, to end its sending side after the
+// close frame that fails a connection.
+
 // Server holds what the connections of one runtime share: the options, the
 // event pool and the set of open connections.
 type Server struct {
@@ -92,12 +95,8 @@ func (s *Server) forget(c *Conn) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	conns := make([]*Conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
 	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range s.snapshot() {
 		go c.closeWith(api.StatusGoingAway, "server shutting down")
 	}
 	done := make(chan struct{})
@@ -112,12 +111,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	s.mu.Lock()
-	for c := range s.conns {
+	for _, c := range s.snapshot() {
 		c.abort("server shutdown deadline")
 	}
-	s.mu.Unlock()
 	return ctx.Err()
+}
+
+func (s *Server) snapshot() []*Conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	conns := make([]*Conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // Wait blocks until every connection has ended and every handler returned.

@@ -40,7 +40,8 @@ type Server struct {
 
 	mu       sync.Mutex
 	httpSrv  *http.Server
-	serveErr chan error
+	served   chan struct{} // closed when the http.Server's Serve returned
+	serveErr error
 }
 
 var (
@@ -132,6 +133,13 @@ func (t *transport) Write(b []byte) error {
 
 func (t *transport) Close() error { return t.c.Close() }
 
+func (t *transport) CloseWrite() error {
+	if cw, ok := t.c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // Start listens on addr and serves in the background with its own
 // http.Server, whose header timeout is the handshake timeout.
 func (s *Server) Start(addr string) (net.Addr, error) {
@@ -155,13 +163,12 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 		hs.IdleTimeout = s.opts.HandshakeTimeout
 	}
 	s.httpSrv = hs
-	s.serveErr = make(chan error, 1)
+	s.served = make(chan struct{})
 	go func() {
-		err := hs.Serve(l)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
+		defer close(s.served)
+		if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr = err
 		}
-		s.serveErr <- err
 	}()
 	return l.Addr(), nil
 }
@@ -183,9 +190,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if hs != nil {
-		if err := <-s.serveErr; err != nil {
-			errs = append(errs, err)
+		<-s.served
+		if s.serveErr != nil {
+			errs = append(errs, s.serveErr)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// IdleGoroutines reports the goroutines an idle connection holds: the
+// reader, plus the handler's in blocking style.
+func (s *Server) IdleGoroutines(eventStyle bool) int {
+	if eventStyle {
+		return 1
+	}
+	return 2
 }

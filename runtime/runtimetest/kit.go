@@ -1,0 +1,144 @@
+// Package runtimetest is the conformance kit of wsmatrix runtimes, in the
+// manner of testing/fstest: a runtime's own test is one call,
+//
+//	func TestConformance(t *testing.T) {
+//		runtimetest.Run(t, func(r *api.Router, o api.Options) (runtime.Runtime, error) {
+//			return stdhttp.New(r, o)
+//		})
+//	}
+//
+// and Run starts a fresh server for each named case, drives it over real
+// TCP on 127.0.0.1 with a raw client that can also misbehave, and checks
+// that no goroutine is left behind.
+package runtimetest
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"net"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/runtime"
+)
+
+// Factory makes the runtime under test for a router and options.
+type Factory func(r *api.Router, opts api.Options) (runtime.Runtime, error)
+
+// IdleGoroutines is implemented by runtimes that document how many
+// goroutines an idle connection holds; the kit checks the claim. A runtime
+// that does not implement it is held to zero.
+type IdleGoroutines interface {
+	IdleGoroutines(eventStyle bool) int
+}
+
+type testCase struct {
+	name string
+	run  func(t *testing.T, k *kit)
+}
+
+// Run runs every conformance case against the runtimes f makes. Cases run
+// one after another, each on its own server, under a time limit.
+func Run(t *testing.T, f Factory) {
+	var cases []testCase
+	cases = append(cases, protocolCases()...)
+	cases = append(cases, handshakeCases()...)
+	cases = append(cases, requestCases()...)
+	cases = append(cases, connCases()...)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			// Like nettest: a stuck case panics, which prints every goroutine.
+			timer := time.AfterFunc(caseTimeout, func() {
+				debug.SetTraceback("all")
+				panic("runtimetest: case " + tc.name + " still running after " + caseTimeout.String())
+			})
+			defer timer.Stop()
+			tc.run(t, &kit{t: t, f: f})
+		})
+	}
+}
+
+var caseTimeout = 60 * time.Second
+
+// kit serves one case.
+type kit struct {
+	t *testing.T
+	f Factory
+}
+
+// server is a running runtime.
+type server struct {
+	rt   runtime.Runtime
+	addr string
+}
+
+// testOptions are the defaults of the kit: the runtime's defaults, with
+// short timeouts so that cases stay fast.
+func testOptions() api.Options {
+	return api.Options{
+		CloseTimeout: 2 * time.Second,
+		WriteTimeout: 5 * time.Second,
+		Logger:       slog.New(slog.DiscardHandler),
+	}
+}
+
+// serve starts the runtime with routes set up by setup. The server is shut
+// down at the end of the case, and the case fails if goroutines remain.
+func (k *kit) serve(o api.Options, setup func(r *api.Router)) *server {
+	t := k.t
+	t.Helper()
+	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) }) // runs last
+	r := api.NewRouter()
+	setup(r)
+	rt, err := k.f(r, o)
+	if err != nil {
+		t.Fatalf("new runtime: %v", err)
+	}
+	a, err := rt.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	s := &server{rt: rt, addr: a.(*net.TCPAddr).String()}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := rt.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return s
+}
+
+// echo serves a blocking echo at /echo with o.
+func (k *kit) echo(o api.Options) *server {
+	return k.serve(o, func(r *api.Router) { r.Handle("/echo", echo) })
+}
+
+func echo(ws api.Conn) {
+	for {
+		m, err := ws.Receive()
+		if err != nil {
+			return
+		}
+		if ws.Send(m) != nil {
+			return
+		}
+	}
+}
+
+// within fails the test when ch does not yield within d.
+func within[T any](t *testing.T, d time.Duration, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(d):
+		t.Fatalf("timed out after %v waiting for %s", d, what)
+	}
+	var zero T
+	return zero
+}
