@@ -15,8 +15,8 @@ package runtimetest
 import (
 	"context"
 	"log/slog"
-	"runtime/debug"
 	"net"
+	"runtime/debug"
 	"testing"
 	"time"
 
