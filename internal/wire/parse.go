@@ -166,6 +166,9 @@ func (p *Parser) header(b []byte) (h ws.Header, n int, ok bool, err error) {
 	case 127:
 		n += 8
 	}
+	if n == 10 && len(b) >= 10 && b[2]&0x80 != 0 {
+		return h, 0, false, p.fail(api.StatusProtocolError, "frame length has its most significant bit set")
+	}
 	masked := b[1]&0x80 != 0
 	if masked {
 		n += 4
@@ -181,11 +184,7 @@ func (p *Parser) header(b []byte) (h ws.Header, n int, ok bool, err error) {
 	case 126:
 		h.Length = int64(binary.BigEndian.Uint16(b[2:4]))
 	case 127:
-		u := binary.BigEndian.Uint64(b[2:10])
-		if u>>63 != 0 {
-			return h, 0, false, p.fail(api.StatusProtocolError, "frame length has its most significant bit set")
-		}
-		h.Length = int64(u)
+		h.Length = int64(binary.BigEndian.Uint64(b[2:10])) // top bit checked above
 	default:
 		h.Length = int64(l)
 	}
