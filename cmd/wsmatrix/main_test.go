@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wsmatrix-test")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "wsmatrix")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		panic("go build: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// server is a running `wsmatrix serve`.
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+	logs *bytes.Buffer
+	done chan error
+}
+
+var listening = regexp.MustCompile(`msg=listening runtime=(\S+) addr=(\S+)`)
+
+func startServe(t *testing.T, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(binary, append([]string{"serve", "--addr=127.0.0.1:0"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			s.logs.WriteString(sc.Text() + "\n")
+			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
+				addr <- m[2]
+			}
+		}
+		s.done <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-s.done
+	})
+	select {
+	case s.addr = <-addr:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server did not log its address: %s", s.logs)
+	}
+	return s
+}
+
+func TestServeInteropGorilla(t *testing.T) {
+	s := startServe(t, "--runtime=stdhttp")
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	c, resp, err := d.Dial("ws://"+s.addr+"/echo", nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+
+	for _, m := range []struct {
+		typ  int
+		data []byte
+	}{
+		{websocket.TextMessage, []byte("héllo wsmatrix")},
+		{websocket.BinaryMessage, []byte{0, 1, 2, 255}},
+		{websocket.BinaryMessage, bytes.Repeat([]byte{7}, 200000)},
+		{websocket.TextMessage, []byte("")},
+	} {
+		if err := c.WriteMessage(m.typ, m.data); err != nil {
+			t.Fatal(err)
+		}
+		typ, p, err := c.ReadMessage()
+		if err != nil || typ != m.typ || !bytes.Equal(p, m.data) {
+			t.Fatalf("echo of %d bytes type %d: got type %d, %d bytes, %v", len(m.data), m.typ, typ, len(p), err)
+		}
+	}
+
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(data string) error { pong <- data; return nil })
+	if err := c.WriteControl(websocket.PingMessage, []byte("ping-1"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c.WriteMessage(websocket.TextMessage, []byte("after ping"))
+	if _, p, err := c.ReadMessage(); err != nil || string(p) != "after ping" { // the pong handler runs inside ReadMessage
+		t.Fatalf("%q %v", p, err)
+	}
+	select {
+	case p := <-pong:
+		if p != "ping-1" {
+			t.Fatalf("pong %q", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no pong")
+	}
+
+	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4001, "client done"), time.Now().Add(time.Second))
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4001 {
+		t.Fatalf("close: %v, want the server to echo 4001", err)
+	}
+}
+
+func TestServeSIGTERMClosesWith1001(t *testing.T) {
+	s := startServe(t)
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/echo", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err = c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Fatalf("got %v, want close 1001", err)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, s.logs)
+		}
+		s.done <- nil
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not exit after SIGTERM")
+	}
+}
+
+func TestUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"serve", "--help"}, 0, "-read-limit"},
+		{[]string{"serve", "--no-such-flag"}, 2, "flag provided but not defined"},
+		{[]string{"serve", "--runtime=nope"}, 2, `unknown runtime "nope"`},
+		{[]string{"serve", "--read-limit=-5"}, 2, "ReadLimit"},
+		{[]string{"serve", "--log-level=loud"}, 2, "--log-level"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{}, 2, "Usage"},
+		{[]string{"runtimes"}, 0, "stdhttp (default)"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			cmd := exec.Command(binary, tt.args...)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			err := cmd.Run()
+			code := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.code || !strings.Contains(out.String(), tt.out) {
+				t.Fatalf("exit %d, output:\n%s\nwant exit %d and %q", code, out.String(), tt.code, tt.out)
+			}
+		})
+	}
+}
+
