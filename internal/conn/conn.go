@@ -40,6 +40,7 @@ type Conn struct {
 	// Close state.
 	mu          sync.Mutex
 	closing     bool            // the connection is ending: no more messages
+	ending      atomic.Bool     // closing, readable without mu
 	closeErr    *api.CloseError // what the handler is told
 	peerClosed  bool            // the peer's close frame arrived
 	finished    bool            // the socket is closed
@@ -101,8 +102,7 @@ func (c *Conn) Ended() <-chan struct{} { return c.ended }
 // Run calls the handler, recovers its panic (close 1011) and closes the
 // connection with 1000 when it returns, unless it chose the event style.
 func (c *Conn) Run(h api.Handler) {
-	c.srv.handlers.Add(1)
-	defer c.srv.handlers.Done()
+	defer c.srv.handlers.Done() // added by NewConn: Run is called once per connection
 	if !c.protect(func() { h(c) }) {
 		return
 	}
@@ -297,10 +297,9 @@ func (c *Conn) ReadLoop(r interface{ Read([]byte) (int, error) }, prefix []byte)
 			if full {
 				select {
 				case <-c.space:
-					continue
-				case <-c.ended:
-					return
+				case <-c.ctx.Done(): // ending: Feed drops data from now on
 				}
+				continue
 			}
 		}
 		if n == len(buf) { // cannot happen: Feed always consumes a MinBuffer
@@ -330,7 +329,9 @@ func (c *Conn) ReadLoop(r interface{ Read([]byte) (int, error) }, prefix []byte)
 // took a message.
 func (c *Conn) Feed(b []byte) (used int, full bool) {
 	for {
-		if len(c.inbox) == cap(c.inbox) {
+		// While ending, data is dropped, so a full inbox must not stop the
+		// reader from seeing the peer's close frame.
+		if len(c.inbox) == cap(c.inbox) && !c.ending.Load() {
 			return used, true
 		}
 		ev, n, err := c.parser.Parse(b[used:])
@@ -545,6 +546,7 @@ func (c *Conn) begin(ce *api.CloseError) bool {
 		return false
 	}
 	c.closing, c.closeErr = true, ce
+	c.ending.Store(true)
 	c.scheduleLocked()
 	c.mu.Unlock()
 	c.cancel()

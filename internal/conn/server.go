@@ -71,13 +71,18 @@ func (s *Server) Release() {
 }
 
 // NewConn makes the connection for an admitted, accepted upgrade.
-// The runtime then feeds it input (ReadLoop or Feed) and runs the handler
-// with Run.
+// The runtime then feeds it input (ReadLoop or Feed) and must call Run,
+// once, to run the handler.
 func (s *Server) NewConn(t Transport, r *http.Request, subprotocol string, remote net.Addr) *Conn {
 	c := newConn(s, t, r, subprotocol, remote)
+	s.handlers.Add(1) // done when Run returns
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
+	closing := s.closing
 	s.mu.Unlock()
+	if closing { // Shutdown began during the upgrade
+		go c.closeWith(api.StatusGoingAway, "server shutting down")
+	}
 	return c
 }
 
