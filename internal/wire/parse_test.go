@@ -269,6 +269,28 @@ func benchParse(b *testing.B, text []byte) {
 	}
 }
 
+// BenchmarkPeerGobwas1KiB does the same work the way a server built
+// directly on gobwas/ws does (ReadFrame from a reader, unmask, utf8.Valid),
+// for a ratio measured in the same run.
+func BenchmarkPeerGobwas1KiB(b *testing.B) {
+	text := bytes.Repeat([]byte("wsmatrix 1KiB text frame, plain ascii. "), 30)[:1024]
+	frame := clientFrame(true, 0, ws.OpText, text)
+	r := bytes.NewReader(frame)
+	b.SetBytes(int64(len(frame)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Reset(frame)
+		f, err := ws.ReadFrame(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f = ws.UnmaskFrameInPlace(f)
+		if !utf8.Valid(f.Payload) {
+			b.Fatal("invalid")
+		}
+	}
+}
+
 func BenchmarkCopy1KiB(b *testing.B) { // the copy BenchmarkParseText1KiB includes
 	frame := make([]byte, 1032)
 	buf := make([]byte, len(frame))
