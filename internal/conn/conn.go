@@ -34,8 +34,11 @@ type Conn struct {
 	msgType  api.MessageType
 	lastRead atomic.Int64 // unix nanoseconds of the last input
 
-	inbox chan api.Message
-	space chan struct{} // signalled when the handler takes a message
+	inbox  chan api.Message
+	paused atomic.Bool   // Feed stopped on a full inbox
+	space  chan struct{} // ReadLoop waits here while paused
+	lw     LoopWriter    // the transport's in-loop writer, if any
+	due    atomic.Int64  // unix nanoseconds when the clock should tick this conn
 
 	// Close state.
 	mu          sync.Mutex
@@ -46,7 +49,6 @@ type Conn struct {
 	finished    bool            // the socket is closed
 	ended       chan struct{}   // closed when finished
 	closeTimer  *time.Timer
-	pingTimer   *time.Timer
 	pingSent    int64 // unix nanoseconds of the unanswered ping, or 0
 	eventStyle  bool
 	onMessage   func(api.Message)
@@ -70,15 +72,17 @@ func newConn(s *Server, t Transport, r *http.Request, proto string, remote net.A
 	c := &Conn{
 		srv: s, opts: &s.opts, t: t, req: r, proto: proto, remote: remote,
 		inbox: make(chan api.Message, s.opts.InboxSize),
-		space: make(chan struct{}, 1),
 		ended: make(chan struct{}),
+	}
+	c.lw, _ = t.(LoopWriter)
+	if _, ok := t.(Resumer); !ok {
+		c.space = make(chan struct{}, 1)
 	}
 	c.parser = *wire.NewParser(s.opts.ReadLimit)
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.lastRead.Store(time.Now().UnixNano())
-	if s.opts.PingInterval > 0 || s.opts.IdleTimeout > 0 {
-		c.pingTimer = time.AfterFunc(c.nextTick(time.Now()), c.tick)
-	}
+	now := time.Now()
+	c.lastRead.Store(now.UnixNano())
+	c.due.Store(now.Add(c.nextTick(now)).UnixNano())
 	return c
 }
 
@@ -120,7 +124,7 @@ func (c *Conn) protect(f func()) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.opts.Logger.Error("wsmatrix: handler panic", "path", c.req.URL.Path, "panic", v, "stack", string(debug.Stack()))
-			c.closeWith(api.StatusInternalError, "")
+			c.closeWith(api.StatusInternalError, "", false)
 			ok = false
 		}
 	}()
@@ -187,8 +191,15 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context) (api.Messa
 	}
 }
 
-// took tells the reader there is room in the inbox again.
+// took tells a paused reader there is room in the inbox again.
 func (c *Conn) took() {
+	if !c.paused.CompareAndSwap(true, false) {
+		return
+	}
+	if r, ok := c.t.(Resumer); ok {
+		r.Resume()
+		return
+	}
 	select {
 	case c.space <- struct{}{}:
 	default:
@@ -332,7 +343,11 @@ func (c *Conn) Feed(b []byte) (used int, full bool) {
 		// While ending, data is dropped, so a full inbox must not stop the
 		// reader from seeing the peer's close frame.
 		if len(c.inbox) == cap(c.inbox) && !c.ending.Load() {
-			return used, true
+			c.paused.Store(true)
+			// The handler may have taken a message before paused was set.
+			if len(c.inbox) == cap(c.inbox) || !c.paused.CompareAndSwap(true, false) {
+				return used, true
+			}
 		}
 		ev, n, err := c.parser.Parse(b[used:])
 		used += n
@@ -342,7 +357,7 @@ func (c *Conn) Feed(b []byte) (used int, full bool) {
 			c.wmu.Lock()
 			c.failed = true
 			c.wmu.Unlock()
-			c.closeWith(ce.Code, ce.Reason)
+			c.closeWith(ce.Code, ce.Reason, true)
 			return len(b), false // discard the rest until the socket closes
 		}
 		switch ev.Kind {
@@ -361,11 +376,11 @@ func (c *Conn) Feed(b []byte) (used int, full bool) {
 				c.msg = nil
 			}
 		case wire.Ping:
-			c.sendFrame(wire.OpPong, ev.Payload, false)
+			c.sendFrame(wire.OpPong, ev.Payload, false, true)
 		case wire.Pong:
 			// any input proves the peer alive: lastRead is enough
 		case wire.Close:
-			c.peerClose(ev.Code, ev.Reason)
+			c.peerClose(ev.Code, ev.Reason, true)
 			return len(b), false
 		}
 	}
@@ -387,26 +402,27 @@ func (c *Conn) deliver(m api.Message) {
 func (c *Conn) Send(m api.Message) error {
 	switch m.Type {
 	case api.Text:
-		return c.sendFrame(wire.OpText, m.Data, true)
+		return c.sendFrame(wire.OpText, m.Data, true, false)
 	case api.Binary:
-		return c.sendFrame(wire.OpBinary, m.Data, true)
+		return c.sendFrame(wire.OpBinary, m.Data, true, false)
 	}
 	return fmt.Errorf("wsmatrix: Send: invalid message type %d", m.Type)
 }
 
 // SendText sends a text message.
-func (c *Conn) SendText(s string) error { return c.sendFrame(wire.OpText, []byte(s), true) }
+func (c *Conn) SendText(s string) error { return c.sendFrame(wire.OpText, []byte(s), true, false) }
 
 // SendBinary sends a binary message.
-func (c *Conn) SendBinary(p []byte) error { return c.sendFrame(wire.OpBinary, p, true) }
+func (c *Conn) SendBinary(p []byte) error { return c.sendFrame(wire.OpBinary, p, true, false) }
 
 const bigFrame = 64 << 10 // payloads larger than this are written without a copy
 
 // sendFrame writes a frame, or queues it behind the frames of a concurrent
 // sender, which then writes it. Order is the order of the calls; frames
-// never interleave. data is false for pongs: they are dropped rather than
-// waited for when the queue is full.
-func (c *Conn) sendFrame(op ws.OpCode, p []byte, data bool) error {
+// never interleave. data is false for control frames: they are queued even
+// past the bound rather than waited for. loop is true when called from Feed,
+// which must not block on an event loop.
+func (c *Conn) sendFrame(op ws.OpCode, p []byte, data, loop bool) error {
 	c.wmu.Lock()
 	for c.flushing {
 		if c.sendClosed {
@@ -421,7 +437,7 @@ func (c *Conn) sendFrame(op ws.OpCode, p []byte, data bool) error {
 		}
 		if c.opts.SendQueueFull == api.QueueClose {
 			c.wmu.Unlock()
-			c.closeWith(api.StatusPolicyViolation, "send queue full")
+			c.closeWith(api.StatusPolicyViolation, "send queue full", false)
 			return fmt.Errorf("wsmatrix: send: %w (connection closed with 1008)", api.ErrQueueFull)
 		}
 		if c.roomWait == nil {
@@ -430,7 +446,7 @@ func (c *Conn) sendFrame(op ws.OpCode, p []byte, data bool) error {
 		wait := c.roomWait
 		c.wmu.Unlock()
 		if !c.waitRoom(wait) {
-			c.closeWith(api.StatusPolicyViolation, "send queue full")
+			c.closeWith(api.StatusPolicyViolation, "send queue full", false)
 			return fmt.Errorf("wsmatrix: send: %w for %v (connection closed with 1008)", api.ErrQueueFull, c.opts.WriteTimeout)
 		}
 		c.wmu.Lock()
@@ -445,14 +461,35 @@ func (c *Conn) sendFrame(op ws.OpCode, p []byte, data bool) error {
 	var err error
 	if len(p) > bigFrame {
 		c.scratch = wire.AppendHeader(c.scratch[:0], op, len(p))
-		if err = c.t.Write(c.scratch); err == nil {
-			err = c.t.Write(p)
+		if err = c.write(c.scratch, loop); err == nil {
+			err = c.write(p, loop)
 		}
 	} else {
 		c.scratch = wire.AppendFrame(c.scratch[:0], op, p)
-		err = c.t.Write(c.scratch)
+		err = c.write(c.scratch, loop)
 	}
-	return c.flush(err)
+	return c.flush(err, loop)
+}
+
+// LoopWriter is implemented by transports of event-loop runtimes, whose
+// Write waits for the loop: WriteInLoop writes from the loop itself (from
+// within Feed) without waiting.
+type LoopWriter interface {
+	WriteInLoop(b []byte) error
+}
+
+// Resumer is implemented by transports of event-loop runtimes: Resume
+// asks the loop to feed the connection again after Feed reported a full
+// inbox. Other transports are fed by ReadLoop.
+type Resumer interface {
+	Resume()
+}
+
+func (c *Conn) write(b []byte, loop bool) error {
+	if loop && c.lw != nil {
+		return c.lw.WriteInLoop(b)
+	}
+	return c.t.Write(b)
 }
 
 func (c *Conn) waitRoom(wait chan struct{}) bool {
@@ -478,7 +515,7 @@ func (c *Conn) waitRoom(wait chan struct{}) bool {
 
 // flush writes what others queued while this goroutine held the writer
 // role, then gives the role up.
-func (c *Conn) flush(err error) error {
+func (c *Conn) flush(err error, loop bool) error {
 	for {
 		if err != nil {
 			c.wmu.Lock()
@@ -513,7 +550,7 @@ func (c *Conn) flush(err error) error {
 		c.scratch, c.out = c.out, c.scratch[:0]
 		c.queued = 0
 		c.wmu.Unlock()
-		err = c.t.Write(c.scratch)
+		err = c.write(c.scratch, loop)
 	}
 }
 
@@ -532,7 +569,7 @@ func (c *Conn) Close(code api.StatusCode, reason string) error {
 	if err := wire.CheckClose(code, reason); err != nil {
 		return fmt.Errorf("wsmatrix: Close: %w", err)
 	}
-	c.closeWith(code, reason)
+	c.closeWith(code, reason, false)
 	<-c.ended // bounded: closeWith arms CloseTimeout
 	return nil
 }
@@ -555,7 +592,7 @@ func (c *Conn) begin(ce *api.CloseError) bool {
 
 // closeWith sends a close frame with code and ends the connection once the
 // peer answers or CloseTimeout passes.
-func (c *Conn) closeWith(code api.StatusCode, reason string) {
+func (c *Conn) closeWith(code api.StatusCode, reason string, loop bool) {
 	if !c.begin(&api.CloseError{Code: code, Reason: reason}) {
 		return
 	}
@@ -564,17 +601,17 @@ func (c *Conn) closeWith(code api.StatusCode, reason string) {
 		c.closeTimer = time.AfterFunc(c.opts.CloseTimeout, func() { c.abortQuiet() })
 	}
 	c.mu.Unlock()
-	c.queueClose(code, reason, false)
+	c.queueClose(code, reason, false, loop)
 }
 
 // peerClose handles the peer's close frame: answer it, then close the
 // socket (the server closes TCP first, RFC 6455 7.1.1).
-func (c *Conn) peerClose(code api.StatusCode, reason string) {
+func (c *Conn) peerClose(code api.StatusCode, reason string, loop bool) {
 	c.mu.Lock()
 	c.peerClosed = true
 	c.mu.Unlock()
 	if c.begin(&api.CloseError{Code: code, Reason: reason}) {
-		c.queueClose(code, "", true)
+		c.queueClose(code, "", true, loop)
 		return
 	}
 	// Our close frame was sent first: this is the answer.
@@ -588,7 +625,7 @@ func (c *Conn) peerClose(code api.StatusCode, reason string) {
 }
 
 // queueClose sends the close frame as the last frame.
-func (c *Conn) queueClose(code api.StatusCode, reason string, thenFinish bool) {
+func (c *Conn) queueClose(code api.StatusCode, reason string, thenFinish, loop bool) {
 	c.wmu.Lock()
 	if c.sendClosed {
 		c.wmu.Unlock()
@@ -605,7 +642,7 @@ func (c *Conn) queueClose(code api.StatusCode, reason string, thenFinish bool) {
 	c.flushing = true
 	c.wmu.Unlock()
 	c.scratch = wire.AppendClose(c.scratch[:0], code, reason)
-	c.flush(c.t.Write(c.scratch))
+	c.flush(c.write(c.scratch, loop), loop)
 }
 
 // peerGone handles the end of input without a close handshake.
@@ -633,9 +670,6 @@ func (c *Conn) finish() {
 	if c.closeTimer != nil {
 		c.closeTimer.Stop()
 	}
-	if c.pingTimer != nil {
-		c.pingTimer.Stop()
-	}
 	c.mu.Unlock()
 	c.t.Close()
 	close(c.ended)
@@ -644,6 +678,7 @@ func (c *Conn) finish() {
 
 // ---- keepalive ----
 
+// nextTick is how long until the keepalive state of c can change.
 func (c *Conn) nextTick(now time.Time) time.Duration {
 	last := time.Unix(0, c.lastRead.Load())
 	next := time.Duration(1<<63 - 1)
@@ -661,9 +696,8 @@ func (c *Conn) nextTick(now time.Time) time.Duration {
 }
 
 // tick sends pings, drops peers that stopped answering and closes idle
-// connections. It runs on the connection's one timer.
-func (c *Conn) tick() {
-	now := time.Now()
+// connections. The server's clock calls it once c.due has passed.
+func (c *Conn) tick(now time.Time) {
 	last := c.lastRead.Load()
 	c.mu.Lock()
 	if c.closing || c.finished {
@@ -684,16 +718,14 @@ func (c *Conn) tick() {
 		ping = true
 		c.pingSent = now.UnixNano()
 	}
-	if !idleOut && !dead {
-		c.pingTimer.Reset(c.nextTick(now))
-	}
+	c.due.Store(now.Add(c.nextTick(now)).UnixNano())
 	c.mu.Unlock()
 	switch {
 	case idleOut:
-		c.closeWith(api.StatusGoingAway, "idle timeout")
+		c.closeWith(api.StatusGoingAway, "idle timeout", false)
 	case dead:
 		c.abort("no answer to ping")
 	case ping:
-		c.sendFrame(wire.OpPing, nil, false)
+		c.sendFrame(wire.OpPing, nil, false, false)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/wsmatrix/wsmatrix/api"
 )
@@ -34,6 +35,12 @@ type Server struct {
 	open     atomic.Int64
 	handlers sync.WaitGroup // Conn.Run calls in progress
 	live     sync.WaitGroup // connections not yet finished
+
+	// One clock for the keepalive of all connections, running while any
+	// connection is open: no timer per connection.
+	tickEvery time.Duration // 0: no keepalive
+	clockStop chan struct{} // non-nil while the clock runs
+	clockWG   sync.WaitGroup
 }
 
 // NewServer returns a server for opts, which must have been completed with
@@ -41,7 +48,54 @@ type Server struct {
 func NewServer(opts api.Options) *Server {
 	s := &Server{opts: opts, conns: map[*Conn]struct{}{}}
 	s.pool.max = opts.Workers
+	s.tickEvery = clockPeriod(&opts)
 	return s
+}
+
+// clockPeriod is the keepalive clock's resolution: a quarter of the
+// shortest keepalive duration, between 5 ms and 1 s.
+func clockPeriod(o *api.Options) time.Duration {
+	shortest := time.Duration(0)
+	for _, d := range []time.Duration{o.PingInterval, o.IdleTimeout} {
+		if d > 0 && (shortest == 0 || d < shortest) {
+			shortest = d
+		}
+	}
+	if shortest == 0 {
+		return 0
+	}
+	if o.PingInterval > 0 && o.PongTimeout < shortest {
+		shortest = o.PongTimeout
+	}
+	return min(max(shortest/4, 5*time.Millisecond), time.Second)
+}
+
+// runClock ticks the connections whose keepalive is due, until stop.
+func (s *Server) runClock(stop chan struct{}) {
+	defer s.clockWG.Done()
+	t := time.NewTicker(s.tickEvery)
+	defer t.Stop()
+	var due []*Conn
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			n := now.UnixNano()
+			s.mu.Lock()
+			for c := range s.conns {
+				if c.due.Load() <= n {
+					due = append(due, c)
+				}
+			}
+			s.mu.Unlock()
+			for _, c := range due {
+				c.tick(now)
+			}
+			clear(due)
+			due = due[:0]
+		}
+	}
 }
 
 // Options returns the server's options.
@@ -79,9 +133,14 @@ func (s *Server) NewConn(t Transport, r *http.Request, subprotocol string, remot
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	closing := s.closing
+	if s.tickEvery > 0 && s.clockStop == nil {
+		s.clockStop = make(chan struct{})
+		s.clockWG.Add(1)
+		go s.runClock(s.clockStop)
+	}
 	s.mu.Unlock()
 	if closing { // Shutdown began during the upgrade
-		go c.closeWith(api.StatusGoingAway, "server shutting down")
+		go c.closeWith(api.StatusGoingAway, "server shutting down", false)
 	}
 	return c
 }
@@ -89,6 +148,10 @@ func (s *Server) NewConn(t Transport, r *http.Request, subprotocol string, remot
 func (s *Server) forget(c *Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if len(s.conns) == 0 && s.clockStop != nil {
+		close(s.clockStop)
+		s.clockStop = nil
+	}
 	s.mu.Unlock()
 	s.open.Add(-1)
 	s.live.Done()
@@ -102,13 +165,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	s.mu.Unlock()
 	for _, c := range s.snapshot() {
-		go c.closeWith(api.StatusGoingAway, "server shutting down")
+		go c.closeWith(api.StatusGoingAway, "server shutting down", false)
 	}
 	done := make(chan struct{})
 	go func() {
-		s.live.Wait()
-		s.handlers.Wait()
-		s.pool.wait()
+		s.Wait()
 		close(done)
 	}()
 	select {
@@ -137,4 +198,5 @@ func (s *Server) Wait() {
 	s.live.Wait()
 	s.handlers.Wait()
 	s.pool.wait()
+	s.clockWG.Wait()
 }
