@@ -318,15 +318,12 @@ func (c *Conn) ReadLoop(r interface{ Read([]byte) (int, error) }, prefix []byte)
 			return
 		}
 		k, err := r.Read(buf[n:])
-		if k > 0 {
-			c.lastRead.Store(time.Now().UnixNano())
-			n += k
-		}
+		n += k
 		if err != nil {
 			if n > 0 {
 				c.Feed(buf[:n])
 			}
-			c.peerGone(err)
+			c.Gone(err)
 			return
 		}
 	}
@@ -339,6 +336,9 @@ func (c *Conn) ReadLoop(r interface{ Read([]byte) (int, error) }, prefix []byte)
 // it stopped because the inbox is full: feed the rest once the handler
 // took a message.
 func (c *Conn) Feed(b []byte) (used int, full bool) {
+	if len(b) > 0 {
+		c.lastRead.Store(time.Now().UnixNano()) // for keepalive: the peer is alive
+	}
 	for {
 		// While ending, data is dropped, so a full inbox must not stop the
 		// reader from seeing the peer's close frame.
@@ -645,11 +645,16 @@ func (c *Conn) queueClose(code api.StatusCode, reason string, thenFinish, loop b
 	c.flush(c.write(c.scratch, loop), loop)
 }
 
-// peerGone handles the end of input without a close handshake.
-func (c *Conn) peerGone(err error) {
+// Gone tells the connection its socket ended (EOF, reset, closed) without
+// a close handshake; the handler sees 1006. It may be called more than once.
+func (c *Conn) Gone(err error) {
 	c.begin(&api.CloseError{Code: api.StatusAbnormalClosure, Reason: "connection lost: " + err.Error()})
 	c.finish()
 }
+
+// Fail closes the connection with code, from the goroutine or loop that
+// feeds it (for limits the runtime enforces, such as a buffer bound).
+func (c *Conn) Fail(code api.StatusCode, reason string) { c.closeWith(code, reason, true) }
 
 // abort cuts the connection without a close handshake.
 func (c *Conn) abort(why string) {
@@ -671,6 +676,9 @@ func (c *Conn) finish() {
 		c.closeTimer.Stop()
 	}
 	c.mu.Unlock()
+	c.wmu.Lock()
+	c.sendClosed = true // nothing more is written to a closed socket
+	c.wmu.Unlock()
 	c.t.Close()
 	close(c.ended)
 	c.srv.forget(c)
