@@ -16,3 +16,11 @@ func Echo(ws api.Conn) {
 		}
 	}
 }
+
+// EchoEvent sends every message back with its type, in event style: the
+// connection holds no goroutine of its own while idle.
+func EchoEvent(ws api.Conn) {
+	ws.OnMessage(func(m api.Message) {
+		ws.Send(m)
+	})
+}

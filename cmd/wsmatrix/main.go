@@ -33,7 +33,7 @@ func main() {
 const usage = `wsmatrix serves WebSocket handlers on interchangeable runtimes.
 
 Usage:
-  wsmatrix serve [flags]    serve the built-in handlers (/echo)
+  wsmatrix serve [flags]    serve the built-in handlers (/echo, /echo-event)
   wsmatrix runtimes         list the runtimes built into this binary
 
 Run 'wsmatrix serve --help' for the flags.
@@ -108,6 +108,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	router := api.NewRouter()
 	router.Handle("/echo", handlers.Echo)
+	router.Handle("/echo-event", handlers.EchoEvent)
 
 	rt, err := runtime.New(*rtName, router, o)
 	if err != nil {
@@ -121,7 +122,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Error("cannot listen", "runtime", rt.Name(), "addr", *addr, "err", err)
 		return 1
 	}
-	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "routes", "/echo")
+	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "routes", "/echo /echo-event")
 	<-ctx.Done()
 	logger.Info("stopping", "runtime", rt.Name(), "grace", *grace)
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)

@@ -77,10 +77,24 @@ func startServe(t *testing.T, args ...string) *server {
 	return s
 }
 
+var runtimes = []string{"stdhttp", "gnet"}
+
 func TestServeInteropGorilla(t *testing.T) {
-	s := startServe(t, "--runtime=stdhttp")
+	for _, rt := range runtimes {
+		for _, path := range []string{"/echo", "/echo-event"} {
+			t.Run(rt+path, func(t *testing.T) {
+				s := startServe(t, "--runtime="+rt)
+				interop(t, "ws://"+s.addr+path)
+			})
+		}
+	}
+}
+
+// interop exchanges text, binary, a ping and a close code with gorilla's
+// client.
+func interop(t *testing.T, url string) {
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-	c, resp, err := d.Dial("ws://"+s.addr+"/echo", nil)
+	c, resp, err := d.Dial(url, nil)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
@@ -135,7 +149,13 @@ func TestServeInteropGorilla(t *testing.T) {
 }
 
 func TestServeSIGTERMClosesWith1001(t *testing.T) {
-	s := startServe(t)
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) { sigterm(t, rt) })
+	}
+}
+
+func sigterm(t *testing.T, rt string) {
+	s := startServe(t, "--runtime="+rt)
 	c, _, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/echo", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -173,6 +193,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"frobnicate"}, 2, "unknown command"},
 		{[]string{}, 2, "Usage"},
 		{[]string{"runtimes"}, 0, "stdhttp (default)"},
+		{[]string{"runtimes"}, 0, "gnet"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -1,6 +1,3 @@
-// Package all registers every runtime that is built into the program.
+// Package all registers every runtime built into the program. The build
+// tags no_stdhttp and no_gnet leave a runtime, and its dependencies, out.
 package all
-
-import (
-	_ "github.com/wsmatrix/wsmatrix/runtime/stdhttp" // net/http runtime
-)
