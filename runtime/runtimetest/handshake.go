@@ -1,6 +1,7 @@
 package runtimetest
 
 import (
+	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -118,6 +119,26 @@ func handshakeCases() []testCase {
 				t.Fatalf("status %d", resp.StatusCode)
 			}
 			c.expectMessage(ws.OpText, []byte("early"))
+		}},
+		testCase{name: "handshake/request_byte_by_byte_then_frame", run: func(t *testing.T, k *kit) {
+			s := k.echo(testOptions())
+			nc, err := net.Dial("tcp", s.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &client{t: t, conn: nc, br: bufio.NewReader(nc)}
+			defer nc.Close()
+			for _, b := range []byte(upgradeHead(s.addr, "/echo")) {
+				nc.Write([]byte{b})
+				time.Sleep(200 * time.Microsecond)
+			}
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(c.br, nil)
+			if err != nil || resp.StatusCode != 101 {
+				t.Fatalf("response %v %v", resp, err)
+			}
+			c.text("after a slow request")
+			c.expectMessage(ws.OpText, []byte("after a slow request"))
 		}},
 		testCase{name: "handshake/slowloris_cut_at_handshake_timeout", run: func(t *testing.T, k *kit) {
 			o := testOptions()

@@ -1,0 +1,103 @@
+package gnet_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/runtime/gnet"
+)
+
+func start(t *testing.T, o api.Options, setup func(r *api.Router)) string {
+	t.Helper()
+	r := api.NewRouter()
+	setup(r)
+	s, err := gnet.New(r, o, gnet.WithLoops(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(t.Context()) })
+	return a.String()
+}
+
+func TestHealthzAndPlainHTTP(t *testing.T) {
+	addr := start(t, api.Options{}, func(r *api.Router) { r.Handle("/ws", func(api.Conn) {}) })
+	for path, want := range map[string]int{"/healthz": 200, "/ws": 426, "/other": 404} {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want || (path == "/healthz" && strings.TrimSpace(string(body)) != "ok") {
+			t.Fatalf("%s: %d %q, want %d", path, resp.StatusCode, body, want)
+		}
+	}
+}
+
+// TestFloodWhileHandlerDoesNotReceive: gnet cannot stop reading a socket,
+// so a peer that sends faster than its handler receives is cut with 1008
+// once the bound is passed, instead of growing server memory.
+func TestFloodWhileHandlerDoesNotReceive(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	addr := start(t, api.Options{InboxSize: 2}, func(r *api.Router) {
+		r.Handle("/deaf", func(ws api.Conn) { <-release })
+	})
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	br := bufio.NewReader(nc)
+	io.WriteString(nc, "GET /deaf HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	var frame bytes.Buffer
+	payload := make([]byte, 32<<10)
+	ws.WriteHeader(&frame, ws.Header{Fin: true, OpCode: ws.OpBinary, Length: int64(len(payload)), Masked: true})
+	frame.Write(payload) // zero mask: payload as is
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		for n < 64<<20 {
+			k, err := nc.Write(frame.Bytes())
+			n += k
+			if err != nil {
+				break
+			}
+		}
+		sent <- n
+	}()
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	h, err := ws.ReadHeader(br)
+	if err != nil || h.OpCode != ws.OpClose {
+		t.Fatalf("got %+v %v, want a close frame", h, err)
+	}
+	p := make([]byte, h.Length)
+	io.ReadFull(br, p)
+	if code := binary.BigEndian.Uint16(p); code != 1008 {
+		t.Fatalf("close code %d %q, want 1008", code, p[2:])
+	}
+	nc.Close()
+	if n := <-sent; n >= 64<<20 {
+		t.Fatalf("the server took all %d bytes", n)
+	}
+}
