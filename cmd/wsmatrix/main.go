@@ -34,6 +34,7 @@ const usage = `wsmatrix serves WebSocket handlers on interchangeable runtimes.
 
 Usage:
   wsmatrix serve [flags]    serve the built-in handlers (/echo, /echo-event)
+  wsmatrix bench [flags]    measure runtimes side by side (echo, idle)
   wsmatrix runtimes         list the runtimes built into this binary
 
 Run 'wsmatrix serve --help' for the flags.
@@ -47,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return bench(ctx, args[1:], stdout, stderr)
 	case "runtimes":
 		for _, n := range runtime.Names() {
 			def := ""

@@ -214,4 +214,3 @@ func TestUsage(t *testing.T) {
 		})
 	}
 }
-

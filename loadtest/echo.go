@@ -1,0 +1,140 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+// EchoConfig describes the echo scenario: Conns connections, each with one
+// message of Size bytes in flight, for Duration.
+type EchoConfig struct {
+	URL      string
+	PID      int
+	Conns    int
+	Size     int
+	Duration time.Duration
+	Sources  int
+	Text     bool // send text (ASCII) instead of binary
+}
+
+// EchoResult is what the echo scenario measured.
+type EchoResult struct {
+	Conns           int            `json:"conns"`
+	Size            int            `json:"size"`
+	Messages        int64          `json:"messages"`
+	Duration        time.Duration  `json:"duration_ns"`
+	PerSecond       float64        `json:"messages_per_second"`
+	ServerCPU       time.Duration  `json:"server_cpu_ns"`
+	ServerCPUPerMsg float64        `json:"server_cpu_us_per_message"`
+	P50, P90, P99   time.Duration  `json:"-"`
+	P999            time.Duration  `json:"-"`
+	Errors          map[string]int `json:"errors,omitempty"`
+}
+
+// Echo runs the echo scenario and reads the server's CPU time over it.
+func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
+	if cfg.Conns <= 0 || cfg.Conns > maxFiles-100 {
+		return EchoResult{}, fmt.Errorf("loadtest: echo: %d connections; one process may open about %d files", cfg.Conns, maxFiles)
+	}
+	if cfg.Duration <= 0 || cfg.Duration > 10*time.Minute {
+		return EchoResult{}, fmt.Errorf("loadtest: echo: duration %v not in (0, 10m]", cfg.Duration)
+	}
+	d, err := newDialer(cfg.URL, max(cfg.Sources, 4))
+	if err != nil {
+		return EchoResult{}, err
+	}
+	conns := make([]net.Conn, 0, cfg.Conns)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range cfg.Conns {
+		c, err := d.dial(ctx, i)
+		if err != nil {
+			return EchoResult{}, fmt.Errorf("loadtest: echo: dial: %w", err)
+		}
+		conns = append(conns, c)
+	}
+	op := ws.OpBinary
+	payload := bytes.Repeat([]byte{'x'}, cfg.Size)
+	if cfg.Text {
+		op = ws.OpText
+	}
+
+	before, err := ReadProc(cfg.PID)
+	if err != nil {
+		return EchoResult{}, err
+	}
+	var (
+		total atomic.Int64
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		hist  = hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
+		errs  = map[string]int{}
+	)
+	start := time.Now()
+	stop := start.Add(cfg.Duration)
+	for _, c := range conns {
+		wg.Go(func() {
+			h := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
+			var n int64
+			var ferr error
+			for time.Now().Before(stop) && ctx.Err() == nil {
+				t0 := time.Now()
+				c.SetDeadline(t0.Add(10 * time.Second))
+				if err := wsutil.WriteClientMessage(c, op, payload); err != nil {
+					ferr = err
+					break
+				}
+				p, _, err := wsutil.ReadServerData(c)
+				if err != nil {
+					ferr = err
+					break
+				}
+				if len(p) != len(payload) {
+					ferr = errors.New("echo of a different length")
+					break
+				}
+				h.RecordValue(int64(time.Since(t0) / time.Microsecond))
+				n++
+			}
+			total.Add(n)
+			mu.Lock()
+			hist.Merge(h)
+			if ferr != nil {
+				errs[errKind(ferr)]++
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	after, err := ReadProc(cfg.PID)
+	if err != nil {
+		return EchoResult{}, err
+	}
+	r := EchoResult{
+		Conns: cfg.Conns, Size: cfg.Size, Messages: total.Load(), Duration: elapsed,
+		ServerCPU: after.CPU - before.CPU, Errors: errs,
+		P50:  time.Duration(hist.ValueAtQuantile(50)) * time.Microsecond,
+		P90:  time.Duration(hist.ValueAtQuantile(90)) * time.Microsecond,
+		P99:  time.Duration(hist.ValueAtQuantile(99)) * time.Microsecond,
+		P999: time.Duration(hist.ValueAtQuantile(99.9)) * time.Microsecond,
+	}
+	if r.Messages > 0 {
+		r.PerSecond = float64(r.Messages) / elapsed.Seconds()
+		r.ServerCPUPerMsg = float64(r.ServerCPU/time.Microsecond) / float64(r.Messages)
+	}
+	return r, nil
+}

@@ -1,0 +1,109 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// IdleConfig describes the idle scenario: ramp to Conns connections, hold
+// them without traffic, and read the server's memory.
+type IdleConfig struct {
+	URL     string
+	PID     int           // the server's process, for /proc
+	Conns   int           // connections to open
+	Sources int           // loopback source addresses (127.0.0.1..); default 4
+	Dialers int           // handshakes in flight at once; default 64
+	Settle  time.Duration // wait after the ramp before reading memory; default 2 s
+	Timeout time.Duration // bound on the whole ramp; default 2 min
+}
+
+// IdleResult is what the idle scenario measured.
+type IdleResult struct {
+	Conns        int            `json:"conns"` // connections open at the reading
+	RSSBefore    int64          `json:"rss_before_bytes"`
+	RSSAfter     int64          `json:"rss_after_bytes"`
+	BytesPerConn float64        `json:"bytes_per_conn"`
+	Ramp         time.Duration  `json:"ramp_ns"`
+	Errors       map[string]int `json:"errors,omitempty"`
+}
+
+// maxFiles is about what one process may open here.
+const maxFiles = 19900
+
+// Idle runs the idle scenario. The connections are held by the client
+// without any goroutine of its own, and closed before it returns.
+func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
+	if cfg.Conns <= 0 || cfg.Conns > maxFiles-100 {
+		return IdleResult{}, fmt.Errorf("loadtest: idle: %d connections; one process may open about %d files", cfg.Conns, maxFiles)
+	}
+	cfg.Sources = max(cfg.Sources, 4)
+	if cfg.Dialers <= 0 {
+		cfg.Dialers = 64
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 2 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 2 * time.Minute
+	}
+	d, err := newDialer(cfg.URL, cfg.Sources)
+	if err != nil {
+		return IdleResult{}, err
+	}
+	before, err := ReadProc(cfg.PID)
+	if err != nil {
+		return IdleResult{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		errs  = map[string]int{}
+		work  = make(chan int)
+		wg    sync.WaitGroup
+	)
+	start := time.Now()
+	for range cfg.Dialers {
+		wg.Go(func() {
+			for i := range work {
+				c, err := d.dial(ctx, i)
+				mu.Lock()
+				if err != nil {
+					errs[errKind(err)]++
+				} else {
+					conns = append(conns, c)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for i := 0; i < cfg.Conns && ctx.Err() == nil; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	ramp := time.Since(start)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	select {
+	case <-time.After(cfg.Settle):
+	case <-ctx.Done():
+	}
+	after, err := ReadProc(cfg.PID)
+	if err != nil {
+		return IdleResult{}, err
+	}
+	r := IdleResult{Conns: len(conns), RSSBefore: before.RSS, RSSAfter: after.RSS, Ramp: ramp, Errors: errs}
+	if len(conns) > 0 {
+		r.BytesPerConn = float64(after.RSS-before.RSS) / float64(len(conns))
+	}
+	return r, nil
+}

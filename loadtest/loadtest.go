@@ -1,0 +1,127 @@
+// Package loadtest drives WebSocket servers with bounded load scenarios and
+// reads the server's cost from /proc: memory per idle connection and CPU
+// per echoed message. It measures any server reachable on loopback, given
+// its URL and process id.
+package loadtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Proc is a reading of a process's cost.
+type Proc struct {
+	CPU time.Duration // user + system time so far
+	RSS int64         // resident memory, bytes
+}
+
+// ReadProc reads /proc/PID/stat and /proc/PID/status.
+func ReadProc(pid int) (Proc, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return Proc{}, err
+	}
+	// Fields after the command name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return Proc{}, fmt.Errorf("loadtest: short /proc/%d/stat", pid)
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	p := Proc{CPU: time.Duration(utime+stime) * time.Second / ticks}
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Proc{}, err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(s))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			p.RSS = kb << 10
+		}
+	}
+	return p, nil
+}
+
+// dialer opens WebSocket client connections from a rotation of loopback
+// source addresses, so that many connections do not exhaust one address's
+// ephemeral ports.
+type dialer struct {
+	u       *url.URL
+	sources []net.IP
+}
+
+func newDialer(rawURL string, sources int) (*dialer, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "ws" {
+		return nil, fmt.Errorf("loadtest: %s: only ws:// URLs", rawURL)
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("loadtest: %s: load goes to loopback addresses only", rawURL)
+	}
+	d := &dialer{u: u}
+	for i := range max(sources, 1) {
+		d.sources = append(d.sources, net.IPv4(127, 0, 0, byte(1+i)))
+	}
+	return d, nil
+}
+
+// dial opens connection number i and completes the handshake.
+func (d *dialer) dial(ctx context.Context, i int) (net.Conn, error) {
+	src := d.sources[i%len(d.sources)]
+	nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 10 * time.Second}
+	wd := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return nd.DialContext(ctx, network, addr)
+	}, Timeout: 10 * time.Second}
+	c, br, _, err := wd.Dial(ctx, d.u.String())
+	if err != nil {
+		return nil, err
+	}
+	if br != nil { // the server sent frames right behind its answer: not expected here
+		ws.PutReader(br)
+	}
+	return c, nil
+}
+
+// errKind names an error for the error counts of a result.
+func errKind(err error) string {
+	var ne net.Error
+	switch {
+	case err == nil:
+		return ""
+	case strings.Contains(err.Error(), "too many open files"):
+		return "too many open files"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "refused"
+	case strings.Contains(err.Error(), "reset by peer"):
+		return "reset"
+	case asNetError(err, &ne) && ne.Timeout():
+		return "timeout"
+	case strings.Contains(err.Error(), "unexpected HTTP response status"):
+		return "handshake refused"
+	}
+	return "other"
+}
+
+func asNetError(err error, ne *net.Error) bool {
+	e, ok := err.(net.Error)
+	if ok {
+		*ne = e
+	}
+	return ok
+}
