@@ -25,7 +25,7 @@ type Conn struct {
 	proto  string
 	remote net.Addr
 
-	ctx    context.Context
+	ctx    context.Context // made on first Context call
 	cancel context.CancelFunc
 
 	// Read side, owned by the goroutine or event loop that feeds input.
@@ -34,7 +34,13 @@ type Conn struct {
 	msgType  api.MessageType
 	lastRead atomic.Int64 // unix nanoseconds of the last input
 
-	inbox  chan api.Message
+	// The inbox, guarded by mu: received messages waiting for the
+	// handler. Its storage is dropped whenever it empties, so an idle
+	// connection holds none.
+	queue  []api.Message
+	qhead  int
+	inboxN atomic.Int32  // len(queue) - qhead, for Feed's lock-free check
+	ready  chan struct{} // made by a waiting Receive; signalled on each message
 	paused atomic.Bool   // Feed stopped on a full inbox
 	space  chan struct{} // ReadLoop waits here while paused
 	lw     LoopWriter    // the transport's in-loop writer, if any
@@ -47,7 +53,7 @@ type Conn struct {
 	closeErr    *api.CloseError // what the handler is told
 	peerClosed  bool            // the peer's close frame arrived
 	finished    bool            // the socket is closed
-	ended       chan struct{}   // closed when finished
+	ended       chan struct{}   // made by a waiter; closed when finished
 	closeTimer  *time.Timer
 	pingSent    int64 // unix nanoseconds of the unanswered ping, or 0
 	eventStyle  bool
@@ -71,15 +77,12 @@ type Conn struct {
 func newConn(s *Server, t Transport, r *http.Request, proto string, remote net.Addr) *Conn {
 	c := &Conn{
 		srv: s, opts: &s.opts, t: t, req: r, proto: proto, remote: remote,
-		inbox: make(chan api.Message, s.opts.InboxSize),
-		ended: make(chan struct{}),
 	}
 	c.lw, _ = t.(LoopWriter)
 	if _, ok := t.(Resumer); !ok {
 		c.space = make(chan struct{}, 1)
 	}
 	c.parser = *wire.NewParser(s.opts.ReadLimit)
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
 	c.due.Store(now.Add(c.nextTick(now)).UnixNano())
@@ -97,11 +100,38 @@ func (c *Conn) Subprotocol() string { return c.proto }
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
-// Context is done once the connection is ending.
-func (c *Conn) Context() context.Context { return c.ctx }
+// Context is done once the connection is ending. It is made on first use:
+// a connection whose handler never asks holds none.
+func (c *Conn) Context() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		if c.closing {
+			c.cancel()
+		}
+	}
+	return c.ctx
+}
 
-// Ended is closed once the socket is closed.
-func (c *Conn) Ended() <-chan struct{} { return c.ended }
+var closedCh = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// endedCh returns a channel closed once the socket is closed.
+func (c *Conn) endedCh() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		return closedCh
+	}
+	if c.ended == nil {
+		c.ended = make(chan struct{})
+	}
+	return c.ended
+}
 
 // Run calls the handler, recovers its panic (close 1011) and closes the
 // connection with 1000 when it returns, unless it chose the event style.
@@ -135,60 +165,82 @@ func (c *Conn) protect(f func()) (ok bool) {
 // ---- receiving ----
 
 // Receive returns the next message.
-func (c *Conn) Receive() (api.Message, error) { return c.receive(nil, nil) }
+func (c *Conn) Receive() (api.Message, error) { return c.receive(nil, nil, false) }
 
 // ReceiveTimeout returns the next message or ErrTimeout after d.
 func (c *Conn) ReceiveTimeout(d time.Duration) (api.Message, error) {
 	if d <= 0 {
-		select {
-		case m := <-c.inbox:
-			c.took()
-			return m, nil
-		default:
-		}
-		if err := c.endedErr(); err != nil {
-			return api.Message{}, err
-		}
-		return api.Message{}, api.ErrTimeout
+		return c.receive(nil, nil, true)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	return c.receive(t.C, nil)
+	return c.receive(t.C, nil, false)
 }
 
 // ReceiveContext returns the next message or ctx.Err().
 func (c *Conn) ReceiveContext(ctx context.Context) (api.Message, error) {
-	return c.receive(nil, ctx)
+	return c.receive(nil, ctx, false)
 }
 
-func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context) (api.Message, error) {
+func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool) (api.Message, error) {
 	var cancel <-chan struct{}
 	if ctx != nil {
 		cancel = ctx.Done()
 	}
-	c.mu.Lock()
-	event := c.eventStyle
-	c.mu.Unlock()
-	if event {
-		return api.Message{}, api.ErrEventStyle
-	}
-	select {
-	case m := <-c.inbox:
-		c.took()
-		return m, nil
-	case <-c.ctx.Done():
-		select {
-		case m := <-c.inbox: // delivered before the end: never lost
+	for {
+		c.mu.Lock()
+		if c.eventStyle {
+			c.mu.Unlock()
+			return api.Message{}, api.ErrEventStyle
+		}
+		if m, ok := c.popLocked(); ok { // messages received before the end are never lost
+			c.mu.Unlock()
 			c.took()
 			return m, nil
-		default:
 		}
-		return api.Message{}, c.endedErr()
-	case <-timeout:
-		return api.Message{}, api.ErrTimeout
-	case <-cancel:
-		return api.Message{}, ctx.Err()
+		if c.closing {
+			err := c.closeErr
+			c.mu.Unlock()
+			return api.Message{}, err
+		}
+		if poll {
+			c.mu.Unlock()
+			return api.Message{}, api.ErrTimeout
+		}
+		if c.ready == nil {
+			c.ready = make(chan struct{}, 1)
+		}
+		ready := c.ready
+		c.mu.Unlock()
+		select {
+		case <-ready:
+		case <-timeout:
+			return api.Message{}, api.ErrTimeout
+		case <-cancel:
+			return api.Message{}, ctx.Err()
+		}
 	}
+}
+
+// full reports whether the inbox holds InboxSize messages.
+func (c *Conn) full() bool { return int(c.inboxN.Load()) >= c.opts.InboxSize }
+
+// popLocked takes the oldest message of the inbox.
+func (c *Conn) popLocked() (api.Message, bool) {
+	if c.qhead == len(c.queue) {
+		return api.Message{}, false
+	}
+	m := c.queue[c.qhead]
+	c.queue[c.qhead] = api.Message{}
+	c.qhead++
+	if c.qhead == len(c.queue) {
+		c.queue, c.qhead = c.queue[:0], 0
+		if cap(c.queue) > 4 {
+			c.queue = nil // a burst's storage is not kept by an idle connection
+		}
+	}
+	c.inboxN.Add(-1)
+	return m, true
 }
 
 // took tells a paused reader there is room in the inbox again.
@@ -239,7 +291,7 @@ func (c *Conn) scheduleLocked() {
 	if c.scheduled {
 		return
 	}
-	if (c.onMessage != nil && len(c.inbox) > 0) || (c.onClose != nil && c.closing && !c.onCloseDone) {
+	if (c.onMessage != nil && c.qhead < len(c.queue)) || (c.onClose != nil && c.closing && !c.onCloseDone) {
 		c.scheduled = true
 		c.srv.pool.schedule(c)
 	}
@@ -251,24 +303,23 @@ func (c *Conn) runEvents() (again bool) {
 	for range 64 {
 		c.mu.Lock()
 		fn := c.onMessage
+		var m api.Message
+		ok := fn != nil
+		if ok {
+			m, ok = c.popLocked()
+		}
 		c.mu.Unlock()
-		if fn == nil {
+		if !ok {
 			break
 		}
-		select {
-		case m := <-c.inbox:
-			c.took()
-			if !c.protect(func() { fn(m) }) {
-				return c.reschedule()
-			}
-			continue
-		default:
+		c.took()
+		if !c.protect(func() { fn(m) }) {
+			return c.reschedule()
 		}
-		break
 	}
 	c.mu.Lock()
 	var onClose func(*api.CloseError)
-	if c.closing && c.onClose != nil && !c.onCloseDone && (c.onMessage == nil || len(c.inbox) == 0) {
+	if c.closing && c.onClose != nil && !c.onCloseDone && (c.onMessage == nil || c.qhead == len(c.queue)) {
 		c.onCloseDone = true
 		onClose = c.onClose
 	}
@@ -282,7 +333,7 @@ func (c *Conn) runEvents() (again bool) {
 func (c *Conn) reschedule() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	more := (c.onMessage != nil && len(c.inbox) > 0) || (c.onClose != nil && c.closing && !c.onCloseDone)
+	more := (c.onMessage != nil && c.qhead < len(c.queue)) || (c.onClose != nil && c.closing && !c.onCloseDone)
 	if !more {
 		c.scheduled = false
 	}
@@ -306,10 +357,7 @@ func (c *Conn) ReadLoop(r interface{ Read([]byte) (int, error) }, prefix []byte)
 			used, full := c.Feed(buf[:n])
 			n = copy(buf, buf[used:n])
 			if full {
-				select {
-				case <-c.space:
-				case <-c.ctx.Done(): // ending: Feed drops data from now on
-				}
+				<-c.space // room again, or the connection is ending (Feed then drops data)
 				continue
 			}
 		}
@@ -342,10 +390,10 @@ func (c *Conn) Feed(b []byte) (used int, full bool) {
 	for {
 		// While ending, data is dropped, so a full inbox must not stop the
 		// reader from seeing the peer's close frame.
-		if len(c.inbox) == cap(c.inbox) && !c.ending.Load() {
+		if c.full() && !c.ending.Load() {
 			c.paused.Store(true)
 			// The handler may have taken a message before paused was set.
-			if len(c.inbox) == cap(c.inbox) || !c.paused.CompareAndSwap(true, false) {
+			if c.full() || !c.paused.CompareAndSwap(true, false) {
 				return used, true
 			}
 		}
@@ -392,7 +440,17 @@ func (c *Conn) deliver(m api.Message) {
 	if c.closing {
 		return // after our close frame, data is dropped (RFC 6455 5.5.1)
 	}
-	c.inbox <- m // never blocks: Feed checked for room and is the only sender
+	if c.queue == nil {
+		c.queue = make([]api.Message, 0, min(c.opts.InboxSize, 4))
+	}
+	c.queue = append(c.queue, m) // within InboxSize: Feed checked for room and is the only sender
+	c.inboxN.Add(1)
+	if c.ready != nil {
+		select {
+		case c.ready <- struct{}{}:
+		default:
+		}
+	}
 	c.scheduleLocked()
 }
 
@@ -493,11 +551,12 @@ func (c *Conn) write(b []byte, loop bool) error {
 }
 
 func (c *Conn) waitRoom(wait chan struct{}) bool {
+	ended := c.endedCh()
 	if c.opts.WriteTimeout <= 0 {
 		select {
 		case <-wait:
 			return true
-		case <-c.ended:
+		case <-ended:
 			return true // the loop then reports the close
 		}
 	}
@@ -506,7 +565,7 @@ func (c *Conn) waitRoom(wait chan struct{}) bool {
 	select {
 	case <-wait:
 		return true
-	case <-c.ended:
+	case <-ended:
 		return true
 	case <-t.C:
 		return false
@@ -570,7 +629,7 @@ func (c *Conn) Close(code api.StatusCode, reason string) error {
 		return fmt.Errorf("wsmatrix: Close: %w", err)
 	}
 	c.closeWith(code, reason, false)
-	<-c.ended // bounded: closeWith arms CloseTimeout
+	<-c.endedCh() // bounded: closeWith arms CloseTimeout
 	return nil
 }
 
@@ -585,8 +644,21 @@ func (c *Conn) begin(ce *api.CloseError) bool {
 	c.closing, c.closeErr = true, ce
 	c.ending.Store(true)
 	c.scheduleLocked()
+	if c.ready != nil {
+		close(c.ready) // wakes every waiting Receive; nothing is sent after closing
+		c.ready = closedCh
+	}
+	cancel := c.cancel
 	c.mu.Unlock()
-	c.cancel()
+	if cancel != nil {
+		cancel()
+	}
+	if c.space != nil { // a paused ReadLoop reads on: data is dropped now
+		select {
+		case c.space <- struct{}{}:
+		default:
+		}
+	}
 	return true
 }
 
@@ -675,12 +747,14 @@ func (c *Conn) finish() {
 	if c.closeTimer != nil {
 		c.closeTimer.Stop()
 	}
+	if c.ended != nil {
+		close(c.ended)
+	}
 	c.mu.Unlock()
 	c.wmu.Lock()
 	c.sendClosed = true // nothing more is written to a closed socket
 	c.wmu.Unlock()
 	c.t.Close()
-	close(c.ended)
 	c.srv.forget(c)
 }
 

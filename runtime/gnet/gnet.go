@@ -414,7 +414,9 @@ func (u *upgrader) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler
 		return
 	}
 	u.upgraded = true
-	if err := sess.Write(wire.AppendResponse(nil, acc)); err != nil {
+	// No wait: the loop writes in the order of the calls, so the 101 goes
+	// out before any frame the handler sends, and its buffer is not reused.
+	if err := sess.gc.AsyncWrite(wire.AppendResponse(nil, acc), nil); err != nil {
 		s.ws.Release()
 		sess.gc.Close()
 		return
@@ -426,7 +428,10 @@ func (u *upgrader) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler
 	} else {
 		c.Gone(net.ErrClosed) // the socket closed during the upgrade
 	}
-	c.Run(h)
+	// A fresh goroutine, with a small stack, rather than this one, whose
+	// stack grew through parsing and middleware: a blocking handler keeps
+	// its goroutine for the life of the connection.
+	go c.Run(h)
 }
 
 // ---- the transport ----
