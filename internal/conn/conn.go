@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -23,7 +24,7 @@ type Conn struct {
 	t      Transport
 	req    *http.Request
 	proto  string
-	remote net.Addr
+	remote netip.AddrPort // a net.Addr is made only when asked for
 
 	ctx    context.Context // made on first Context call
 	cancel context.CancelFunc
@@ -74,7 +75,7 @@ type Conn struct {
 	roomWait   chan struct{}
 }
 
-func newConn(s *Server, t Transport, r *http.Request, proto string, remote net.Addr) *Conn {
+func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip.AddrPort) *Conn {
 	c := &Conn{
 		srv: s, opts: &s.opts, t: t, req: r, proto: proto, remote: remote,
 	}
@@ -98,7 +99,7 @@ func (c *Conn) Request() *http.Request { return c.req }
 func (c *Conn) Subprotocol() string { return c.proto }
 
 // RemoteAddr returns the peer's address.
-func (c *Conn) RemoteAddr() net.Addr { return c.remote }
+func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }
 
 // Context is done once the connection is ending. It is made on first use:
 // a connection whose handler never asks holds none.

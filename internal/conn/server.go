@@ -2,8 +2,8 @@ package conn
 
 import (
 	"context"
-	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,7 +127,8 @@ func (s *Server) Release() {
 // NewConn makes the connection for an admitted, accepted upgrade.
 // The runtime then feeds it input (ReadLoop or Feed) and must call Run,
 // once, to run the handler.
-func (s *Server) NewConn(t Transport, r *http.Request, subprotocol string, remote net.Addr) *Conn {
+func (s *Server) NewConn(t Transport, r *http.Request, subprotocol string, remote netip.AddrPort) *Conn {
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()) // 127.0.0.1, not ::ffff:127.0.0.1
 	c := newConn(s, t, r, subprotocol, remote)
 	s.handlers.Add(1) // done when Run returns
 	s.mu.Lock()

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -448,7 +449,7 @@ const (
 type session struct {
 	s      *Server
 	gc     gnetv2.Conn
-	remote net.Addr
+	remote netip.AddrPort
 	state  atomic.Int32
 	c      atomic.Pointer[conn.Conn]
 
@@ -459,18 +460,11 @@ type session struct {
 
 func newSession(s *Server, gc gnetv2.Conn) *session {
 	sess := &session{s: s, gc: gc}
-	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok { // gnet's address is only valid in the loop
-		sess.remote = &net.TCPAddr{IP: append(net.IP(nil), a.IP...), Port: a.Port, Zone: a.Zone}
-	} else {
-		sess.remote = stringAddr(gc.RemoteAddr().String())
+	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok { // gnet's address is only valid in the loop: copy it
+		sess.remote = a.AddrPort()
 	}
 	return sess
 }
-
-type stringAddr string
-
-func (a stringAddr) Network() string { return "tcp" }
-func (a stringAddr) String() string  { return string(a) }
 
 func (sess *session) callback(c gnetv2.Conn, err error) error {
 	sess.outbound.Store(int64(c.OutboundBuffered()))

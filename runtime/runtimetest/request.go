@@ -134,6 +134,14 @@ func requestCases() []testCase {
 			cl.finishClose(api.StatusNormalClosure)
 		}})
 	}
+	cases = append(cases, testCase{name: "request/remote_address", run: func(t *testing.T, k *kit) {
+		s := k.serve(testOptions(), func(r *api.Router) {
+			r.Handle("/a", func(ws api.Conn) { ws.SendText(ws.RemoteAddr().String() + " " + ws.Request().RemoteAddr) })
+		})
+		c := dial(t, s.addr, "/a")
+		local := c.conn.LocalAddr().String()
+		c.expectMessage(ws.OpText, []byte(local+" "+local))
+	}})
 	cases = append(cases, testCase{name: "request/survives_the_connection", run: func(t *testing.T, k *kit) {
 		s := k.serve(testOptions(), func(r *api.Router) {
 			r.Handle("/chat/{room}", func(ws api.Conn) {

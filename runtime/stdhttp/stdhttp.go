@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -105,7 +106,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) 
 		return
 	}
 	req := detach(r)
-	c := s.ws.NewConn(t, req, acc.Subprotocol, nc.RemoteAddr())
+	c := s.ws.NewConn(t, req, acc.Subprotocol, addrPort(nc.RemoteAddr()))
 	go c.ReadLoop(nc, prefix)
 	c.Run(h)
 }
@@ -116,6 +117,14 @@ func detach(r *http.Request) *http.Request {
 	r2 := r.WithContext(context.WithoutCancel(r.Context()))
 	r2.Body = http.NoBody
 	return r2
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
 }
 
 type transport struct {
