@@ -1,11 +1,15 @@
 package conn
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // pool runs the event-style callbacks of all connections of a server on at
 // most max goroutines. A connection is queued at most once at a time, so
-// its messages run in order and one at a time; workers exit when there is
-// nothing to do, so an idle server holds no worker.
+// its messages run in order and one at a time. A worker with nothing to do
+// waits a moment for more (so a steady load does not start a goroutine per
+// message) and then exits: an idle server holds no worker.
 type pool struct {
 	max int
 
@@ -13,13 +17,25 @@ type pool struct {
 	ready   []*Conn
 	head    int
 	running int
+	idle    int           // workers waiting in linger
+	wake    chan struct{} // one token per woken idle worker
 	wg      sync.WaitGroup
 }
+
+// linger is how long an idle worker waits for work before it exits.
+const linger = 20 * time.Millisecond
 
 func (p *pool) schedule(c *Conn) {
 	p.mu.Lock()
 	p.ready = append(p.ready, c)
-	if p.running < p.max {
+	switch {
+	case p.idle > 0:
+		p.idle--
+		p.wake <- struct{}{} // buffered for every worker: never blocks
+	case p.running < p.max:
+		if p.wake == nil {
+			p.wake = make(chan struct{}, p.max)
+		}
 		p.running++
 		p.wg.Add(1)
 		go p.work()
@@ -29,10 +45,29 @@ func (p *pool) schedule(c *Conn) {
 
 func (p *pool) work() {
 	defer p.wg.Done()
+	t := time.NewTimer(linger)
+	defer t.Stop()
+	p.mu.Lock()
 	for {
-		p.mu.Lock()
 		if p.head == len(p.ready) {
 			p.ready, p.head = p.ready[:0], 0
+			p.idle++
+			p.mu.Unlock()
+			t.Reset(linger)
+			select {
+			case <-p.wake:
+				p.mu.Lock()
+				continue
+			case <-t.C:
+			}
+			p.mu.Lock()
+			if p.idle == 0 { // a token was sent for us just as we timed out
+				p.mu.Unlock()
+				<-p.wake
+				p.mu.Lock()
+				continue
+			}
+			p.idle--
 			p.running--
 			p.mu.Unlock()
 			return
@@ -46,10 +81,10 @@ func (p *pool) work() {
 			p.ready, p.head = p.ready[:n], 0
 		}
 		p.mu.Unlock()
-		if c.runEvents() {
-			p.mu.Lock()
+		again := c.runEvents()
+		p.mu.Lock()
+		if again {
 			p.ready = append(p.ready, c) // behind the others: fairness
-			p.mu.Unlock()
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/handlers"
@@ -30,6 +31,15 @@ func main() {
 		panic(err)
 	}
 	fmt.Println(a.String(), os.Getpid())
+	if len(os.Args) > 3 {
+		pf, _ := os.Create(os.Args[3])
+		pprof.StartCPUProfile(pf)
+		go func() {
+			time.Sleep(12 * time.Second)
+			pprof.StopCPUProfile()
+			pf.Close()
+		}()
+	}
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGUSR1)
 	<-ch

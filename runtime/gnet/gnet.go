@@ -453,9 +453,12 @@ type session struct {
 	state  atomic.Int32
 	c      atomic.Pointer[conn.Conn]
 
-	done     chan error // the result of the one write in flight
-	outbound atomic.Int64
+	mu       sync.Mutex
+	pending  [][]byte // buffers handed to the loop, oldest first
+	err      error    // the first failed write
 	cb       gnetv2.AsyncCallback
+	inflight atomic.Int64 // bytes handed to the loop and not yet written or buffered
+	outbound atomic.Int64 // bytes gnet holds for the peer, as of the last write
 }
 
 func newSession(s *Server, gc gnetv2.Conn) *session {
@@ -466,66 +469,106 @@ func newSession(s *Server, gc gnetv2.Conn) *session {
 	return sess
 }
 
-func (sess *session) callback(c gnetv2.Conn, err error) error {
+// written runs on the loop after each AsyncWrite of this session, in the
+// order of the writes: it recycles the oldest buffer and records how much
+// gnet still holds for the peer.
+func (sess *session) written(c gnetv2.Conn, err error) error {
+	sess.mu.Lock()
+	b := sess.pending[0]
+	sess.pending[0] = nil
+	sess.pending = sess.pending[1:]
+	if len(sess.pending) == 0 {
+		sess.pending = nil
+	}
+	if err != nil && sess.err == nil {
+		sess.err = err
+	}
+	sess.mu.Unlock()
+	sess.inflight.Add(-int64(len(b)))
 	sess.outbound.Store(int64(c.OutboundBuffered()))
-	sess.done <- err
+	putBuf(b)
 	return nil
 }
 
-// Write hands b to the loop and waits until the loop has written it or
-// taken it into gnet's outbound buffer (so b may be reused). While that
-// buffer holds more than outboundLimit, it waits for the peer to read, up
-// to WriteTimeout.
+// Write copies b and hands the copy to the loop, without waiting for it:
+// the loop writes in the order of the calls. While the bytes the peer has
+// not taken (in flight to the loop, or held by gnet) pass outboundLimit,
+// it waits for the peer to read, up to WriteTimeout, or fails at once
+// under QueueClose.
 func (sess *session) Write(b []byte) error {
-	if sess.done == nil { // writes are never concurrent: no lock needed
-		sess.done = make(chan error, 1)
-		sess.cb = sess.callback
+	sess.mu.Lock()
+	err := sess.err
+	if err == nil {
+		buf := append(getBuf(len(b)), b...)
+		sess.pending = append(sess.pending, buf)
+		sess.inflight.Add(int64(len(buf)))
+		if sess.cb == nil {
+			sess.cb = sess.written
+		}
+		if err = sess.gc.AsyncWrite(buf, sess.cb); err != nil {
+			sess.pending = sess.pending[:len(sess.pending)-1]
+			sess.inflight.Add(-int64(len(buf)))
+		}
 	}
-	if err := sess.gc.AsyncWrite(b, sess.cb); err != nil {
+	sess.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	if err := sess.wait(); err != nil {
-		return err
-	}
-	if sess.outbound.Load() <= outboundLimit {
+	if sess.backlog() <= outboundLimit {
 		return nil
 	}
 	o := sess.s.opts
 	if o.SendQueueFull == api.QueueClose {
-		return fmt.Errorf("wsmatrix: gnet: %w: %d bytes wait for the peer", api.ErrQueueFull, sess.outbound.Load())
+		return fmt.Errorf("wsmatrix: gnet: %w: %d bytes wait for the peer", api.ErrQueueFull, sess.backlog())
 	}
 	deadline := time.Now().Add(o.WriteTimeout)
-	for delay := time.Millisecond; sess.outbound.Load() > outboundLimit; delay = min(2*delay, 50*time.Millisecond) {
+	for delay := time.Millisecond; sess.backlog() > outboundLimit; delay = min(2*delay, 50*time.Millisecond) {
 		if o.WriteTimeout > 0 && time.Now().After(deadline) {
-			return fmt.Errorf("wsmatrix: gnet: write timeout: %d bytes wait for the peer", sess.outbound.Load())
+			return fmt.Errorf("wsmatrix: gnet: write timeout: %d bytes wait for the peer", sess.backlog())
 		}
 		time.Sleep(delay)
+		done := make(chan struct{})
 		err := sess.gc.EventLoop().Execute(context.Background(), gnetv2.RunnableFunc(func(context.Context) error {
 			sess.outbound.Store(int64(sess.gc.OutboundBuffered()))
-			sess.done <- nil
+			close(done)
 			return nil
 		}))
 		if err != nil {
 			return err
 		}
-		if err := sess.wait(); err != nil {
-			return err
+		select {
+		case <-done:
+		case <-time.After(time.Second): // a stopped loop never answers
+			return errors.New("wsmatrix: gnet: event loop did not answer")
 		}
 	}
 	return nil
 }
 
-// wait waits for the loop to run the write or check in flight. The loop
-// never blocks, so this is short; the bound only guards against a loop
-// that stopped.
-func (sess *session) wait() error {
-	t := time.NewTimer(30 * time.Second)
-	defer t.Stop()
-	select {
-	case err := <-sess.done:
-		return err
-	case <-t.C:
-		return errors.New("wsmatrix: gnet: event loop did not answer")
+func (sess *session) backlog() int64 { return sess.inflight.Load() + sess.outbound.Load() }
+
+// Write buffers come from size-classed pools.
+var bufPools [8]sync.Pool // 512 B << i
+
+func getBuf(n int) []byte {
+	for i := range bufPools {
+		if size := 512 << i; n <= size {
+			if b, ok := bufPools[i].Get().(*[]byte); ok {
+				return (*b)[:0]
+			}
+			return make([]byte, 0, size)
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+func putBuf(b []byte) {
+	for i := range bufPools {
+		if cap(b) == 512<<i {
+			b = b[:0]
+			bufPools[i].Put(&b)
+			return
+		}
 	}
 }
 
