@@ -1,0 +1,62 @@
+package loadtest_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/handlers"
+	"github.com/wsmatrix/wsmatrix/loadtest"
+	"github.com/wsmatrix/wsmatrix/runtime/stdhttp"
+)
+
+func server(t *testing.T) string {
+	r := api.NewRouter()
+	r.Handle("/echo", handlers.Echo)
+	s, err := stdhttp.New(r, api.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return "ws://" + a.String() + "/echo"
+}
+
+func TestReadProc(t *testing.T) {
+	p, err := loadtest.ReadProc(os.Getpid())
+	if err != nil || p.RSS <= 0 {
+		t.Fatalf("%+v %v", p, err)
+	}
+}
+
+func TestIdle(t *testing.T) {
+	u := server(t)
+	r, err := loadtest.Idle(context.Background(), loadtest.IdleConfig{URL: u, PID: os.Getpid(), Conns: 50, Settle: 10 * time.Millisecond})
+	if err != nil || r.Conns != 50 || len(r.Errors) != 0 || r.RSSAfter <= 0 {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+func TestEcho(t *testing.T) {
+	u := server(t)
+	r, err := loadtest.Echo(context.Background(), loadtest.EchoConfig{URL: u, PID: os.Getpid(), Conns: 10, Size: 1024, Duration: 300 * time.Millisecond})
+	if err != nil || r.Messages < 10 || len(r.Errors) != 0 || r.P50 <= 0 {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+func TestBounds(t *testing.T) {
+	ctx := context.Background()
+	if _, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: "ws://127.0.0.1:1/x", Conns: 30000}); err == nil || !strings.Contains(err.Error(), "open about") {
+		t.Fatalf("30000 connections: %v", err)
+	}
+	if _, err := loadtest.Echo(ctx, loadtest.EchoConfig{URL: "ws://10.0.0.1:80/x", Conns: 1, Duration: time.Second}); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("non-loopback target: %v", err)
+	}
+}
