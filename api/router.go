@@ -96,6 +96,14 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.root.mux.ServeHTTP(w, r)
 }
 
+// Matches reports whether r's method and path reach one of the router's
+// routes, without running its middleware: for runtimes that put WebSocket
+// routes in front of another handler.
+func (rt *Router) Matches(r *http.Request) bool {
+	_, pattern := rt.root.mux.Handler(r)
+	return pattern != ""
+}
+
 // Upgrader turns an HTTP request into a WebSocket connection served by h.
 // Runtimes implement it; the Router calls it once a request has passed the
 // middleware of a WebSocket route. It writes the error response itself

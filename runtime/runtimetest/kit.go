@@ -62,7 +62,15 @@ func Run(t *testing.T, f Factory) {
 	}
 }
 
-var caseTimeout = 60 * time.Second
+const caseTimeout = 60 * time.Second
+
+// processWide are goroutines that dependencies start once per process and
+// keep: gnet's ants worker pool and fasthttp's date updater.
+var processWide = []goleak.Option{
+	goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
+	goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
+	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+}
 
 // kit serves one case.
 type kit struct {
@@ -91,7 +99,8 @@ func testOptions() api.Options {
 func (k *kit) serve(o api.Options, setup func(r *api.Router)) *server {
 	t := k.t
 	t.Helper()
-	t.Cleanup(func() { goleak.VerifyNone(t, goleak.IgnoreCurrent()) }) // runs last
+	before := goleak.IgnoreCurrent() // the goroutines that exist now are not this case's
+	t.Cleanup(func() { goleak.VerifyNone(t, append([]goleak.Option{before}, processWide...)...) }) // runs last
 	r := api.NewRouter()
 	setup(r)
 	rt, err := k.f(r, o)

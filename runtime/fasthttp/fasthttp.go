@@ -1,0 +1,379 @@
+// Package fasthttp is the fasthttp runtime of wsmatrix: WebSocket routes
+// for services built on github.com/valyala/fasthttp, standalone or in front
+// of an existing fasthttp handler, through RequestCtx.Hijack.
+//
+// The upgrade request is copied out of the RequestCtx before the hijack
+// (fasthttp reuses it afterwards) into the *http.Request that middleware
+// and handlers see. The 101 answer is written by wsmatrix itself
+// (HijackSetNoResponse), so fasthttp's "Connection: close" handling
+// (a close token in the request, MaxRequestsPerConn) cannot spoil it.
+//
+// Per connection, after the upgrade: one reader goroutine with a 4 KiB
+// buffer reading the socket directly (bytes fasthttp had already buffered
+// are taken over first), plus the handler's goroutine in blocking style.
+// fasthttp's own 4 KiB read buffer is released when the server keeps
+// hijacked connections (Start does; call Configure on your own server).
+package fasthttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	fh "github.com/valyala/fasthttp"
+
+	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/conn"
+	"github.com/wsmatrix/wsmatrix/internal/wire"
+	"github.com/wsmatrix/wsmatrix/runtime"
+)
+
+// Name is the name this runtime registers under.
+const Name = "fasthttp"
+
+func init() {
+	runtime.Register(Name, func(r *api.Router, o api.Options) (runtime.Runtime, error) { return New(r, o) })
+}
+
+// Server serves a router over fasthttp.
+type Server struct {
+	router *api.Router
+	ws     *conn.Server
+	opts   *api.Options
+
+	mu           sync.Mutex
+	srv          *fh.Server // the server Start runs, if any
+	served       chan struct{}
+	serveErr     error
+	stopOnce     sync.Once
+	stopErr      error
+	keepHijacked bool // the fasthttp server keeps hijacked connections open
+}
+
+var (
+	_ runtime.Runtime = (*Server)(nil)
+	_ api.Upgrader    = (*upgrader)(nil)
+)
+
+// New returns a fasthttp server for r. It fails when opts holds a value
+// that cannot work.
+func New(r *api.Router, opts api.Options) (*Server, error) {
+	o, err := opts.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ws := conn.NewServer(o)
+	return &Server{router: r, ws: ws, opts: ws.Options()}, nil
+}
+
+// Name returns "fasthttp".
+func (s *Server) Name() string { return Name }
+
+// IdleGoroutines reports the goroutines an idle connection holds: the
+// reader, plus the handler's in blocking style.
+func (s *Server) IdleGoroutines(eventStyle bool) int {
+	if eventStyle {
+		return 1
+	}
+	return 2
+}
+
+// Configure prepares a fasthttp.Server of yours to carry WebSocket
+// connections: it keeps hijacked connections open after the hijack
+// handler returns (KeepHijackedConns), which lets wsmatrix release
+// fasthttp's read buffer and goroutine, and bounds the request head with
+// the handshake options when the server leaves them at zero.
+func (s *Server) Configure(srv *fh.Server) {
+	srv.KeepHijackedConns = true
+	if srv.ReadTimeout == 0 && s.opts.HandshakeTimeout > 0 {
+		srv.ReadTimeout = s.opts.HandshakeTimeout
+	}
+	if srv.ReadBufferSize == 0 {
+		srv.ReadBufferSize = s.opts.MaxHeaderBytes
+	}
+	s.mu.Lock()
+	s.keepHijacked = true
+	s.mu.Unlock()
+}
+
+// Handler serves WebSocket upgrades for the router's routes and passes
+// every other request to next, so WebSocket routes can sit in front of an
+// existing fasthttp application. With a nil next, other requests get the
+// router's answer (404, 405, 426).
+func (s *Server) Handler(next fh.RequestHandler) fh.RequestHandler {
+	return func(ctx *fh.RequestCtx) {
+		if next != nil && !(isUpgrade(ctx) && s.router.Matches(requestForMatch(ctx))) {
+			next(ctx)
+			return
+		}
+		s.serve(ctx)
+	}
+}
+
+func isUpgrade(ctx *fh.RequestCtx) bool {
+	h := http.Header{}
+	for _, v := range ctx.Request.Header.PeekAll("Upgrade") {
+		h.Add("Upgrade", string(v))
+	}
+	return wire.HeaderHasToken(h, "Upgrade", "websocket")
+}
+
+// requestForMatch is the minimal request the router matches on.
+func requestForMatch(ctx *fh.RequestCtx) *http.Request {
+	u, _ := url.ParseRequestURI(string(ctx.RequestURI()))
+	if u == nil {
+		u = &url.URL{Path: "/"}
+	}
+	return &http.Request{Method: string(ctx.Method()), URL: u, Host: string(ctx.Host()), Header: http.Header{}}
+}
+
+// serve runs the router for ctx: middleware, then the upgrade or its
+// answer.
+func (s *Server) serve(ctx *fh.RequestCtx) {
+	r, err := toRequest(ctx)
+	if err != nil {
+		ctx.Error("wsmatrix: bad request: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	w := &responseWriter{ctx: ctx, header: http.Header{}}
+	u := &upgrader{s: s, ctx: ctx}
+	s.router.ServeHTTP(w, r.WithContext(api.WithUpgrader(r.Context(), u)))
+	w.finish()
+}
+
+// toRequest copies everything a handler may read from ctx into a new
+// *http.Request: fasthttp reuses ctx and its byte slices after the hijack.
+func toRequest(ctx *fh.RequestCtx) (*http.Request, error) {
+	rawURI := string(ctx.RequestURI())
+	u, err := url.ParseRequestURI(rawURI)
+	if err != nil {
+		return nil, err
+	}
+	proto := string(ctx.Request.Header.Protocol())
+	major, minor, ok := http.ParseHTTPVersion(proto)
+	if !ok {
+		return nil, fmt.Errorf("malformed protocol %q", proto)
+	}
+	h := make(http.Header)
+	for k, v := range ctx.Request.Header.All() {
+		h.Add(string(k), string(v)) // string() copies
+	}
+	host := string(ctx.Host())
+	h.Del("Host")
+	r := &http.Request{
+		Method:     string(ctx.Method()),
+		URL:        u,
+		Proto:      proto,
+		ProtoMajor: major,
+		ProtoMinor: minor,
+		Header:     h,
+		Body:       http.NoBody,
+		Host:       host,
+		RemoteAddr: ctx.RemoteAddr().String(),
+		RequestURI: rawURI,
+	}
+	return r.WithContext(context.Background()), nil
+}
+
+type upgrader struct {
+	s   *Server
+	ctx *fh.RequestCtx
+}
+
+// Upgrade checks the handshake and hijacks the connection to serve h.
+func (u *upgrader) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
+	s, ctx := u.s, u.ctx
+	acc, err := wire.CheckRequest(r, s.opts)
+	if err != nil {
+		var he *wire.HandshakeError
+		errors.As(err, &he)
+		he.WriteResponse(w)
+		return
+	}
+	if !s.ws.Admit() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "wsmatrix: too many connections", http.StatusServiceUnavailable)
+		return
+	}
+	raw := ctx.Conn()
+	s.mu.Lock()
+	keep := s.keepHijacked
+	s.mu.Unlock()
+	ctx.HijackSetNoResponse(true) // the 101 is ours to write
+	ctx.Hijack(func(hc net.Conn) { s.hijacked(hc, raw, r, acc, h, keep) })
+}
+
+// hijacked runs once fasthttp gave the connection up.
+func (s *Server) hijacked(hc, raw net.Conn, r *http.Request, acc wire.Accept, h api.Handler, keep bool) {
+	t := &transport{c: raw, timeout: s.opts.WriteTimeout}
+	if err := t.Write(wire.AppendResponse(nil, acc)); err != nil {
+		raw.Close()
+		s.ws.Release()
+		return
+	}
+	prefix, err := drain(hc, raw)
+	if err != nil {
+		raw.Close()
+		s.ws.Release()
+		return
+	}
+	c := s.ws.NewConn(t, r, acc.Subprotocol, addrPort(raw.RemoteAddr()))
+	go c.Run(h)
+	if keep {
+		go c.ReadLoop(raw, prefix) // fasthttp releases its reader when we return
+		return
+	}
+	c.ReadLoop(raw, prefix) // fasthttp closes the socket when we return
+}
+
+// drain takes the bytes fasthttp had read past the request (pipelined
+// frames) out of its buffered reader, so that from now on the socket is
+// read directly through one buffer.
+func drain(hc, raw net.Conn) ([]byte, error) {
+	var prefix []byte
+	buf := make([]byte, 4096)
+	raw.SetReadDeadline(time.Unix(1, 0)) // the reader returns what it buffered, then times out
+	defer raw.SetReadDeadline(time.Time{})
+	for {
+		n, err := hc.Read(buf)
+		prefix = append(prefix, buf[:n]...)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return prefix, nil
+			}
+			return nil, err
+		}
+		if len(prefix) > 1<<20 {
+			return nil, errors.New("wsmatrix: fasthttp: more than 1 MiB buffered behind the request")
+		}
+	}
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}
+
+type transport struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (t *transport) Write(b []byte) error {
+	if t.timeout > 0 {
+		t.c.SetWriteDeadline(time.Now().Add(t.timeout))
+	}
+	_, err := t.c.Write(b)
+	return err
+}
+
+func (t *transport) Close() error { return t.c.Close() }
+
+func (t *transport) CloseWrite() error {
+	if cw, ok := t.c.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// responseWriter turns what middleware or the router answer into the
+// fasthttp response.
+type responseWriter struct {
+	ctx    *fh.RequestCtx
+	header http.Header
+	status int
+}
+
+func (w *responseWriter) Header() http.Header { return w.header }
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status != 0 {
+		return
+	}
+	w.status = code
+	for k, vs := range w.header {
+		for _, v := range vs {
+			w.ctx.Response.Header.Add(k, v)
+		}
+	}
+	w.ctx.SetStatusCode(code)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.ctx.Write(p)
+}
+
+func (w *responseWriter) finish() { w.WriteHeader(http.StatusOK) }
+
+// Start listens on addr and serves in the background with its own
+// fasthttp.Server, set up by Configure.
+func (s *Server) Start(addr string) (net.Addr, error) {
+	s.mu.Lock()
+	if s.srv != nil {
+		s.mu.Unlock()
+		return nil, errors.New("wsmatrix: fasthttp: already started")
+	}
+	srv := &fh.Server{
+		Handler:               s.Handler(nil),
+		Name:                  "wsmatrix",
+		NoDefaultServerHeader: true,
+		// One request per WebSocket connection: idle workers go soon, and
+		// the pool's cleaner notices a shutdown within this.
+		MaxIdleWorkerDuration: 100 * time.Millisecond,
+		Logger:                slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
+	}
+	s.srv = srv
+	s.mu.Unlock()
+	s.Configure(srv)
+	if s.opts.HandshakeTimeout > 0 {
+		srv.IdleTimeout = s.opts.HandshakeTimeout
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("wsmatrix: fasthttp: %w", err)
+	}
+	s.served = make(chan struct{})
+	go func() {
+		defer close(s.served)
+		s.serveErr = srv.Serve(l)
+	}()
+	return l.Addr(), nil
+}
+
+// Shutdown stops the server Start runs (fasthttp's own shutdown leaves
+// hijacked connections alone), closes every WebSocket connection with 1001
+// and waits for the handlers, up to ctx's deadline.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	var errs []error
+	if srv != nil {
+		s.stopOnce.Do(func() {
+			s.stopErr = srv.ShutdownWithContext(ctx)
+			<-s.served
+			if s.stopErr == nil {
+				s.stopErr = s.serveErr
+			}
+		})
+		if s.stopErr != nil {
+			errs = append(errs, s.stopErr)
+		}
+	}
+	if err := s.ws.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
