@@ -24,7 +24,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var (
 		scenario  = fs.String("scenario", "echo", "echo or idle")
-		runtimes  = fs.String("runtimes", "stdhttp,gnet", "runtimes to start and measure, in order (the first is the baseline of the ratios)")
+		runtimes  = fs.String("runtimes", "stdhttp,fasthttp,gnet", "runtimes to start and measure, in order (the first is the baseline of the ratios)")
 		paths     = fs.String("paths", "/echo,/echo-event", "handler routes to measure on each runtime")
 		rawURL    = fs.String("url", "", "measure an external server at this ws:// URL instead (needs --pid)")
 		pid       = fs.Int("pid", 0, "process id of the external server")

@@ -77,7 +77,7 @@ func startServe(t *testing.T, args ...string) *server {
 	return s
 }
 
-var runtimes = []string{"stdhttp", "gnet"}
+var runtimes = []string{"stdhttp", "fasthttp", "gnet"}
 
 func TestServeInteropGorilla(t *testing.T) {
 	for _, rt := range runtimes {
@@ -194,6 +194,7 @@ func TestUsage(t *testing.T) {
 		{[]string{}, 2, "Usage"},
 		{[]string{"runtimes"}, 0, "stdhttp (default)"},
 		{[]string{"runtimes"}, 0, "gnet"},
+		{[]string{"runtimes"}, 0, "fasthttp"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

@@ -99,7 +99,7 @@ func testOptions() api.Options {
 func (k *kit) serve(o api.Options, setup func(r *api.Router)) *server {
 	t := k.t
 	t.Helper()
-	before := goleak.IgnoreCurrent() // the goroutines that exist now are not this case's
+	before := goleak.IgnoreCurrent()                                                               // the goroutines that exist now are not this case's
 	t.Cleanup(func() { goleak.VerifyNone(t, append([]goleak.Option{before}, processWide...)...) }) // runs last
 	r := api.NewRouter()
 	setup(r)

@@ -1,0 +1,5 @@
+//go:build !no_fasthttp
+
+package all
+
+import _ "github.com/wsmatrix/wsmatrix/runtime/fasthttp" // fasthttp runtime
