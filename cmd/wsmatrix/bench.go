@@ -26,6 +26,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		scenario  = fs.String("scenario", "echo", "echo or idle")
 		runtimes  = fs.String("runtimes", "stdhttp,fasthttp,gnet", "runtimes to start and measure, in order (the first is the baseline of the ratios)")
 		paths     = fs.String("paths", "/echo,/echo-event", "handler routes to measure on each runtime")
+		peers     = fs.String("peers", "", "also start and measure peer servers: name=/path/to/binary,... (each takes --addr, serves /echo, logs addr=)")
 		rawURL    = fs.String("url", "", "measure an external server at this ws:// URL instead (needs --pid)")
 		pid       = fs.Int("pid", 0, "process id of the external server")
 		conns     = fs.Int("conns", 1000, "connections")
@@ -63,7 +64,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		for _, rt := range strings.Split(*runtimes, ",") {
 			for _, p := range strings.Split(*paths, ",") {
 				targets = append(targets, func() (target, error) {
-					addr, child, err := startChild(rt, *serverCPU)
+					self, err := os.Executable()
+					if err != nil {
+						return target{}, err
+					}
+					addr, child, err := startChild(rt, []string{self, "serve", "--runtime=" + rt, "--addr=127.0.0.1:0"}, *serverCPU)
 					if err != nil {
 						return target{}, err
 					}
@@ -76,6 +81,25 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if *rawURL == "" && *peers != "" {
+		for _, p := range strings.Split(*peers, ",") {
+			name, bin, ok := strings.Cut(p, "=")
+			if !ok {
+				fmt.Fprintf(stderr, "wsmatrix bench: --peers %q: want name=/path/to/binary\n", p)
+				return 2
+			}
+			targets = append(targets, func() (target, error) {
+				addr, child, err := startChild(name, []string{bin, "--addr=127.0.0.1:0"}, *serverCPU)
+				if err != nil {
+					return target{}, err
+				}
+				return target{name + " /echo", "ws://" + addr + "/echo", child.Process.Pid, func() {
+					child.Process.Signal(unix.SIGTERM)
+					child.Wait()
+				}}, nil
+			})
+		}
+	}
 	fmt.Fprintf(stdout, "scenario %s, %d connections, server CPU %d, client CPU %d, %s\n\n", *scenario, *conns, *serverCPU, *clientCPU, time.Now().UTC().Format(time.RFC3339))
 	switch *scenario {
 	case "idle":
@@ -142,14 +166,9 @@ func errText(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// startChild starts `wsmatrix serve` on a runtime, pinned to cpu, and
-// returns its address.
-func startChild(rt string, cpu int) (string, *exec.Cmd, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return "", nil, err
-	}
-	argv := []string{self, "serve", "--runtime=" + rt, "--addr=127.0.0.1:0", "--max-connections=0"}
+// startChild starts a server command, pinned to cpu, and returns the
+// address it logs (addr=HOST:PORT after msg=listening).
+func startChild(name string, argv []string, cpu int) (string, *exec.Cmd, error) {
 	if cpu >= 0 {
 		argv = append([]string{"taskset", "-c", strconv.Itoa(cpu)}, argv...)
 	}
@@ -174,7 +193,7 @@ func startChild(rt string, cpu int) (string, *exec.Cmd, error) {
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	return "", nil, fmt.Errorf("server %s did not start", rt)
+	return "", nil, fmt.Errorf("server %s did not start", name)
 }
 
 // pinSelf pins every thread of this process to cpu; threads started later

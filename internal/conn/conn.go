@@ -343,16 +343,34 @@ func (c *Conn) reschedule() bool {
 
 // ---- input ----
 
-// ReadBufferSize is the buffer ReadLoop reads into.
-const ReadBufferSize = 4096
+// ReadLoop's buffers: an idle connection reads into a small buffer of its
+// own; a read that fills it borrows a large pooled buffer for as long as
+// data keeps coming, and gives it back once the input is consumed.
+const (
+	idleReadBuffer = 256 // at least wire.MinBuffer: a whole control frame
+	ReadBufferSize = 4096
+)
+
+var readBufs = sync.Pool{New: func() any { b := make([]byte, ReadBufferSize); return &b }}
 
 // ReadLoop reads from r until the connection ends, for runtimes with a
 // blocking socket. prefix holds bytes already read past the upgrade
 // request. While the inbox is full it stops reading, which pushes back on
 // the peer through TCP.
 func (c *Conn) ReadLoop(r interface{ Read([]byte) (int, error) }, prefix []byte) {
-	buf := make([]byte, max(ReadBufferSize, len(prefix)+wire.MinBuffer))
+	small := make([]byte, idleReadBuffer)
+	buf := small
+	var big *[]byte
+	defer func() {
+		if big != nil {
+			readBufs.Put(big)
+		}
+	}()
+	if len(prefix) > 0 {
+		buf = make([]byte, max(ReadBufferSize, len(prefix)+wire.MinBuffer))
+	}
 	n := copy(buf, prefix)
+	filled := false // the last read filled the buffer: more is probably waiting
 	for {
 		if n > 0 {
 			used, full := c.Feed(buf[:n])
@@ -362,12 +380,24 @@ func (c *Conn) ReadLoop(r interface{ Read([]byte) (int, error) }, prefix []byte)
 				continue
 			}
 		}
+		switch {
+		case big != nil && !filled && n <= len(small):
+			copy(small, buf[:n])
+			buf = small
+			readBufs.Put(big)
+			big = nil
+		case big == nil && len(buf) == len(small) && (filled || n == len(buf)):
+			big = readBufs.Get().(*[]byte)
+			copy(*big, buf[:n])
+			buf = *big
+		}
 		if n == len(buf) { // cannot happen: Feed always consumes a MinBuffer
 			c.abort("read buffer stuck")
 			return
 		}
 		k, err := r.Read(buf[n:])
 		n += k
+		filled = n == len(buf)
 		if err != nil {
 			if n > 0 {
 				c.Feed(buf[:n])

@@ -1,11 +1,16 @@
-// Package stdhttp is the net/http runtime of wsmatrix: one goroutine per
-// connection reads, the handler runs on the request's goroutine, and the
-// Server is an http.Handler that can be mounted in any net/http mux.
+// Package stdhttp is the net/http runtime of wsmatrix: after the hijack one
+// goroutine per connection reads, and the Server is an http.Handler that
+// can be mounted in any net/http mux.
 //
-// Per connection it holds: a reader goroutine with a 4 KiB read buffer
-// for its whole life, and, in blocking style, the request goroutine that
-// runs the handler. An event-style handler returns, which ends the request
-// goroutine and leaves the reader.
+// Per connection it holds a reader goroutine with a 256-byte buffer while
+// idle (a 4 KiB pooled one while data flows) and, in blocking style, the
+// handler's goroutine. ServeHTTP returns right after the upgrade, so
+// net/http's request goroutine and buffers are released; middleware
+// therefore sees the upgrade, not the life of the connection.
+//
+// When the Server is mounted in an http.Server of yours, that server's
+// ReadHeaderTimeout and MaxHeaderBytes bound the handshake; Start sets
+// them from Options.
 package stdhttp
 
 import (
@@ -107,8 +112,10 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) 
 	}
 	req := detach(r)
 	c := s.ws.NewConn(t, req, acc.Subprotocol, addrPort(nc.RemoteAddr()))
+	// Both on fresh goroutines, with small stacks: ServeHTTP returns, and
+	// net/http lets go of this request's goroutine and buffers.
 	go c.ReadLoop(nc, prefix)
-	c.Run(h)
+	go c.Run(h)
 }
 
 // detach keeps what a handler may read of the request after ServeHTTP
