@@ -54,7 +54,7 @@ type Options struct {
 	// request (slowloris). Default 10 s.
 	HandshakeTimeout time.Duration
 	// MaxHeaderBytes bounds the upgrade request line and headers. Default
-	// 16 KiB.
+	// 8 KiB, as nginx and Apache.
 	MaxHeaderBytes int
 	// IdleTimeout closes a connection (1001) that received nothing at all
 	// for this long. Default: off (pings find dead peers).
@@ -108,7 +108,7 @@ const (
 	DefaultPingInterval     = 25 * time.Second
 	DefaultPongTimeout      = 20 * time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultMaxHeaderBytes   = 16 << 10
+	DefaultMaxHeaderBytes   = 8 << 10
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultCloseTimeout     = 5 * time.Second
 	DefaultSendQueueSize    = 64
