@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -343,13 +345,8 @@ func (c *Conn) reschedule() bool {
 
 // ---- input ----
 
-// ReadLoop's buffers: an idle connection reads into a small buffer of its
-// own; a read that fills it borrows a large pooled buffer for as long as
-// data keeps coming, and gives it back once the input is consumed.
-const (
-	idleReadBuffer = 256 // at least wire.MinBuffer: a whole control frame
-	ReadBufferSize = 4096
-)
+// ReadBufferSize is the size of ReadLoop's buffers.
+const ReadBufferSize = 4096
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, ReadBufferSize); return &b }}
 
@@ -357,52 +354,112 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, ReadBufferSize); re
 // blocking socket. prefix holds bytes already read past the upgrade
 // request. While the inbox is full it stops reading, which pushes back on
 // the peer through TCP.
-func (c *Conn) ReadLoop(r interface{ Read([]byte) (int, error) }, prefix []byte) {
-	small := make([]byte, idleReadBuffer)
-	buf := small
-	var big *[]byte
-	defer func() {
-		if big != nil {
-			readBufs.Put(big)
+//
+// On a socket (syscall.Conn) an idle connection holds no read buffer: it
+// waits for readability through the runtime poller and borrows a pooled
+// buffer only for the read itself and for an incomplete frame.
+func (c *Conn) ReadLoop(r io.Reader, prefix []byte) {
+	if sc, ok := r.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.readRaw(rc, prefix)
+			return
 		}
-	}()
-	if len(prefix) > 0 {
-		buf = make([]byte, max(ReadBufferSize, len(prefix)+wire.MinBuffer))
 	}
+	buf := make([]byte, max(ReadBufferSize, len(prefix)+wire.MinBuffer))
 	n := copy(buf, prefix)
-	filled := false // the last read filled the buffer: more is probably waiting
 	for {
-		if n > 0 {
-			used, full := c.Feed(buf[:n])
-			n = copy(buf, buf[used:n])
-			if full {
-				<-c.space // room again, or the connection is ending (Feed then drops data)
-				continue
-			}
-		}
-		switch {
-		case big != nil && !filled && n <= len(small):
-			copy(small, buf[:n])
-			buf = small
-			readBufs.Put(big)
-			big = nil
-		case big == nil && len(buf) == len(small) && (filled || n == len(buf)):
-			big = readBufs.Get().(*[]byte)
-			copy(*big, buf[:n])
-			buf = *big
-		}
-		if n == len(buf) { // cannot happen: Feed always consumes a MinBuffer
-			c.abort("read buffer stuck")
+		var stop bool
+		if n, stop = c.feedBuffered(buf, n); stop {
 			return
 		}
 		k, err := r.Read(buf[n:])
 		n += k
-		filled = n == len(buf)
 		if err != nil {
-			if n > 0 {
-				c.Feed(buf[:n])
-			}
+			c.Feed(buf[:n])
 			c.Gone(err)
+			return
+		}
+	}
+}
+
+// feedBuffered feeds buf[:n] until it is consumed or an incomplete frame
+// is left, waiting while the inbox is full; it returns the bytes left,
+// moved to the front of buf.
+func (c *Conn) feedBuffered(buf []byte, n int) (int, bool) {
+	for n > 0 {
+		used, full := c.Feed(buf[:n])
+		n = copy(buf, buf[used:n])
+		if !full {
+			break
+		}
+		<-c.space // room again, or the connection is ending (Feed then drops data)
+	}
+	if n == len(buf) { // cannot happen: Feed always consumes a MinBuffer
+		c.abort("read buffer stuck")
+		return n, true
+	}
+	return n, false
+}
+
+func (c *Conn) readRaw(rc syscall.RawConn, prefix []byte) {
+	var big *[]byte // the borrowed buffer, nil while idle
+	defer func() {
+		if big != nil && cap(*big) == ReadBufferSize {
+			readBufs.Put(big)
+		}
+	}()
+	n := 0
+	if len(prefix) > 0 {
+		b := make([]byte, max(ReadBufferSize, len(prefix)+wire.MinBuffer))
+		big = &b
+		n = copy(b, prefix)
+	}
+	for {
+		if big != nil {
+			var stop bool
+			if n, stop = c.feedBuffered(*big, n); stop {
+				return
+			}
+			if n == 0 && cap(*big) == ReadBufferSize { // nothing pending: give it back while waiting
+				readBufs.Put(big)
+				big = nil
+			}
+		}
+		var k int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			if big == nil {
+				big = readBufs.Get().(*[]byte)
+			}
+			for {
+				k, rerr = syscall.Read(int(fd), (*big)[n:])
+				if rerr != syscall.EINTR {
+					break
+				}
+			}
+			if rerr == syscall.EAGAIN {
+				if n == 0 {
+					readBufs.Put(big)
+					big = nil
+				}
+				return false // wait for readability, holding no buffer
+			}
+			return true
+		})
+		switch {
+		case err != nil:
+			rerr = err
+		case rerr == nil && k == 0:
+			rerr = io.EOF
+		}
+		if k > 0 {
+			n += k
+		}
+		if rerr != nil {
+			if big != nil && n > 0 {
+				c.Feed((*big)[:n])
+			}
+			c.Gone(rerr)
 			return
 		}
 	}
