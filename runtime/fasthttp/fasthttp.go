@@ -162,12 +162,14 @@ func toRequest(ctx *fh.RequestCtx) (*http.Request, error) {
 	if !ok {
 		return nil, fmt.Errorf("malformed protocol %q", proto)
 	}
-	h := make(http.Header)
+	h := make(http.Header, ctx.Request.Header.Len())
 	for k, v := range ctx.Request.Header.All() {
+		if string(k) == "Host" {
+			continue // r.Host
+		}
 		h.Add(string(k), string(v)) // string() copies
 	}
 	host := string(ctx.Host())
-	h.Del("Host")
 	r := &http.Request{
 		Method:     string(ctx.Method()),
 		URL:        u,
