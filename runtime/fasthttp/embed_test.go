@@ -41,7 +41,11 @@ func app(t *testing.T, configure bool, extra func(*fh.Server)) (addr string, ws 
 	srv := &fh.Server{Handler: ws.Handler(func(ctx *fh.RequestCtx) {
 		// The application's own routes, which reuse RequestCtx buffers.
 		fmt.Fprintf(ctx, "app:%s:%s", ctx.Path(), strings.Repeat("z", 200))
-	})}
+	}),
+		// fasthttp's worker-pool cleaner sleeps this long between rounds and
+		// outlives Shutdown by up to as much: keep it short for the leak check.
+		MaxIdleWorkerDuration: 100 * time.Millisecond,
+	}
 	if configure {
 		ws.Configure(srv)
 	}
