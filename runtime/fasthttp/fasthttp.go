@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"sync"
@@ -193,16 +192,8 @@ type upgrader struct {
 // Upgrade checks the handshake and hijacks the connection to serve h.
 func (u *upgrader) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
 	s, ctx := u.s, u.ctx
-	acc, err := wire.CheckRequest(r, s.opts)
-	if err != nil {
-		var he *wire.HandshakeError
-		errors.As(err, &he)
-		he.WriteResponse(w)
-		return
-	}
-	if !s.ws.Admit() {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "wsmatrix: too many connections", http.StatusServiceUnavailable)
+	acc, ok := s.ws.Admission(w, r)
+	if !ok {
 		return
 	}
 	raw := ctx.Conn()
@@ -215,7 +206,7 @@ func (u *upgrader) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler
 
 // hijacked runs once fasthttp gave the connection up.
 func (s *Server) hijacked(hc, raw net.Conn, r *http.Request, acc wire.Accept, h api.Handler, keep bool) {
-	t := &transport{c: raw, timeout: s.opts.WriteTimeout}
+	t := conn.NetTransport(raw, s.opts.WriteTimeout)
 	if err := t.Write(wire.AppendResponse(nil, acc)); err != nil {
 		raw.Close()
 		s.ws.Release()
@@ -227,7 +218,7 @@ func (s *Server) hijacked(hc, raw net.Conn, r *http.Request, acc wire.Accept, h 
 		s.ws.Release()
 		return
 	}
-	c := s.ws.NewConn(t, r, acc.Subprotocol, addrPort(raw.RemoteAddr()))
+	c := s.ws.NewConn(t, r, acc.Subprotocol, conn.AddrPort(raw.RemoteAddr()))
 	go c.Run(h)
 	if keep {
 		go c.ReadLoop(raw, prefix) // fasthttp releases its reader when we return
@@ -257,36 +248,6 @@ func drain(hc, raw net.Conn) ([]byte, error) {
 			return nil, errors.New("wsmatrix: fasthttp: more than 1 MiB buffered behind the request")
 		}
 	}
-}
-
-func addrPort(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.AddrPort()
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
-}
-
-type transport struct {
-	c       net.Conn
-	timeout time.Duration
-}
-
-func (t *transport) Write(b []byte) error {
-	if t.timeout > 0 {
-		t.c.SetWriteDeadline(time.Now().Add(t.timeout))
-	}
-	_, err := t.c.Write(b)
-	return err
-}
-
-func (t *transport) Close() error { return t.c.Close() }
-
-func (t *transport) CloseWrite() error {
-	if cw, ok := t.c.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
 }
 
 // responseWriter turns what middleware or the router answer into the

@@ -402,16 +402,8 @@ type upgrader struct {
 // Upgrade checks the handshake, answers 101 and runs h.
 func (u *upgrader) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
 	s, sess := u.s, u.sess
-	acc, err := wire.CheckRequest(r, s.opts)
-	if err != nil {
-		var he *wire.HandshakeError
-		errors.As(err, &he)
-		he.WriteResponse(w)
-		return
-	}
-	if !s.ws.Admit() {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "wsmatrix: too many connections", http.StatusServiceUnavailable)
+	acc, ok := s.ws.Admission(w, r)
+	if !ok {
 		return
 	}
 	u.upgraded = true

@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -78,16 +77,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Upgrade checks the handshake, hijacks the connection and serves h on it.
 // The router calls it; it is not meant to be called directly.
 func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
-	acc, err := wire.CheckRequest(r, s.opts)
-	if err != nil {
-		var he *wire.HandshakeError
-		errors.As(err, &he)
-		he.WriteResponse(w)
-		return
-	}
-	if !s.ws.Admit() {
-		w.Header().Set("Retry-After", "1")
-		http.Error(w, "wsmatrix: too many connections", http.StatusServiceUnavailable)
+	acc, ok := s.ws.Admission(w, r)
+	if !ok {
 		return
 	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
@@ -104,14 +95,14 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) 
 		prefix = append([]byte(nil), prefix...)
 	}
 	nc.SetDeadline(time.Time{})
-	t := &transport{c: nc, timeout: s.opts.WriteTimeout}
+	t := conn.NetTransport(nc, s.opts.WriteTimeout)
 	if err := t.Write(wire.AppendResponse(nil, acc)); err != nil {
 		nc.Close()
 		s.ws.Release()
 		return
 	}
 	req := detach(r)
-	c := s.ws.NewConn(t, req, acc.Subprotocol, addrPort(nc.RemoteAddr()))
+	c := s.ws.NewConn(t, req, acc.Subprotocol, conn.AddrPort(nc.RemoteAddr()))
 	// Both on fresh goroutines, with small stacks: ServeHTTP returns, and
 	// net/http lets go of this request's goroutine and buffers.
 	go c.ReadLoop(nc, prefix)
@@ -124,36 +115,6 @@ func detach(r *http.Request) *http.Request {
 	r2 := r.WithContext(context.WithoutCancel(r.Context()))
 	r2.Body = http.NoBody
 	return r2
-}
-
-func addrPort(a net.Addr) netip.AddrPort {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.AddrPort()
-	}
-	ap, _ := netip.ParseAddrPort(a.String())
-	return ap
-}
-
-type transport struct {
-	c       net.Conn
-	timeout time.Duration
-}
-
-func (t *transport) Write(b []byte) error {
-	if t.timeout > 0 {
-		t.c.SetWriteDeadline(time.Now().Add(t.timeout))
-	}
-	_, err := t.c.Write(b)
-	return err
-}
-
-func (t *transport) Close() error { return t.c.Close() }
-
-func (t *transport) CloseWrite() error {
-	if cw, ok := t.c.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
 }
 
 // Start listens on addr and serves in the background with its own
