@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,6 +98,13 @@ type Options struct {
 	// Workers bounds the shared pool that runs event-style callbacks.
 	// Default 256.
 	Workers int
+
+	// TLSConfig, when set, makes Start serve TLS (wss://) with it. The
+	// gnet runtime refuses it: terminate TLS in front of it.
+	TLSConfig *tls.Config
+
+	// Observer, when set, receives the runtime's events for metrics.
+	Observer Observer
 
 	// Logger receives the runtime's logs. Default slog.Default().
 	Logger *slog.Logger

@@ -73,7 +73,11 @@ func New(name string, r *api.Router, opts api.Options) (Runtime, error) {
 	f := factories[name]
 	mu.RUnlock()
 	if f == nil {
-		return nil, fmt.Errorf("wsmatrix: unknown runtime %q (forgotten import?); registered: %v", name, Names())
+		hint := "forgotten import?"
+		if slices.Contains(Builtin, name) {
+			hint = "built with no_" + name + "?"
+		}
+		return nil, fmt.Errorf("wsmatrix: unknown runtime %q (%s); this program has: %v", name, hint, Names())
 	}
 	if r == nil {
 		return nil, fmt.Errorf("wsmatrix: runtime %s: nil router", name)
@@ -81,8 +85,6 @@ func New(name string, r *api.Router, opts api.Options) (Runtime, error) {
 	return f(r, opts)
 }
 
-// Default is the runtime a program uses when none is named.
-const Default = "stdhttp"
-
-// Known reports whether name is registered.
-func Known(name string) bool { return slices.Contains(Names(), name) }
+// Builtin names the runtimes of this module, which runtime/all registers
+// unless a build tag (no_stdhttp, no_fasthttp, no_gnet) leaves one out.
+var Builtin = []string{"stdhttp", "fasthttp", "gnet"}

@@ -3,27 +3,37 @@
 //
 //	wsmatrix serve --runtime=stdhttp --addr=127.0.0.1:8080
 //
-// Exit codes: 0 after a clean stop, 1 when the runtime fails, 2 for bad
-// usage.
+// Every flag of serve can also be set with an environment variable
+// (--read-limit: WSMATRIX_READ_LIMIT); the command line wins.
+//
+// Exit codes: 0 after a clean stop, 1 when the runtime fails (cannot
+// listen, shutdown past its deadline), 2 for bad usage (unknown flag, bad
+// value, unknown runtime), reported before anything is served.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/handlers"
 	"github.com/wsmatrix/wsmatrix/runtime"
-	_ "github.com/wsmatrix/wsmatrix/runtime/all"
+	"github.com/wsmatrix/wsmatrix/runtime/all"
 )
 
 func main() {
@@ -53,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "runtimes":
 		for _, n := range runtime.Names() {
 			def := ""
-			if n == runtime.Default {
+			if n == all.Default() {
 				def = " (default)"
 			}
 			fmt.Fprintln(stdout, n+def)
@@ -70,44 +80,116 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: wsmatrix serve [flags]\n\nServes /echo (blocking style) and /echo-event (event style).\n"+
+			"Every flag can also be set with the environment variable shown in brackets.\n\n")
+		fs.PrintDefaults()
+	}
 	var (
-		rtName   = fs.String("runtime", envOr("WSMATRIX_RUNTIME", runtime.Default), "runtime to serve on: "+strings.Join(runtime.Names(), ", "))
-		addr     = fs.String("addr", "127.0.0.1:8080", "TCP address to listen on")
-		grace    = fs.Duration("shutdown-timeout", 10*time.Second, "how long a stop waits for connections to close before cutting them")
-		logLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")
-		o        api.Options
+		rtName    = fs.String("runtime", all.Default(), "runtime to serve on: "+strings.Join(runtime.Names(), ", "))
+		addr      = fs.String("addr", "127.0.0.1:8080", "TCP address to listen on")
+		adminAddr = fs.String("admin-addr", "", "address of the admin server with Prometheus /metrics; empty: off")
+		grace     = fs.Duration("shutdown-timeout", 10*time.Second, "how long a stop waits for connections to close before cutting them")
+		logLevel  = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		logFormat = fs.String("log-format", "text", "log format: text or json")
+		tlsCert   = fs.String("tls-cert", "", "PEM certificate file: serve wss:// (stdhttp, fasthttp)")
+		tlsKey    = fs.String("tls-key", "", "PEM key file for --tls-cert")
+		anyOrigin = fs.Bool("allow-any-origin", false, "accept any browser Origin (default: same host or --origins)")
+		origins   = fs.String("origins", "", "comma-separated extra allowed Origin hosts (path.Match patterns, e.g. *.example.com)")
+		protos    = fs.String("subprotocols", "", "comma-separated subprotocols, in order of preference")
+		policy    = fs.String("send-queue-full", "block", "when a send queue is full: block (up to --write-timeout) or close (1008)")
+		o         api.Options
 	)
 	fs.Int64Var(&o.ReadLimit, "read-limit", api.DefaultReadLimit, "largest message accepted, in bytes (past it: close 1009)")
 	fs.DurationVar(&o.PingInterval, "ping-interval", api.DefaultPingInterval, "ping a connection silent for this long; 0 disables pings")
-	fs.DurationVar(&o.PongTimeout, "pong-timeout", api.DefaultPongTimeout, "drop a connection that does not answer a ping within this")
-	fs.DurationVar(&o.HandshakeTimeout, "handshake-timeout", api.DefaultHandshakeTimeout, "time allowed to send the whole upgrade request")
+	fs.DurationVar(&o.PongTimeout, "pong-timeout", api.DefaultPongTimeout, "drop a connection that sends nothing within this after a ping")
+	fs.DurationVar(&o.HandshakeTimeout, "handshake-timeout", api.DefaultHandshakeTimeout, "time allowed to send the whole upgrade request; 0 disables")
+	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", api.DefaultMaxHeaderBytes, "largest upgrade request head, in bytes")
 	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 0, "close a connection that sent nothing for this long; 0 disables")
-	fs.DurationVar(&o.WriteTimeout, "write-timeout", api.DefaultWriteTimeout, "bound on one socket write and on waiting for a full send queue")
-	fs.IntVar(&o.MaxConnections, "max-connections", 0, "most open WebSocket connections; 0 means no bound")
+	fs.DurationVar(&o.WriteTimeout, "write-timeout", api.DefaultWriteTimeout, "bound on one socket write and on waiting for a full send queue; 0 disables")
+	fs.DurationVar(&o.CloseTimeout, "close-timeout", api.DefaultCloseTimeout, "how long to wait for the peer's answer to a close frame")
+	fs.IntVar(&o.MaxConnections, "max-connections", 0, "most open WebSocket connections (past it: 503); 0 means no bound")
 	fs.IntVar(&o.SendQueueSize, "send-queue", api.DefaultSendQueueSize, "messages that may wait to be written per connection")
+	fs.IntVar(&o.InboxSize, "inbox", api.DefaultInboxSize, "received messages that may wait for the handler per connection")
+	fs.IntVar(&o.Workers, "workers", api.DefaultWorkers, "most event-style callbacks running at once")
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " [" + envName(f.Name) + "]" })
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "wsmatrix serve: unexpected argument %q\n", fs.Arg(0))
+	bad := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "wsmatrix serve: "+format+"\n", a...)
 		return 2
 	}
+	if fs.NArg() > 0 {
+		return bad("unexpected argument %q", fs.Arg(0))
+	}
+	// The environment fills what the command line did not set.
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(envName(f.Name)); ok && !set[f.Name] && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return bad("%v", envErr)
+	}
+
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		fmt.Fprintf(stderr, "wsmatrix serve: --log-level: %v\n", err)
-		return 2
+		return bad("--log-level: %v", err)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler
+	switch *logFormat {
+	case "text":
+		handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	case "json":
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	default:
+		return bad("--log-format %q: text or json", *logFormat)
+	}
+	logger := slog.New(handler)
+	o.Logger = logger
+
 	// On the command line 0 turns a duration off; in api.Options it means "default".
-	for _, d := range []*time.Duration{&o.PingInterval, &o.IdleTimeout} {
+	for _, d := range []*time.Duration{&o.PingInterval, &o.IdleTimeout, &o.HandshakeTimeout, &o.WriteTimeout} {
 		if *d == 0 {
 			*d = api.Disabled
 		}
 	}
-	o.Logger = logger
+	switch *policy {
+	case "block":
+		o.SendQueueFull = api.QueueBlock
+	case "close":
+		o.SendQueueFull = api.QueueClose
+	default:
+		return bad("--send-queue-full %q: block or close", *policy)
+	}
+	if *anyOrigin {
+		o.CheckOrigin = func(*http.Request) bool { return true }
+	}
+	o.OriginPatterns = splitList(*origins)
+	o.Subprotocols = splitList(*protos)
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return bad("--tls-cert and --tls-key go together")
+	}
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return bad("TLS: %v", err)
+		}
+		o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	reg := prometheus.NewRegistry()
+	if *adminAddr != "" {
+		o.Observer = newMetrics(reg, *rtName)
+	}
 
 	router := api.NewRouter()
 	router.Handle("/echo", handlers.Echo)
@@ -115,32 +197,63 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	rt, err := runtime.New(*rtName, router, o)
 	if err != nil {
-		fmt.Fprintf(stderr, "wsmatrix serve: %v\n", err)
-		return 2
+		return bad("%v", err)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	var admin *http.Server
+	if *adminAddr != "" {
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		l, err := net.Listen("tcp", *adminAddr)
+		if err != nil {
+			logger.Error("cannot listen", "admin-addr", *adminAddr, "err", err)
+			return 1
+		}
+		admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go admin.Serve(l)
+		logger.Info("admin listening", "addr", l.Addr().String(), "metrics", "/metrics")
+	}
 	bound, err := rt.Start(*addr)
 	if err != nil {
 		logger.Error("cannot listen", "runtime", rt.Name(), "addr", *addr, "err", err)
 		return 1
 	}
-	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "routes", "/echo /echo-event")
+	scheme := "ws"
+	if o.TLSConfig != nil {
+		scheme = "wss"
+	}
+	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/echo /echo-event")
 	<-ctx.Done()
 	logger.Info("stopping", "runtime", rt.Name(), "grace", *grace)
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
+	code := 0
 	if err := rt.Shutdown(sctx); err != nil {
 		logger.Error("shutdown", "err", err)
-		return 1
+		code = 1
+	}
+	if admin != nil {
+		admin.Shutdown(sctx)
 	}
 	logger.Info("stopped")
-	return 0
+	return code
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+// envName is the environment variable of a flag: --read-limit is
+// WSMATRIX_READ_LIMIT.
+func envName(flagName string) string {
+	return "WSMATRIX_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
 	}
-	return def
+	return out
 }

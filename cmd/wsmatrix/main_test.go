@@ -45,7 +45,11 @@ var listening = regexp.MustCompile(`msg=listening runtime=(\S+) addr=(\S+)`)
 
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--addr=127.0.0.1:0"}, args...)...)
+	return startCmd(t, exec.Command(binary, append([]string{"serve", "--addr=127.0.0.1:0"}, args...)...))
+}
+
+func startCmd(t *testing.T, cmd *exec.Cmd) *server {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -533,6 +533,9 @@ func (c *Conn) deliver(m api.Message) {
 	}
 	c.queue = append(c.queue, m) // within InboxSize: Feed checked for room and is the only sender
 	c.inboxN.Add(1)
+	if o := c.opts.Observer; o != nil {
+		o.Received(len(m.Data))
+	}
 	if c.ready != nil {
 		select {
 		case c.ready <- struct{}{}:
@@ -579,7 +582,13 @@ func (c *Conn) sendFrame(op ws.OpCode, p []byte, data, loop bool) error {
 			c.out = wire.AppendFrame(c.out, op, p)
 			c.queued++
 			c.wmu.Unlock()
+			if o := c.opts.Observer; o != nil && data {
+				o.Sent(len(p))
+			}
 			return nil
+		}
+		if o := c.opts.Observer; o != nil {
+			o.QueueFull()
 		}
 		if c.opts.SendQueueFull == api.QueueClose {
 			c.wmu.Unlock()
@@ -603,6 +612,9 @@ func (c *Conn) sendFrame(op ws.OpCode, p []byte, data, loop bool) error {
 	}
 	c.flushing = true
 	c.wmu.Unlock()
+	if o := c.opts.Observer; o != nil && data {
+		o.Sent(len(p))
+	}
 
 	var err error
 	if len(p) > bigFrame {
@@ -843,6 +855,9 @@ func (c *Conn) finish() {
 	c.sendClosed = true // nothing more is written to a closed socket
 	c.wmu.Unlock()
 	c.t.Close()
+	if o := c.opts.Observer; o != nil && c.closeErr != nil {
+		o.Closed(c.closeErr.Code)
+	}
 	c.srv.forget(c)
 }
 

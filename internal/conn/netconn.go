@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/internal/wire"
 )
 
@@ -20,11 +21,13 @@ func (s *Server) Admission(w http.ResponseWriter, r *http.Request) (wire.Accept,
 		var he *wire.HandshakeError
 		errors.As(err, &he)
 		he.WriteResponse(w)
+		s.observe(func(o api.Observer) { o.Handshake(he.Status) })
 		return acc, false
 	}
 	if !s.Admit() {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "wsmatrix: too many connections", http.StatusServiceUnavailable)
+		s.observe(func(o api.Observer) { o.Handshake(http.StatusServiceUnavailable) })
 		return acc, false
 	}
 	return acc, true

@@ -98,6 +98,13 @@ func (s *Server) runClock(stop chan struct{}) {
 	}
 }
 
+// observe calls f with the observer, if there is one.
+func (s *Server) observe(f func(api.Observer)) {
+	if s.opts.Observer != nil {
+		f(s.opts.Observer)
+	}
+}
+
 // Options returns the server's options.
 func (s *Server) Options() *api.Options { return &s.opts }
 
@@ -130,6 +137,10 @@ func (s *Server) Release() {
 func (s *Server) NewConn(t Transport, r *http.Request, subprotocol string, remote netip.AddrPort) *Conn {
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()) // 127.0.0.1, not ::ffff:127.0.0.1
 	c := newConn(s, t, r, subprotocol, remote)
+	if o := s.opts.Observer; o != nil {
+		o.Handshake(http.StatusSwitchingProtocols)
+		o.Opened()
+	}
 	s.handlers.Add(1) // done when Run returns
 	s.mu.Lock()
 	s.conns[c] = struct{}{}

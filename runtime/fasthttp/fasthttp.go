@@ -16,6 +16,7 @@
 package fasthttp
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -306,6 +307,9 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("wsmatrix: fasthttp: %w", err)
+	}
+	if s.opts.TLSConfig != nil {
+		l = tls.NewListener(l, s.opts.TLSConfig)
 	}
 	s.served = make(chan struct{})
 	go func() {

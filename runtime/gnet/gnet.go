@@ -108,6 +108,9 @@ func New(r *api.Router, opts api.Options, o ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	if op.TLSConfig != nil {
+		return nil, errors.New("wsmatrix: gnet: TLS is not supported by the event-loop runtime; terminate TLS in front of it (see docs/runtimes.md) or use stdhttp or fasthttp")
+	}
 	ws := conn.NewServer(op)
 	s := &Server{router: r, ws: ws, opts: ws.Options(), deadlines: map[*session]time.Time{}}
 	for _, f := range o {

@@ -14,6 +14,7 @@
 package stdhttp
 
 import (
+	"crypto/tls"
 	"context"
 	"errors"
 	"fmt"
@@ -128,6 +129,9 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("wsmatrix: stdhttp: %w", err)
+	}
+	if s.opts.TLSConfig != nil {
+		l = tls.NewListener(l, s.opts.TLSConfig)
 	}
 	hs := &http.Server{
 		Handler:        s,

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsmatrix/wsmatrix/api"
+)
+
+// metrics exports a runtime's events to Prometheus, labelled by runtime.
+type metrics struct {
+	open       prometheus.Gauge
+	handshakes *prometheus.CounterVec
+	messages   *prometheus.CounterVec
+	bytes      *prometheus.CounterVec
+	closes     *prometheus.CounterVec
+	queueFull  prometheus.Counter
+
+	// Resolved once: Received and Sent run per message.
+	msgIn, msgOut, bytesIn, bytesOut prometheus.Counter
+}
+
+var _ api.Observer = (*metrics)(nil)
+
+func newMetrics(reg prometheus.Registerer, runtime string) *metrics {
+	l := prometheus.Labels{"runtime": runtime}
+	m := &metrics{
+		open: prometheus.NewGauge(prometheus.GaugeOpts{Name: "wsmatrix_connections_open",
+			Help: "WebSocket connections open now.", ConstLabels: l}),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsmatrix_handshakes_total",
+			Help: "Upgrade requests decided by the runtime, by HTTP status: 101 accepted, else the refusal.", ConstLabels: l}, []string{"status"}),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsmatrix_messages_total",
+			Help: "Whole WebSocket messages, by direction.", ConstLabels: l}, []string{"direction"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsmatrix_message_bytes_total",
+			Help: "Payload bytes of whole messages, by direction.", ConstLabels: l}, []string{"direction"}),
+		closes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsmatrix_closes_total",
+			Help: "Connections ended, by close code (1006: without a close frame).", ConstLabels: l}, []string{"code"}),
+		queueFull: prometheus.NewCounter(prometheus.CounterOpts{Name: "wsmatrix_send_queue_full_total",
+			Help: "Sends refused or timed out on a full send queue.", ConstLabels: l}),
+	}
+	reg.MustRegister(m.open, m.handshakes, m.messages, m.bytes, m.closes, m.queueFull)
+	m.msgIn, m.msgOut = m.messages.WithLabelValues("in"), m.messages.WithLabelValues("out")
+	m.bytesIn, m.bytesOut = m.bytes.WithLabelValues("in"), m.bytes.WithLabelValues("out")
+	return m
+}
+
+func (m *metrics) Handshake(status int) { m.handshakes.WithLabelValues(strconv.Itoa(status)).Inc() }
+func (m *metrics) Opened()              { m.open.Inc() }
+func (m *metrics) Closed(code api.StatusCode) {
+	m.open.Dec()
+	m.closes.WithLabelValues(strconv.Itoa(int(code))).Inc()
+}
+func (m *metrics) Received(n int) {
+	m.msgIn.Inc()
+	m.bytesIn.Add(float64(n))
+}
+func (m *metrics) Sent(n int) {
+	m.msgOut.Inc()
+	m.bytesOut.Add(float64(n))
+}
+func (m *metrics) QueueFull() { m.queueFull.Inc() }

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// run runs the binary to completion and returns its exit code and output.
+func runBinary(t *testing.T, bin string, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), out.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String()
+}
+
+// TestEveryRuntime runs the same command lines on each runtime.
+func TestEveryRuntime(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			if code, out := runBinary(t, binary, nil, "serve", "--runtime="+rt, "--help"); code != 0 || !strings.Contains(out, "-read-limit") || !strings.Contains(out, "WSMATRIX_READ_LIMIT") {
+				t.Fatalf("--help: exit %d\n%s", code, out)
+			}
+			for _, args := range [][]string{{"--read-limit=lots"}, {"--ping-interval=-3s"}, {"--send-queue-full=drop"}, {"--log-format=xml"}, {"--tls-cert=/nonexistent"}} {
+				code, out := runBinary(t, binary, nil, append([]string{"serve", "--runtime=" + rt, "--addr=127.0.0.1:0"}, args...)...)
+				if code != 2 || strings.Contains(out, "msg=listening") {
+					t.Fatalf("%v: exit %d, want 2 before listening\n%s", args, code, out)
+				}
+			}
+			// The environment sets what the command line does not.
+			code, out := runBinary(t, binary, []string{"WSMATRIX_READ_LIMIT=lots"}, "serve", "--runtime="+rt, "--addr=127.0.0.1:0")
+			if code != 2 || !strings.Contains(out, "WSMATRIX_READ_LIMIT") {
+				t.Fatalf("bad environment value: exit %d\n%s", code, out)
+			}
+		})
+	}
+	t.Run("environment picks the runtime", func(t *testing.T) {
+		cmd := exec.Command(binary, "serve", "--addr=127.0.0.1:0")
+		cmd.Env = append(os.Environ(), "WSMATRIX_RUNTIME=gnet")
+		s := startCmd(t, cmd)
+		if !strings.Contains(s.logs.String(), "runtime=gnet") {
+			t.Fatalf("logs: %s", s.logs)
+		}
+	})
+}
+
+var metricLine = regexp.MustCompile(`(?m)^(wsmatrix_\w+)\{([^}]*)\} (\S+)$`)
+
+// TestMetrics scrapes /metrics before and after traffic.
+func TestMetrics(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			s := startServe(t, "--runtime="+rt, "--admin-addr=127.0.0.1:0")
+			m := regexp.MustCompile(`msg="admin listening" addr=(\S+)`).FindStringSubmatch(s.logs.String())
+			if m == nil {
+				t.Fatalf("no admin address in logs: %s", s.logs)
+			}
+			scrape := func() map[string]float64 {
+				resp, err := http.Get("http://" + m[1] + "/metrics")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				got := map[string]float64{}
+				for _, l := range metricLine.FindAllStringSubmatch(string(b), -1) {
+					if !strings.Contains(l[2], `runtime="`+rt+`"`) {
+						t.Fatalf("metric without the runtime label: %s", l[0])
+					}
+					v, _ := strconv.ParseFloat(l[3], 64)
+					got[l[1]+"{"+l[2]+"}"] = v
+				}
+				return got
+			}
+			before := scrape()
+			c, _, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/echo", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				c.WriteMessage(websocket.TextMessage, []byte("12345"))
+				c.ReadMessage()
+			}
+			mid := scrape()
+			c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4002, ""), time.Now().Add(time.Second))
+			c.ReadMessage()
+			c.Close()
+			// A refused upgrade (wrong version) is counted by status.
+			req, _ := http.NewRequest("GET", "http://"+s.addr+"/echo", nil)
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "websocket")
+			req.Header.Set("Sec-WebSocket-Version", "8")
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			var after map[string]float64
+			for range 50 {
+				after = scrape()
+				if after[`wsmatrix_closes_total{code="4002",runtime="`+rt+`"}`] == 1 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			l := `runtime="` + rt + `"`
+			checks := []struct {
+				name     string
+				from, to float64
+			}{
+				{`wsmatrix_handshakes_total{` + l + `,status="101"}`, before[`wsmatrix_handshakes_total{`+l+`,status="101"}`], 1},
+				{`wsmatrix_connections_open{` + l + `}`, 0, 1},
+				{`wsmatrix_messages_total{direction="in",` + l + `}`, 0, 3},
+				{`wsmatrix_messages_total{direction="out",` + l + `}`, 0, 3},
+				{`wsmatrix_message_bytes_total{direction="in",` + l + `}`, 0, 15},
+			}
+			for _, c := range checks {
+				if mid[c.name] != c.to {
+					t.Errorf("%s = %v after traffic, want %v", c.name, mid[c.name], c.to)
+				}
+			}
+			if after[`wsmatrix_connections_open{`+l+`}`] != 0 || after[`wsmatrix_closes_total{code="4002",`+l+`}`] != 1 || after[`wsmatrix_handshakes_total{`+l+`,status="426"}`] != 1 {
+				t.Errorf("after close and a refused upgrade: %v", after)
+			}
+		})
+	}
+}
+
+// TestTLS serves wss:// on the runtimes that can, and checks gnet refuses.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	for _, rt := range []string{"stdhttp", "fasthttp"} {
+		t.Run(rt, func(t *testing.T) {
+			s := startServe(t, "--runtime="+rt, "--tls-cert="+certFile, "--tls-key="+keyFile)
+			d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}, HandshakeTimeout: 5 * time.Second}
+			c, _, err := d.Dial("wss://"+s.addr+"/echo", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			payload := bytes.Repeat([]byte("tls"), 10000)
+			c.WriteMessage(websocket.BinaryMessage, payload)
+			_, p, err := c.ReadMessage()
+			if err != nil || !bytes.Equal(p, payload) {
+				t.Fatalf("echo over TLS: %d bytes, %v", len(p), err)
+			}
+		})
+	}
+	t.Run("gnet refuses", func(t *testing.T) {
+		code, out := runBinary(t, binary, nil, "serve", "--runtime=gnet", "--addr=127.0.0.1:0", "--tls-cert="+certFile, "--tls-key="+keyFile)
+		if code != 2 || !strings.Contains(out, "TLS is not supported") {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+	})
+}
+
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "wsmatrix test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestBuildTags builds binaries with runtimes left out or another default.
+func TestBuildTags(t *testing.T) {
+	dir := t.TempDir()
+	build := func(tags string) string {
+		bin := filepath.Join(dir, "wsmatrix-"+strings.ReplaceAll(tags, ",", "-"))
+		if out, err := exec.Command("go", "build", "-tags", tags, "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("go build -tags %s: %v\n%s", tags, err, out)
+		}
+		return bin
+	}
+	bin := build("no_gnet,no_fasthttp")
+	code, out := runBinary(t, bin, nil, "serve", "--runtime=gnet", "--addr=127.0.0.1:0")
+	if code != 2 || !strings.Contains(out, `unknown runtime "gnet" (built with no_gnet?)`) || !strings.Contains(out, "[stdhttp]") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	if mods, err := exec.Command("go", "version", "-m", bin).CombinedOutput(); err != nil || bytes.Contains(mods, []byte("panjf2000/gnet")) || bytes.Contains(mods, []byte("valyala/fasthttp")) {
+		t.Fatalf("modules of a no_gnet,no_fasthttp binary (%v):\n%s", err, mods)
+	}
+	if code, out := runBinary(t, build("default_gnet"), nil, "runtimes"); code != 0 || !strings.Contains(out, "gnet (default)") {
+		t.Fatalf("default_gnet: exit %d\n%s", code, out)
+	}
+}

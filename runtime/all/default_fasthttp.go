@@ -1,0 +1,5 @@
+//go:build default_fasthttp && !default_gnet
+
+package all
+
+const buildDefault = "fasthttp"

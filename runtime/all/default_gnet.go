@@ -1,0 +1,5 @@
+//go:build default_gnet
+
+package all
+
+const buildDefault = "gnet"
