@@ -11,9 +11,13 @@ import (
 	"github.com/wsmatrix/wsmatrix/runtime/runtimetest"
 )
 
-// fasthttp starts a process-wide goroutine that updates the Date header.
+// fasthttp starts a process-wide goroutine that updates the Date header,
+// and a server's worker-pool cleaner outlives its Shutdown by up to
+// MaxIdleWorkerDuration (10 s by default, as in the example).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
 }
 
 func TestConformance(t *testing.T) {
