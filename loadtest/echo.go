@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
@@ -24,7 +23,8 @@ type EchoConfig struct {
 	Size     int
 	Duration time.Duration
 	Sources  int
-	Text     bool // send text (ASCII) instead of binary
+	Text     bool          // send text (ASCII) instead of binary
+	Progress *atomic.Int64 // if set, counts echoes
 }
 
 // EchoResult is what the echo scenario measured.
@@ -36,8 +36,8 @@ type EchoResult struct {
 	PerSecond       float64        `json:"messages_per_second"`
 	ServerCPU       time.Duration  `json:"server_cpu_ns"`
 	ServerCPUPerMsg float64        `json:"server_cpu_us_per_message"`
-	P50, P90, P99   time.Duration  `json:"-"`
-	P999            time.Duration  `json:"-"`
+	ClientCPU       time.Duration  `json:"client_cpu_ns"`
+	Latency         Latency        `json:"round_trip_latency"`
 	Errors          map[string]int `json:"errors,omitempty"`
 }
 
@@ -76,18 +76,19 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 	if err != nil {
 		return EchoResult{}, err
 	}
+	self0, _ := ReadProc(selfPID())
 	var (
 		total atomic.Int64
 		wg    sync.WaitGroup
 		mu    sync.Mutex
-		hist  = hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
+		hist  = newHist()
 		errs  = map[string]int{}
 	)
 	start := time.Now()
 	stop := start.Add(cfg.Duration)
 	for _, c := range conns {
 		wg.Go(func() {
-			h := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
+			h := newHist()
 			var n int64
 			var ferr error
 			for time.Now().Before(stop) && ctx.Err() == nil {
@@ -108,6 +109,9 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 				}
 				h.RecordValue(int64(time.Since(t0) / time.Microsecond))
 				n++
+				if cfg.Progress != nil {
+					cfg.Progress.Add(1)
+				}
 			}
 			total.Add(n)
 			mu.Lock()
@@ -124,13 +128,11 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 	if err != nil {
 		return EchoResult{}, err
 	}
+	self1, _ := ReadProc(selfPID())
 	r := EchoResult{
 		Conns: cfg.Conns, Size: cfg.Size, Messages: total.Load(), Duration: elapsed,
-		ServerCPU: after.CPU - before.CPU, Errors: errs,
-		P50:  time.Duration(hist.ValueAtQuantile(50)) * time.Microsecond,
-		P90:  time.Duration(hist.ValueAtQuantile(90)) * time.Microsecond,
-		P99:  time.Duration(hist.ValueAtQuantile(99)) * time.Microsecond,
-		P999: time.Duration(hist.ValueAtQuantile(99.9)) * time.Microsecond,
+		ServerCPU: after.CPU - before.CPU, ClientCPU: self1.CPU - self0.CPU, Errors: errs,
+		Latency: latencyOf(hist),
 	}
 	if r.Messages > 0 {
 		r.PerSecond = float64(r.Messages) / elapsed.Seconds()

@@ -5,19 +5,21 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // IdleConfig describes the idle scenario: ramp to Conns connections, hold
 // them without traffic, and read the server's memory.
 type IdleConfig struct {
-	URL     string
-	PID     int           // the server's process, for /proc
-	Conns   int           // connections to open
-	Sources int           // loopback source addresses (127.0.0.1..); default 4
-	Dialers int           // handshakes in flight at once; default 64
-	Settle  time.Duration // wait after the ramp before reading memory; default 2 s
-	Timeout time.Duration // bound on the whole ramp; default 2 min
+	URL      string
+	PID      int           // the server's process, for /proc
+	Conns    int           // connections to open
+	Sources  int           // loopback source addresses (127.0.0.1..); default 4
+	Dialers  int           // handshakes in flight at once; default 64
+	Settle   time.Duration // wait after the ramp before reading memory; default 2 s
+	Timeout  time.Duration // bound on the whole ramp; default 2 min
+	Progress *atomic.Int64 // if set, counts connections opened
 }
 
 // IdleResult is what the idle scenario measured.
@@ -77,6 +79,9 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 					errs[errKind(err)]++
 				} else {
 					conns = append(conns, c)
+					if cfg.Progress != nil {
+						cfg.Progress.Add(1)
+					}
 				}
 				mu.Unlock()
 			}

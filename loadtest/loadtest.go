@@ -75,8 +75,8 @@ func newDialer(rawURL string, sources int) (*dialer, error) {
 		return nil, fmt.Errorf("loadtest: %s: load goes to loopback addresses only", rawURL)
 	}
 	d := &dialer{u: u}
-	for i := range max(sources, 1) {
-		d.sources = append(d.sources, net.IPv4(127, 0, 0, byte(1+i)))
+	for i := range min(max(sources, 1), 250*250) {
+		d.sources = append(d.sources, net.IPv4(127, 0, byte(i/250), byte(1+i%250)))
 	}
 	return d, nil
 }
@@ -106,6 +106,8 @@ func errKind(err error) string {
 		return ""
 	case strings.Contains(err.Error(), "too many open files"):
 		return "too many open files"
+	case strings.Contains(err.Error(), "cannot assign requested address"):
+		return "no local port left"
 	case strings.Contains(err.Error(), "connection refused"):
 		return "refused"
 	case strings.Contains(err.Error(), "reset by peer"):
@@ -125,3 +127,5 @@ func asNetError(err error, ne *net.Error) bool {
 	}
 	return ok
 }
+
+func selfPID() int { return os.Getpid() }

@@ -46,7 +46,38 @@ func TestIdle(t *testing.T) {
 func TestEcho(t *testing.T) {
 	u := server(t)
 	r, err := loadtest.Echo(context.Background(), loadtest.EchoConfig{URL: u, PID: os.Getpid(), Conns: 10, Size: 1024, Duration: 300 * time.Millisecond})
-	if err != nil || r.Messages < 10 || len(r.Errors) != 0 || r.P50 <= 0 {
+	if err != nil || r.Messages < 10 || len(r.Errors) != 0 || r.Latency.P50 <= 0 {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+func broadcastServer(t *testing.T) string {
+	r := api.NewRouter()
+	r.Handle("/broadcast", handlers.Broadcast())
+	s, err := stdhttp.New(r, api.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return "ws://" + a.String() + "/broadcast"
+}
+
+func TestBroadcast(t *testing.T) {
+	u := broadcastServer(t)
+	r, err := loadtest.Broadcast(context.Background(), loadtest.BroadcastConfig{URL: u, PID: os.Getpid(), Subscribers: 20, Rate: 50, Duration: 400 * time.Millisecond})
+	if err != nil || r.Sent < 10 || r.Delivered != r.Sent*20 || r.DeliveryRatio != 1 || r.Latency.P50 <= 0 {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+func TestConnect(t *testing.T) {
+	u := server(t)
+	r, err := loadtest.Connect(context.Background(), loadtest.ConnectConfig{URL: u, PID: os.Getpid(), Workers: 4, Duration: 300 * time.Millisecond, Count: 200})
+	if err != nil || r.Succeeded < 20 || r.SuccessRatio != 1 || r.Tried > 200 {
 		t.Fatalf("%+v %v", r, err)
 	}
 }

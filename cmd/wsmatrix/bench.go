@@ -3,18 +3,23 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"html"
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/wsmatrix/wsmatrix/loadtest"
+	"github.com/wsmatrix/wsmatrix/runtime"
 )
 
 // bench runs a load scenario against runtimes it starts itself, one after
@@ -23,24 +28,33 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		scenario  = fs.String("scenario", "echo", "echo or idle")
+		scenario  = fs.String("scenario", "echo", "echo, idle, broadcast or connect")
 		runtimes  = fs.String("runtimes", "stdhttp,fasthttp,gnet", "runtimes to start and measure, in order (the first is the baseline of the ratios)")
-		paths     = fs.String("paths", "/echo,/echo-event", "handler routes to measure on each runtime")
+		paths     = fs.String("paths", "", "handler routes to measure on each runtime (default: /echo,/echo-event; broadcast: /broadcast)")
 		peers     = fs.String("peers", "", "also start and measure peer servers: name=/path/to/binary,... (each takes --addr, serves /echo, logs addr=)")
 		rawURL    = fs.String("url", "", "measure an external server at this ws:// URL instead (needs --pid)")
 		pid       = fs.Int("pid", 0, "process id of the external server")
-		conns     = fs.Int("conns", 1000, "connections")
+		conns     = fs.Int("conns", 1000, "connections (broadcast: subscribers; connect: concurrent dialers, at most 200)")
 		size      = fs.Int("size", 1024, "echo: message size in bytes")
 		duration  = fs.Duration("duration", 10*time.Second, "echo: how long to send")
 		serverCPU = fs.Int("server-cpu", 0, "CPU the started servers are pinned to (-1: not pinned)")
 		clientCPU = fs.Int("client-cpu", 1, "CPU this load client is pinned to (-1: not pinned)")
+		rate      = fs.Int("rate", 10, "broadcast: messages per second from the publisher")
+		jsonOut   = fs.String("json", "", "also write the results as JSON to this file")
+		svgOut    = fs.String("svg", "", "also draw the compared figure as an SVG bar chart in this file")
 	)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *scenario != "echo" && *scenario != "idle" {
-		fmt.Fprintf(stderr, "wsmatrix bench: --scenario %q: echo or idle\n", *scenario)
+	if _, ok := scenarios[*scenario]; !ok {
+		fmt.Fprintf(stderr, "wsmatrix bench: --scenario %q: echo, idle, broadcast or connect\n", *scenario)
 		return 2
+	}
+	if *paths == "" {
+		*paths = "/echo,/echo-event"
+		if *scenario == "broadcast" {
+			*paths = "/broadcast"
+		}
 	}
 	if *clientCPU >= 0 {
 		if err := pinSelf(*clientCPU); err != nil {
@@ -81,6 +95,10 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	if *scenario == "broadcast" && *peers != "" {
+		fmt.Fprintln(stderr, "wsmatrix bench: the peers serve /echo only: --scenario=broadcast measures wsmatrix runtimes or --url")
+		return 2
+	}
 	if *rawURL == "" && *peers != "" {
 		for _, p := range strings.Split(*peers, ",") {
 			name, bin, ok := strings.Cut(p, "=")
@@ -93,23 +111,23 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				if err != nil {
 					return target{}, err
 				}
-				return target{name + " /echo", "ws://" + addr + "/echo", child.Process.Pid, func() {
+				path := "/echo"
+				if *scenario == "broadcast" {
+					path = "/broadcast"
+				}
+				return target{name + " " + path, "ws://" + addr + path, child.Process.Pid, func() {
 					child.Process.Signal(unix.SIGTERM)
 					child.Wait()
 				}}, nil
 			})
 		}
 	}
-	fmt.Fprintf(stdout, "scenario %s, %d connections, server CPU %d, client CPU %d, %s\n\n", *scenario, *conns, *serverCPU, *clientCPU, time.Now().UTC().Format(time.RFC3339))
-	switch *scenario {
-	case "idle":
-		fmt.Fprintln(stdout, "| target | conns | server RSS before | after | per connection | ratio | errors |")
-		fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|")
-	case "echo":
-		fmt.Fprintf(stdout, "%d-byte messages, one in flight per connection, %v\n\n", *size, *duration)
-		fmt.Fprintln(stdout, "| target | msgs/s | server CPU µs/msg | ratio | p50 | p99 | p99.9 | errors |")
-		fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|")
-	}
+	report := benchReport{Scenario: *scenario, Started: time.Now().UTC(), ServerCPU: *serverCPU, ClientCPU: *clientCPU,
+		Conns: *conns, Size: *size, Duration: *duration, Rate: *rate}
+	fmt.Fprintf(stdout, "scenario %s, %d connections, server CPU %d, client CPU %d, %s\n\n", *scenario, *conns, *serverCPU, *clientCPU, report.Started.Format(time.RFC3339))
+	sc := scenarios[*scenario]
+	fmt.Fprintln(stdout, sc.header)
+	fmt.Fprintln(stdout, "|"+strings.Repeat("---|", strings.Count(sc.header, "|")-1))
 	var base float64
 	for _, mk := range targets {
 		t, err := mk()
@@ -117,42 +135,187 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "wsmatrix bench: %v\n", err)
 			return 1
 		}
-		var (
-			row string
-			v   float64
-		)
-		switch *scenario {
-		case "idle":
-			r, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: t.url, PID: t.pid, Conns: *conns})
-			if err != nil {
-				t.stop()
-				fmt.Fprintf(stderr, "wsmatrix bench: %s: %v\n", t.name, err)
-				return 1
-			}
-			v = r.BytesPerConn
-			row = fmt.Sprintf("| %s | %d | %.1f MiB | %.1f MiB | %.0f B (%.2f KiB) | %%s | %v |", t.name, r.Conns,
-				float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.BytesPerConn, r.BytesPerConn/1024, errText(r.Errors))
-		case "echo":
-			r, err := loadtest.Echo(ctx, loadtest.EchoConfig{URL: t.url, PID: t.pid, Conns: *conns, Size: *size, Duration: *duration})
-			if err != nil {
-				t.stop()
-				fmt.Fprintf(stderr, "wsmatrix bench: %s: %v\n", t.name, err)
-				return 1
-			}
-			v = r.ServerCPUPerMsg
-			row = fmt.Sprintf("| %s | %.0f | %.2f | %%s | %v | %v | %v | %v |", t.name, r.PerSecond, r.ServerCPUPerMsg, r.P50, r.P99, r.P999, errText(r.Errors))
-		}
+		var done atomic.Int64
+		stopProgress := progress(stderr, t.name, &done)
+		res, figure, cells, err := sc.run(ctx, benchParams{url: t.url, pid: t.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, progress: &done})
+		stopProgress()
 		t.stop()
+		if err != nil {
+			fmt.Fprintf(stderr, "wsmatrix bench: %s: %v\n", t.name, err)
+			return 1
+		}
 		if base == 0 {
-			base = v
+			base = figure
 		}
-		ratio := "-"
+		ratio := 0.0
 		if base > 0 {
-			ratio = fmt.Sprintf("%.2f", v/base)
+			ratio = figure / base
 		}
-		fmt.Fprintf(stdout, row+"\n", ratio)
+		report.Targets = append(report.Targets, benchTarget{Name: t.name, Figure: figure, Ratio: ratio, Result: res})
+		fmt.Fprintf(stdout, "| %s | %s | %.2f |\n", t.name, cells, ratio)
+	}
+	fmt.Fprintf(stdout, "\nratio: %s, against the first row\n", sc.figure)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(report, "", "  ")
+		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintf(stderr, "wsmatrix bench: %v\n", err)
+			return 1
+		}
+	}
+	if *svgOut != "" {
+		if err := os.WriteFile(*svgOut, chart(report, sc.figure), 0o644); err != nil {
+			fmt.Fprintf(stderr, "wsmatrix bench: %v\n", err)
+			return 1
+		}
 	}
 	return 0
+}
+
+// benchReport is the JSON output of wsmatrix bench (schema in
+// docs/benchmarks.md).
+type benchReport struct {
+	Scenario  string        `json:"scenario"`
+	Started   time.Time     `json:"started"`
+	ServerCPU int           `json:"server_cpu"`
+	ClientCPU int           `json:"client_cpu"`
+	Conns     int           `json:"conns"`
+	Size      int           `json:"size"`
+	Duration  time.Duration `json:"duration_ns"`
+	Rate      int           `json:"rate"`
+	Targets   []benchTarget `json:"targets"`
+}
+
+type benchTarget struct {
+	Name   string  `json:"name"`
+	Figure float64 `json:"figure"` // the compared figure of the scenario
+	Ratio  float64 `json:"ratio"`  // figure / the first target's figure
+	Result any     `json:"result"` // the loadtest result
+}
+
+type benchParams struct {
+	url              string
+	pid, conns, size int
+	rate             int
+	duration         time.Duration
+	progress         *atomic.Int64
+}
+
+type scenario struct {
+	header string // the markdown header, ratio last
+	figure string // what the ratio compares
+	run    func(context.Context, benchParams) (result any, figure float64, cells string, err error)
+}
+
+var scenarios = map[string]scenario{
+	"idle": {
+		header: "| target | conns | server RSS before | after | per connection | client CPU | errors | ratio |",
+		figure: "server RSS per idle connection (lower is better)",
+		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
+			r, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: p.url, PID: p.pid, Conns: p.conns, Progress: p.progress})
+			return r, r.BytesPerConn, fmt.Sprintf("%d | %.1f MiB | %.1f MiB | %.0f B (%.2f KiB) | - | %s", r.Conns,
+				float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.BytesPerConn, r.BytesPerConn/1024, errText(r.Errors)), err
+		},
+	},
+	"echo": {
+		header: "| target | msgs/s | server CPU µs/msg | p50 | p99 | p99.9 | client CPU µs/msg | errors | ratio |",
+		figure: "server CPU per echoed message (lower is better)",
+		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
+			r, err := loadtest.Echo(ctx, loadtest.EchoConfig{URL: p.url, PID: p.pid, Conns: p.conns, Size: p.size, Duration: p.duration, Progress: p.progress})
+			client := 0.0
+			if r.Messages > 0 {
+				client = float64(r.ClientCPU/time.Microsecond) / float64(r.Messages)
+			}
+			return r, r.ServerCPUPerMsg, fmt.Sprintf("%.0f | %.2f | %s | %s | %s | %.2f | %s", r.PerSecond, r.ServerCPUPerMsg,
+				us(r.Latency.P50), us(r.Latency.P99), us(r.Latency.P999), client, errText(r.Errors)), err
+		},
+	},
+	"broadcast": {
+		header: "| target | subscribers | sent | delivered | ratio delivered | deliveries/s | server CPU µs/delivery | p50 | p99 | p99.9 | errors | ratio |",
+		figure: "server CPU per delivered message (lower is better)",
+		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
+			r, err := loadtest.Broadcast(ctx, loadtest.BroadcastConfig{URL: p.url, PID: p.pid, Subscribers: p.conns, Rate: p.rate, Size: p.size, Duration: p.duration, Progress: p.progress})
+			return r, r.ServerCPUPerDel, fmt.Sprintf("%d | %d | %d | %.4f | %.0f | %.2f | %s | %s | %s | %s", r.Subscribers, r.Sent, r.Delivered,
+				r.DeliveryRatio, r.PerSecond, r.ServerCPUPerDel, us(r.Latency.P50), us(r.Latency.P99), us(r.Latency.P999), errText(r.Errors)), err
+		},
+	},
+	"connect": {
+		header: "| target | handshakes/s | success ratio | server CPU µs/handshake | p50 | p99 | errors | ratio |",
+		figure: "handshakes per second (higher is better)",
+		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
+			r, err := loadtest.Connect(ctx, loadtest.ConnectConfig{URL: p.url, PID: p.pid, Workers: min(p.conns, 200), Duration: p.duration, Progress: p.progress})
+			return r, r.PerSecond, fmt.Sprintf("%.0f | %.4f | %.1f | %s | %s | %s", r.PerSecond, r.SuccessRatio, r.ServerCPUPerH,
+				us(r.Latency.P50), us(r.Latency.P99), errText(r.Errors)), err
+		},
+	},
+}
+
+func us(v int64) string { return (time.Duration(v) * time.Microsecond).String() }
+
+// progress shows a live line on a terminal (plain start and end lines
+// otherwise) until the returned func is called.
+func progress(w io.Writer, name string, done *atomic.Int64) func() {
+	f, ok := w.(*os.File)
+	tty := false
+	if ok {
+		if st, err := f.Stat(); err == nil {
+			tty = st.Mode()&os.ModeCharDevice != 0
+		}
+	}
+	start := time.Now()
+	if !tty {
+		fmt.Fprintf(w, "bench: %s: running\n", name)
+		return func() {
+			fmt.Fprintf(w, "bench: %s: done, %d in %v\n", name, done.Load(), time.Since(start).Round(time.Millisecond))
+		}
+	}
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				fmt.Fprintf(w, "\r\033[K")
+				return
+			case <-t.C:
+				el := time.Since(start)
+				fmt.Fprintf(w, "\r\033[K%s: %d (%.0f/s) %v", name, done.Load(), float64(done.Load())/el.Seconds(), el.Round(time.Second))
+			}
+		}
+	}()
+	return func() { close(stop); <-finished }
+}
+
+// chart draws the compared figure of every target as horizontal bars.
+func chart(r benchReport, figure string) []byte {
+	const w, left, bar, gap = 720, 200, 22, 8
+	h := 60 + len(r.Targets)*(bar+gap)
+	maxV := 0.0
+	for _, t := range r.Targets {
+		maxV = max(maxV, t.Figure)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="10" y="20" font-size="14" font-weight="bold">wsmatrix bench: %s</text>`+"\n", html.EscapeString(r.Scenario))
+	fmt.Fprintf(&b, `<text x="10" y="38" fill="#555">%s, %d connections, %s</text>`+"\n", html.EscapeString(figure), r.Conns, r.Started.Format("2006-01-02"))
+	for i, t := range r.Targets {
+		y := 50 + i*(bar+gap)
+		bw := 0.0
+		if maxV > 0 {
+			bw = t.Figure / maxV * float64(w-left-110)
+		}
+		color := "#b0b0b0" // peers and external servers
+		if rt, _, _ := strings.Cut(t.Name, " "); slices.Contains(runtime.Builtin, rt) {
+			color = "#4878a8" // wsmatrix runtimes
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+bar/2+4, html.EscapeString(t.Name))
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", left, y, bw, bar, color)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d">%.2f (%.2f×)</text>`+"\n", float64(left)+bw+6, y+bar/2+4, t.Figure, t.Ratio)
+	}
+	b.WriteString("</svg>\n")
+	return []byte(b.String())
 }
 
 func errText(m map[string]int) string {

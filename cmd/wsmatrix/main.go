@@ -43,7 +43,7 @@ func main() {
 const usage = `wsmatrix serves WebSocket handlers on interchangeable runtimes.
 
 Usage:
-  wsmatrix serve [flags]    serve the built-in handlers (/echo, /echo-event)
+  wsmatrix serve [flags]    serve the built-in handlers (/echo, /echo-event, /broadcast)
   wsmatrix bench [flags]    measure runtimes side by side (echo, idle)
   wsmatrix runtimes         list the runtimes built into this binary
 
@@ -81,7 +81,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: wsmatrix serve [flags]\n\nServes /echo (blocking style) and /echo-event (event style).\n"+
+		fmt.Fprintf(stderr, "Usage: wsmatrix serve [flags]\n\nServes /echo (blocking style), /echo-event (event style) and /broadcast\n(every message to every connection).\n"+
 			"Every flag can also be set with the environment variable shown in brackets.\n\n")
 		fs.PrintDefaults()
 	}
@@ -194,6 +194,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	router := api.NewRouter()
 	router.Handle("/echo", handlers.Echo)
 	router.Handle("/echo-event", handlers.EchoEvent)
+	router.Handle("/broadcast", handlers.Broadcast())
 
 	rt, err := runtime.New(*rtName, router, o)
 	if err != nil {
@@ -225,7 +226,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.TLSConfig != nil {
 		scheme = "wss"
 	}
-	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/echo /echo-event")
+	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/echo /echo-event /broadcast")
 	<-ctx.Done()
 	logger.Info("stopping", "runtime", rt.Name(), "grace", *grace)
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)
