@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"net"
+	"net/http"
 
 	"github.com/gorilla/websocket"
 	fh "github.com/valyala/fasthttp"
