@@ -208,11 +208,11 @@ type scenario struct {
 
 var scenarios = map[string]scenario{
 	"idle": {
-		header: "| target | conns | server RSS before | after | per connection | client CPU | errors | ratio |",
+		header: "| target | conns | server RSS before | after | per connection | errors | ratio |",
 		figure: "server RSS per idle connection (lower is better)",
 		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
 			r, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: p.url, PID: p.pid, Conns: p.conns, Progress: p.progress})
-			return r, r.BytesPerConn, fmt.Sprintf("%d | %.1f MiB | %.1f MiB | %.0f B (%.2f KiB) | - | %s", r.Conns,
+			return r, r.BytesPerConn, fmt.Sprintf("%d | %.1f MiB | %.1f MiB | %.0f B (%.2f KiB) | %s", r.Conns,
 				float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.BytesPerConn, r.BytesPerConn/1024, errText(r.Errors)), err
 		},
 	},

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -229,5 +230,48 @@ func TestBuildTags(t *testing.T) {
 	}
 	if code, out := runBinary(t, build("default_gnet"), nil, "runtimes"); code != 0 || !strings.Contains(out, "gnet (default)") {
 		t.Fatalf("default_gnet: exit %d\n%s", code, out)
+	}
+}
+
+// TestBench runs every scenario of `wsmatrix bench` briefly against a
+// runtime it starts, and checks the table, the JSON and the SVG.
+func TestBench(t *testing.T) {
+	dir := t.TempDir()
+	for _, sc := range []struct {
+		name string
+		args []string
+	}{
+		{"echo", []string{"--conns=5", "--duration=300ms"}},
+		{"idle", []string{"--conns=20"}},
+		{"broadcast", []string{"--conns=10", "--rate=50", "--duration=300ms"}},
+		{"connect", []string{"--conns=4", "--duration=300ms", "--paths=/echo"}},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			js, svg := filepath.Join(dir, sc.name+".json"), filepath.Join(dir, sc.name+".svg")
+			args := append([]string{"bench", "--scenario=" + sc.name, "--runtimes=stdhttp,gnet", "--server-cpu=-1", "--client-cpu=-1",
+				"--json=" + js, "--svg=" + svg}, sc.args...)
+			code, out := runBinary(t, binary, nil, args...)
+			if code != 0 || !strings.Contains(out, "| gnet /") || !strings.Contains(out, "ratio:") {
+				t.Fatalf("exit %d\n%s", code, out)
+			}
+			var rep struct {
+				Scenario string
+				Targets  []struct {
+					Name   string
+					Figure float64
+					Result map[string]any
+				}
+			}
+			b, err := os.ReadFile(js)
+			if err != nil || json.Unmarshal(b, &rep) != nil || rep.Scenario != sc.name || len(rep.Targets) < 2 || len(rep.Targets[1].Result) == 0 {
+				t.Fatalf("JSON: %v\n%s", err, b)
+			}
+			if b, err := os.ReadFile(svg); err != nil || !bytes.HasPrefix(b, []byte("<svg")) || !bytes.Contains(b, []byte("gnet /")) {
+				t.Fatalf("SVG: %v\n%s", err, b)
+			}
+		})
+	}
+	if code, out := runBinary(t, binary, nil, "bench", "--scenario=nope"); code != 2 {
+		t.Fatalf("bad scenario: exit %d\n%s", code, out)
 	}
 }
