@@ -14,8 +14,9 @@ import (
 	"github.com/gobwas/ws/wsutil"
 )
 
-// EchoConfig describes the echo scenario: Conns connections, each with one
-// message of Size bytes in flight, for Duration.
+// EchoConfig describes the echo scenario: Conns connections, each with
+// InFlight messages of Size bytes in flight (written back to back, then
+// read back), for Duration.
 type EchoConfig struct {
 	URL      string
 	PID      int
@@ -23,6 +24,7 @@ type EchoConfig struct {
 	Size     int
 	Duration time.Duration
 	Sources  int
+	InFlight int           // messages in flight per connection; default 1
 	Text     bool          // send text (ASCII) instead of binary
 	Progress *atomic.Int64 // if set, counts echoes
 }
@@ -31,6 +33,7 @@ type EchoConfig struct {
 type EchoResult struct {
 	Conns           int            `json:"conns"`
 	Size            int            `json:"size"`
+	InFlight        int            `json:"in_flight"`
 	Messages        int64          `json:"messages"`
 	Duration        time.Duration  `json:"duration_ns"`
 	PerSecond       float64        `json:"messages_per_second"`
@@ -48,6 +51,10 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 	}
 	if cfg.Duration <= 0 || cfg.Duration > 10*time.Minute {
 		return EchoResult{}, fmt.Errorf("loadtest: echo: duration %v not in (0, 10m]", cfg.Duration)
+	}
+	cfg.InFlight = max(cfg.InFlight, 1)
+	if cfg.InFlight > 1024 {
+		return EchoResult{}, fmt.Errorf("loadtest: echo: %d messages in flight per connection; at most 1024", cfg.InFlight)
 	}
 	d, err := newDialer(cfg.URL, max(cfg.Sources, 4))
 	if err != nil {
@@ -91,26 +98,30 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 			h := newHist()
 			var n int64
 			var ferr error
-			for time.Now().Before(stop) && ctx.Err() == nil {
-				t0 := time.Now()
-				c.SetDeadline(t0.Add(10 * time.Second))
-				if err := wsutil.WriteClientMessage(c, op, payload); err != nil {
-					ferr = err
-					break
+			sent := make([]time.Time, cfg.InFlight) // send times of the messages in flight
+			for time.Now().Before(stop) && ctx.Err() == nil && ferr == nil {
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				for i := range sent {
+					sent[i] = time.Now()
+					if err := wsutil.WriteClientMessage(c, op, payload); err != nil {
+						ferr = err
+						break
+					}
 				}
-				p, _, err := wsutil.ReadServerData(c)
-				if err != nil {
-					ferr = err
-					break
-				}
-				if len(p) != len(payload) {
-					ferr = errors.New("echo of a different length")
-					break
-				}
-				h.RecordValue(int64(time.Since(t0) / time.Microsecond))
-				n++
-				if cfg.Progress != nil {
-					cfg.Progress.Add(1)
+				for i := 0; i < len(sent) && ferr == nil; i++ {
+					p, _, err := wsutil.ReadServerData(c)
+					switch {
+					case err != nil:
+						ferr = err
+					case len(p) != len(payload):
+						ferr = errors.New("echo of a different length")
+					default:
+						h.RecordValue(int64(time.Since(sent[i]) / time.Microsecond))
+						n++
+						if cfg.Progress != nil {
+							cfg.Progress.Add(1)
+						}
+					}
 				}
 			}
 			total.Add(n)
@@ -130,7 +141,7 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 	}
 	self1, _ := ReadProc(selfPID())
 	r := EchoResult{
-		Conns: cfg.Conns, Size: cfg.Size, Messages: total.Load(), Duration: elapsed,
+		Conns: cfg.Conns, Size: cfg.Size, InFlight: cfg.InFlight, Messages: total.Load(), Duration: elapsed,
 		ServerCPU: after.CPU - before.CPU, ClientCPU: self1.CPU - self0.CPU, Errors: errs,
 		Latency: latencyOf(hist),
 	}

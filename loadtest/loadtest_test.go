@@ -66,6 +66,14 @@ func broadcastServer(t *testing.T) string {
 	return "ws://" + a.String() + "/broadcast"
 }
 
+func TestEchoInFlight(t *testing.T) {
+	u := server(t)
+	r, err := loadtest.Echo(context.Background(), loadtest.EchoConfig{URL: u, PID: os.Getpid(), Conns: 4, Size: 100, InFlight: 8, Duration: 300 * time.Millisecond})
+	if err != nil || r.Messages < 32 || r.Messages%8 != 0 || len(r.Errors) != 0 || r.InFlight != 8 {
+		t.Fatalf("%+v %v", r, err)
+	}
+}
+
 func TestBroadcast(t *testing.T) {
 	u := broadcastServer(t)
 	r, err := loadtest.Broadcast(context.Background(), loadtest.BroadcastConfig{URL: u, PID: os.Getpid(), Subscribers: 20, Rate: 50, Duration: 400 * time.Millisecond})

@@ -40,6 +40,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		serverCPU = fs.Int("server-cpu", 0, "CPU the started servers are pinned to (-1: not pinned)")
 		clientCPU = fs.Int("client-cpu", 1, "CPU this load client is pinned to (-1: not pinned)")
 		rate      = fs.Int("rate", 10, "broadcast: messages per second from the publisher")
+		inflight  = fs.Int("inflight", 1, "echo: messages in flight per connection")
 		jsonOut   = fs.String("json", "", "also write the results as JSON to this file")
 		svgOut    = fs.String("svg", "", "also draw the compared figure as an SVG bar chart in this file")
 	)
@@ -123,7 +124,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	report := benchReport{Scenario: *scenario, Started: time.Now().UTC(), ServerCPU: *serverCPU, ClientCPU: *clientCPU,
-		Conns: *conns, Size: *size, Duration: *duration, Rate: *rate}
+		Conns: *conns, Size: *size, Duration: *duration, Rate: *rate, InFlight: *inflight}
 	fmt.Fprintf(stdout, "scenario %s, %d connections, server CPU %d, client CPU %d, %s\n\n", *scenario, *conns, *serverCPU, *clientCPU, report.Started.Format(time.RFC3339))
 	sc := scenarios[*scenario]
 	fmt.Fprintln(stdout, sc.header)
@@ -137,7 +138,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		var done atomic.Int64
 		stopProgress := progress(stderr, t.name, &done)
-		res, figure, cells, err := sc.run(ctx, benchParams{url: t.url, pid: t.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, progress: &done})
+		res, figure, cells, err := sc.run(ctx, benchParams{url: t.url, pid: t.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, inflight: *inflight, progress: &done})
 		stopProgress()
 		t.stop()
 		if err != nil {
@@ -182,6 +183,7 @@ type benchReport struct {
 	Size      int           `json:"size"`
 	Duration  time.Duration `json:"duration_ns"`
 	Rate      int           `json:"rate"`
+	InFlight  int           `json:"in_flight"`
 	Targets   []benchTarget `json:"targets"`
 }
 
@@ -195,7 +197,7 @@ type benchTarget struct {
 type benchParams struct {
 	url              string
 	pid, conns, size int
-	rate             int
+	rate, inflight   int
 	duration         time.Duration
 	progress         *atomic.Int64
 }
@@ -220,7 +222,7 @@ var scenarios = map[string]scenario{
 		header: "| target | msgs/s | server CPU µs/msg | p50 | p99 | p99.9 | client CPU µs/msg | errors | ratio |",
 		figure: "server CPU per echoed message (lower is better)",
 		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
-			r, err := loadtest.Echo(ctx, loadtest.EchoConfig{URL: p.url, PID: p.pid, Conns: p.conns, Size: p.size, Duration: p.duration, Progress: p.progress})
+			r, err := loadtest.Echo(ctx, loadtest.EchoConfig{URL: p.url, PID: p.pid, Conns: p.conns, Size: p.size, InFlight: p.inflight, Duration: p.duration, Progress: p.progress})
 			client := 0.0
 			if r.Messages > 0 {
 				client = float64(r.ClientCPU/time.Microsecond) / float64(r.Messages)
