@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,35 +42,24 @@ type BroadcastResult struct {
 
 // Broadcast runs the broadcast scenario.
 func Broadcast(ctx context.Context, cfg BroadcastConfig) (BroadcastResult, error) {
-	if cfg.Subscribers <= 0 || cfg.Subscribers > maxFiles-100 {
-		return BroadcastResult{}, fmt.Errorf("loadtest: broadcast: %d subscribers; one process may open about %d files", cfg.Subscribers, maxFiles)
-	}
-	if cfg.Duration <= 0 || cfg.Duration > 10*time.Minute {
-		return BroadcastResult{}, fmt.Errorf("loadtest: broadcast: duration %v not in (0, 10m]", cfg.Duration)
+	if err := checkBounds("broadcast", cfg.Subscribers+1, cfg.Duration); err != nil {
+		return BroadcastResult{}, err
 	}
 	if cfg.Rate <= 0 {
 		cfg.Rate = 10
 	}
-	cfg.Size = max(cfg.Size, 8)
-	if cfg.Size == 8 && cfg.Rate == 10 {
+	if cfg.Size == 0 {
 		cfg.Size = 64
 	}
+	cfg.Size = max(cfg.Size, 8)
 	d, err := newDialer(cfg.URL, max(cfg.Sources, 4))
 	if err != nil {
 		return BroadcastResult{}, err
 	}
-	conns := make([]net.Conn, 0, cfg.Subscribers+1)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := range cfg.Subscribers + 1 { // the last one publishes
-		c, err := d.dial(ctx, i)
-		if err != nil {
-			return BroadcastResult{}, fmt.Errorf("loadtest: broadcast: dial: %w", err)
-		}
-		conns = append(conns, c)
+	conns, err := d.dialAll(ctx, cfg.Subscribers+1) // the last one publishes
+	defer closeAll(conns)
+	if err != nil {
+		return BroadcastResult{}, fmt.Errorf("loadtest: broadcast: %w", err)
 	}
 	time.Sleep(200 * time.Millisecond) // let every handler register its connection
 

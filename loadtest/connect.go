@@ -2,7 +2,6 @@ package loadtest
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -42,14 +41,11 @@ type ConnectResult struct {
 
 // Connect runs the connect scenario.
 func Connect(ctx context.Context, cfg ConnectConfig) (ConnectResult, error) {
-	if cfg.Duration <= 0 || cfg.Duration > 10*time.Minute {
-		return ConnectResult{}, fmt.Errorf("loadtest: connect: duration %v not in (0, 10m]", cfg.Duration)
-	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = 50
 	}
-	if cfg.Workers > maxFiles/2 {
-		return ConnectResult{}, fmt.Errorf("loadtest: connect: %d workers; one process may open about %d files", cfg.Workers, maxFiles)
+	if err := checkBounds("connect", cfg.Workers, cfg.Duration); err != nil {
+		return ConnectResult{}, err
 	}
 	if cfg.Count <= 0 {
 		cfg.Count = 100000

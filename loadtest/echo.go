@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,11 +45,8 @@ type EchoResult struct {
 
 // Echo runs the echo scenario and reads the server's CPU time over it.
 func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
-	if cfg.Conns <= 0 || cfg.Conns > maxFiles-100 {
-		return EchoResult{}, fmt.Errorf("loadtest: echo: %d connections; one process may open about %d files", cfg.Conns, maxFiles)
-	}
-	if cfg.Duration <= 0 || cfg.Duration > 10*time.Minute {
-		return EchoResult{}, fmt.Errorf("loadtest: echo: duration %v not in (0, 10m]", cfg.Duration)
+	if err := checkBounds("echo", cfg.Conns, cfg.Duration); err != nil {
+		return EchoResult{}, err
 	}
 	cfg.InFlight = max(cfg.InFlight, 1)
 	if cfg.InFlight > 1024 {
@@ -60,18 +56,10 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 	if err != nil {
 		return EchoResult{}, err
 	}
-	conns := make([]net.Conn, 0, cfg.Conns)
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for i := range cfg.Conns {
-		c, err := d.dial(ctx, i)
-		if err != nil {
-			return EchoResult{}, fmt.Errorf("loadtest: echo: dial: %w", err)
-		}
-		conns = append(conns, c)
+	conns, err := d.dialAll(ctx, cfg.Conns)
+	defer closeAll(conns)
+	if err != nil {
+		return EchoResult{}, fmt.Errorf("loadtest: echo: %w", err)
 	}
 	op := ws.OpBinary
 	payload := bytes.Repeat([]byte{'x'}, cfg.Size)

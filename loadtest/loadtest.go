@@ -129,3 +129,34 @@ func asNetError(err error, ne *net.Error) bool {
 }
 
 func selfPID() int { return os.Getpid() }
+
+// checkBounds refuses loads this machine cannot hold or that run too long.
+func checkBounds(scenario string, conns int, d time.Duration) error {
+	if conns <= 0 || conns > maxFiles-100 {
+		return fmt.Errorf("loadtest: %s: %d connections; one process may open about %d files", scenario, conns, maxFiles)
+	}
+	if d <= 0 || d > 10*time.Minute {
+		return fmt.Errorf("loadtest: %s: duration %v not in (0, 10m]", scenario, d)
+	}
+	return nil
+}
+
+// dialAll opens n connections, one after another; close them with
+// closeAll, also after an error.
+func (d *dialer) dialAll(ctx context.Context, n int) ([]net.Conn, error) {
+	conns := make([]net.Conn, 0, n)
+	for i := range n {
+		c, err := d.dial(ctx, i)
+		if err != nil {
+			return conns, fmt.Errorf("dial: %w", err)
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+func closeAll(conns []net.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}

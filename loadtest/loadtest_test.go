@@ -13,9 +13,14 @@ import (
 	"github.com/wsmatrix/wsmatrix/runtime/stdhttp"
 )
 
-func server(t *testing.T) string {
+func server(t *testing.T) string { return serve(t, "/echo", handlers.Echo) }
+
+func broadcastServer(t *testing.T) string { return serve(t, "/broadcast", handlers.Broadcast()) }
+
+// serve serves h at path on a stdhttp runtime and returns its URL.
+func serve(t *testing.T, path string, h api.Handler) string {
 	r := api.NewRouter()
-	r.Handle("/echo", handlers.Echo)
+	r.Handle(path, h)
 	s, err := stdhttp.New(r, api.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +30,7 @@ func server(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	return "ws://" + a.String() + "/echo"
+	return "ws://" + a.String() + path
 }
 
 func TestReadProc(t *testing.T) {
@@ -49,21 +54,6 @@ func TestEcho(t *testing.T) {
 	if err != nil || r.Messages < 10 || len(r.Errors) != 0 || r.Latency.P50 <= 0 {
 		t.Fatalf("%+v %v", r, err)
 	}
-}
-
-func broadcastServer(t *testing.T) string {
-	r := api.NewRouter()
-	r.Handle("/broadcast", handlers.Broadcast())
-	s, err := stdhttp.New(r, api.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(context.Background()) })
-	return "ws://" + a.String() + "/broadcast"
 }
 
 func TestEchoInFlight(t *testing.T) {
