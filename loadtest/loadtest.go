@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -27,27 +28,44 @@ type Proc struct {
 
 // ReadProc reads /proc/PID/stat and /proc/PID/status.
 func ReadProc(pid int) (Proc, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return Proc{}, err
 	}
-	// Fields after the command name, which is in parentheses.
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return Proc{}, fmt.Errorf("loadtest: short /proc/%d/stat", pid)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Proc{}, err
 	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return parseProc(stat, status)
+}
+
+// parseProc takes the CPU time from a /proc/PID/stat line and the
+// resident memory from /proc/PID/status.
+func parseProc(stat, status []byte) (Proc, error) {
+	// Fields after the command name, which is in parentheses and may hold
+	// spaces and parentheses itself.
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return Proc{}, errors.New("loadtest: /proc stat without a command name")
+	}
+	f := strings.Fields(string(stat[end+1:]))
+	if len(f) < 13 {
+		return Proc{}, errors.New("loadtest: short /proc stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil || utime < 0 || stime < 0 || utime > 1<<40 || stime > 1<<40 {
+		return Proc{}, fmt.Errorf("loadtest: /proc stat times %q %q", f[11], f[12])
+	}
 	const ticks = 100 // USER_HZ on Linux
 	p := Proc{CPU: time.Duration(utime+stime) * time.Second / ticks}
-	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return Proc{}, err
-	}
-	sc := bufio.NewScanner(bytes.NewReader(s))
+	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil || kb < 0 || kb > 1<<40 {
+				return Proc{}, fmt.Errorf("loadtest: /proc status VmRSS %q", v)
+			}
 			p.RSS = kb << 10
 		}
 	}
