@@ -449,7 +449,7 @@ type session struct {
 	c      atomic.Pointer[conn.Conn]
 
 	mu       sync.Mutex
-	pending  [][]byte // buffers handed to the loop, oldest first
+	pending  []*[]byte // buffers handed to the loop, oldest first
 	err      error    // the first failed write
 	cb       gnetv2.AsyncCallback
 	inflight atomic.Int64 // bytes handed to the loop and not yet written or buffered
@@ -469,7 +469,7 @@ func newSession(s *Server, gc gnetv2.Conn) *session {
 // gnet still holds for the peer.
 func (sess *session) written(c gnetv2.Conn, err error) error {
 	sess.mu.Lock()
-	b := sess.pending[0]
+	bp := sess.pending[0]
 	sess.pending[0] = nil
 	sess.pending = sess.pending[1:]
 	if len(sess.pending) == 0 {
@@ -479,9 +479,9 @@ func (sess *session) written(c gnetv2.Conn, err error) error {
 		sess.err = err
 	}
 	sess.mu.Unlock()
-	sess.inflight.Add(-int64(len(b)))
+	sess.inflight.Add(-int64(len(*bp)))
 	sess.outbound.Store(int64(c.OutboundBuffered()))
-	putBuf(b)
+	putBuf(bp)
 	return nil
 }
 
@@ -494,15 +494,17 @@ func (sess *session) Write(b []byte) error {
 	sess.mu.Lock()
 	err := sess.err
 	if err == nil {
-		buf := append(getBuf(len(b)), b...)
-		sess.pending = append(sess.pending, buf)
-		sess.inflight.Add(int64(len(buf)))
+		bp := getBuf(len(b))
+		*bp = append(*bp, b...)
+		sess.pending = append(sess.pending, bp)
+		sess.inflight.Add(int64(len(b)))
 		if sess.cb == nil {
 			sess.cb = sess.written
 		}
-		if err = sess.gc.AsyncWrite(buf, sess.cb); err != nil {
+		if err = sess.gc.AsyncWrite(*bp, sess.cb); err != nil {
 			sess.pending = sess.pending[:len(sess.pending)-1]
-			sess.inflight.Add(-int64(len(buf)))
+			sess.inflight.Add(-int64(len(b)))
+			putBuf(bp)
 		}
 	}
 	sess.mu.Unlock()
@@ -542,26 +544,30 @@ func (sess *session) Write(b []byte) error {
 
 func (sess *session) backlog() int64 { return sess.inflight.Load() + sess.outbound.Load() }
 
-// Write buffers come from size-classed pools.
+// Write buffers come from size-classed pools, as pointers so that
+// recycling one allocates nothing.
 var bufPools [8]sync.Pool // 512 B << i
 
-func getBuf(n int) []byte {
+// getBuf returns an empty buffer with room for n bytes.
+func getBuf(n int) *[]byte {
 	for i := range bufPools {
 		if size := 512 << i; n <= size {
-			if b, ok := bufPools[i].Get().(*[]byte); ok {
-				return (*b)[:0]
+			if bp, ok := bufPools[i].Get().(*[]byte); ok {
+				*bp = (*bp)[:0]
+				return bp
 			}
-			return make([]byte, 0, size)
+			b := make([]byte, 0, size)
+			return &b
 		}
 	}
-	return make([]byte, 0, n)
+	b := make([]byte, 0, n)
+	return &b
 }
 
-func putBuf(b []byte) {
+func putBuf(bp *[]byte) {
 	for i := range bufPools {
-		if cap(b) == 512<<i {
-			b = b[:0]
-			bufPools[i].Put(&b)
+		if cap(*bp) == 512<<i {
+			bufPools[i].Put(bp)
 			return
 		}
 	}
