@@ -24,7 +24,7 @@ func (s *Server) Admission(w http.ResponseWriter, r *http.Request) (wire.Accept,
 		s.observe(func(o api.Observer) { o.Handshake(he.Status) })
 		return acc, false
 	}
-	if !s.Admit() {
+	if !s.admit() {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "wsmatrix: too many connections", http.StatusServiceUnavailable)
 		s.observe(func(o api.Observer) { o.Handshake(http.StatusServiceUnavailable) })

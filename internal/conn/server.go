@@ -43,13 +43,17 @@ type Server struct {
 	clockWG   sync.WaitGroup
 }
 
-// NewServer returns a server for opts, which must have been completed with
-// WithDefaults.
-func NewServer(opts api.Options) *Server {
+// NewServer returns a server for opts, with every zero field set to its
+// default; it fails when a field holds a value that cannot work.
+func NewServer(opts api.Options) (*Server, error) {
+	opts, err := opts.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{opts: opts, conns: map[*Conn]struct{}{}}
 	s.pool.max = opts.Workers
 	s.tickEvery = clockPeriod(&opts)
-	return s
+	return s, nil
 }
 
 // clockPeriod is the keepalive clock's resolution: a quarter of the
@@ -108,13 +112,9 @@ func (s *Server) observe(f func(api.Observer)) {
 // Options returns the server's options.
 func (s *Server) Options() *api.Options { return &s.opts }
 
-// Open counts the connections that are open now.
-func (s *Server) Open() int { return int(s.open.Load()) }
-
-// Admit reserves room for one more connection. It fails when the server is
-// shutting down or MaxConnections is reached; then the caller answers 503.
-// A successful Admit is followed by NewConn or Release.
-func (s *Server) Admit() bool {
+// admit reserves room for one more connection. It fails when the server is
+// shutting down or MaxConnections is reached.
+func (s *Server) admit() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing || (s.opts.MaxConnections > 0 && int(s.open.Load()) >= s.opts.MaxConnections) {
@@ -125,7 +125,7 @@ func (s *Server) Admit() bool {
 	return true
 }
 
-// Release gives back an Admit that did not become a connection.
+// Release gives back an Admission that did not become a connection.
 func (s *Server) Release() {
 	s.open.Add(-1)
 	s.live.Done()
@@ -181,7 +181,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() {
-		s.Wait()
+		s.wait()
 		close(done)
 	}()
 	select {
@@ -205,8 +205,8 @@ func (s *Server) snapshot() []*Conn {
 	return conns
 }
 
-// Wait blocks until every connection has ended and every handler returned.
-func (s *Server) Wait() {
+// wait blocks until every connection has ended and every handler returned.
+func (s *Server) wait() {
 	s.live.Wait()
 	s.handlers.Wait()
 	s.pool.wait()

@@ -169,10 +169,19 @@ func AppendResponse(dst []byte, a Accept) []byte {
 // without regard to case ("Connection: keep-alive, Upgrade").
 func HeaderHasToken(h http.Header, name, token string) bool {
 	for _, v := range h.Values(name) {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
+		if HasToken(v, token) {
+			return true
+		}
+	}
+	return false
+}
+
+// HasToken reports whether the comma-separated header value v holds token,
+// without regard to case.
+func HasToken(v, token string) bool {
+	for t := range strings.SplitSeq(v, ",") {
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
 		}
 	}
 	return false

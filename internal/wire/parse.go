@@ -223,9 +223,6 @@ func (p *Parser) fail(code api.StatusCode, reason string) error {
 	return p.err
 }
 
-// Err returns the error that failed the parser, or nil.
-func (p *Parser) Err() error { return p.err }
-
 // ParseClose decodes and checks a close frame's payload: an empty payload
 // is code 1005; one byte, or a code that may not be sent, is a protocol
 // error (1002); a reason that is not UTF-8 is 1007.

@@ -66,11 +66,10 @@ var (
 // New returns a fasthttp server for r. It fails when opts holds a value
 // that cannot work.
 func New(r *api.Router, opts api.Options) (*Server, error) {
-	o, err := opts.WithDefaults()
+	ws, err := conn.NewServer(opts)
 	if err != nil {
 		return nil, err
 	}
-	ws := conn.NewServer(o)
 	return &Server{router: r, ws: ws, opts: ws.Options()}, nil
 }
 
@@ -118,12 +117,15 @@ func (s *Server) Handler(next fh.RequestHandler) fh.RequestHandler {
 	}
 }
 
+// isUpgrade runs on every request of the application behind Handler: it
+// allocates nothing for the ones that are not upgrades.
 func isUpgrade(ctx *fh.RequestCtx) bool {
-	h := http.Header{}
 	for _, v := range ctx.Request.Header.PeekAll("Upgrade") {
-		h.Add("Upgrade", string(v))
+		if wire.HasToken(string(v), "websocket") {
+			return true
+		}
 	}
-	return wire.HeaderHasToken(h, "Upgrade", "websocket")
+	return false
 }
 
 // requestForMatch is the minimal request the router matches on.

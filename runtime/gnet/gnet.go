@@ -16,9 +16,11 @@
 package gnet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -104,14 +106,13 @@ var (
 // New returns a gnet server for r. It fails when opts holds a value that
 // cannot work.
 func New(r *api.Router, opts api.Options, o ...Option) (*Server, error) {
-	op, err := opts.WithDefaults()
+	if opts.TLSConfig != nil {
+		return nil, errors.New("wsmatrix: gnet: TLS is not supported by the event-loop runtime; terminate TLS in front of it (see docs/runtimes.md) or use stdhttp or fasthttp")
+	}
+	ws, err := conn.NewServer(opts)
 	if err != nil {
 		return nil, err
 	}
-	if op.TLSConfig != nil {
-		return nil, errors.New("wsmatrix: gnet: TLS is not supported by the event-loop runtime; terminate TLS in front of it (see docs/runtimes.md) or use stdhttp or fasthttp")
-	}
-	ws := conn.NewServer(op)
 	s := &Server{router: r, ws: ws, opts: ws.Options(), deadlines: map[*session]time.Time{}}
 	for _, f := range o {
 		f(s)
@@ -450,7 +451,7 @@ type session struct {
 
 	mu       sync.Mutex
 	pending  []*[]byte // buffers handed to the loop, oldest first
-	err      error    // the first failed write
+	err      error     // the first failed write
 	cb       gnetv2.AsyncCallback
 	inflight atomic.Int64 // bytes handed to the loop and not yet written or buffered
 	outbound atomic.Int64 // bytes gnet holds for the peer, as of the last write
@@ -635,28 +636,17 @@ func (w *response) bytes() []byte {
 	w.header.Del("Content-Length")
 	w.header.Del("Transfer-Encoding")
 	w.header.Set("Connection", "close")
-	var hb headerBuffer
+	var hb bytes.Buffer
 	w.header.Write(&hb)
-	b = append(b, hb...)
+	b = append(b, hb.Bytes()...)
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(w.body)), 10)
 	b = append(b, "\r\n\r\n"...)
 	return append(b, w.body...)
 }
 
-type headerBuffer []byte
-
-func (h *headerBuffer) Write(p []byte) (int, error) { *h = append(*h, p...); return len(p), nil }
-
 // logger sends gnet's logs to the runtime's slog logger.
-type logger struct {
-	l interface {
-		Debug(string, ...any)
-		Info(string, ...any)
-		Warn(string, ...any)
-		Error(string, ...any)
-	}
-}
+type logger struct{ l *slog.Logger }
 
 func (l logger) Debugf(f string, a ...any) { l.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }
 func (l logger) Infof(f string, a ...any)  { l.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }

@@ -110,9 +110,8 @@ func (c *client) frame(fin bool, op ws.OpCode, payload []byte) {
 	c.write(encode(fin, 0, op, payload))
 }
 
-func (c *client) text(s string)   { c.t.Helper(); c.frame(true, ws.OpText, []byte(s)) }
-func (c *client) binary(p []byte) { c.t.Helper(); c.frame(true, ws.OpBinary, p) }
-func (c *client) ping(p []byte)   { c.t.Helper(); c.frame(true, ws.OpPing, p) }
+func (c *client) text(s string) { c.t.Helper(); c.frame(true, ws.OpText, []byte(s)) }
+func (c *client) ping(p []byte) { c.t.Helper(); c.frame(true, ws.OpPing, p) }
 func (c *client) closeFrame(code api.StatusCode, reason string) {
 	c.t.Helper()
 	c.frame(true, ws.OpClose, closeBody(code, reason))

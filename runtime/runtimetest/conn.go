@@ -247,7 +247,7 @@ func connCases() []testCase {
 					case <-ws.Context().Done():
 						res <- nil
 					case <-time.After(5 * time.Second):
-						res <- errors.New("Context not done after the peer vanished")
+						res <- errors.New("context not done after the peer vanished")
 					}
 				})
 			})

@@ -104,7 +104,7 @@ func requestCases() []testCase {
 		{name: "group middleware does not run for root routes", setup: func(r *api.Router) {
 			g := r.Group("/g")
 			g.Use(func(http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "group only", 403) })
+				return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "group only", http.StatusForbidden) })
 			})
 			g.Handle("/x", echo)
 			r.Handle("/y", info(func(*http.Request) string { return "root" }))

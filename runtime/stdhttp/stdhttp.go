@@ -59,11 +59,10 @@ var (
 // New returns a server for r. It fails when opts holds a value that cannot
 // work.
 func New(r *api.Router, opts api.Options) (*Server, error) {
-	o, err := opts.WithDefaults()
+	ws, err := conn.NewServer(opts)
 	if err != nil {
 		return nil, err
 	}
-	ws := conn.NewServer(o)
 	return &Server{router: r, ws: ws, opts: ws.Options()}, nil
 }
 
