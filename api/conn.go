@@ -123,7 +123,8 @@ func (timeoutError) Temporary() bool { return true }
 var ErrEventStyle = errors.New("wsmatrix: Receive called on a connection in event style (OnMessage)")
 
 // ErrQueueFull is wrapped in the error Send returns when the send queue
-// stayed full for the write timeout.
+// is full (Options.SendQueueFull = QueueClose) or stayed full for the
+// write timeout (QueueBlock); the connection is then closed with 1008.
 var ErrQueueFull = errors.New("wsmatrix: send queue full")
 
 // CloseError reports how a connection ended. Code 1006 (AbnormalClosure)

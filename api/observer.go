@@ -17,4 +17,30 @@ type Observer interface {
 	Sent(bytes int)
 	// QueueFull reports a Send refused or timed out on a full send queue.
 	QueueFull()
+	// Refused reports an upgrade the runtime refused, or a connection it
+	// ended because of what the peer sent, by one of the Reason values.
+	Refused(reason string)
+	// Panicked reports a panic recovered in middleware, CheckOrigin, a
+	// handler or a callback; the rest of the server went on serving.
+	Panicked()
 }
+
+// Reasons reported to Observer.Refused, and logged with the refusal.
+const (
+	// ReasonOrigin: 403, the Origin is not allowed.
+	ReasonOrigin = "origin"
+	// ReasonHandshake: 400, 405 or 426, not a valid upgrade request.
+	ReasonHandshake = "handshake"
+	// ReasonCapacity: 503, MaxConnections reached or shutting down.
+	ReasonCapacity = "capacity"
+	// ReasonProtocol: close 1002, a frame broke RFC 6455.
+	ReasonProtocol = "protocol"
+	// ReasonUTF8: close 1007, text that is not UTF-8.
+	ReasonUTF8 = "utf8"
+	// ReasonTooBig: close 1009, a message over ReadLimit.
+	ReasonTooBig = "too_big"
+	// ReasonFlood: close 1008, an event-loop peer sent more than its
+	// handler's budget, max(ReadLimit, InboxBytes), while the handler was
+	// busy.
+	ReasonFlood = "flood"
+)

@@ -20,7 +20,8 @@ type QueuePolicy uint8
 const (
 	// QueueBlock makes Send wait for room up to WriteTimeout, then fail
 	// with an error wrapping ErrQueueFull; the connection is then closed
-	// with 1008, since its peer is not reading.
+	// with 1008, since its peer is not reading. This holds for one sender
+	// as for many: no Send ever waits on the socket itself.
 	QueueBlock QueuePolicy = iota
 	// QueueClose closes the connection with 1008 (policy violation) at
 	// once: for fan-out services that must never wait on a slow reader.
@@ -85,16 +86,31 @@ type Options struct {
 	// MaxConnections bounds the open WebSocket connections of a runtime;
 	// past it the upgrade gets 503. Default 0: no bound.
 	MaxConnections int
-	// SendQueueSize bounds the messages waiting to be written on one
-	// connection. Default 64.
-	SendQueueSize int
+	// SendQueueBytes bounds the bytes waiting to be written on one
+	// connection: frames its Sends queued that the socket has not taken
+	// yet (on an event loop, also what the loop holds for the peer). A
+	// message is always taken into an empty queue, whatever its size, so
+	// a connection whose peer stops reading holds at most about
+	// max(SendQueueBytes, its largest message). Pongs count too: past the
+	// bound only the answer to the latest ping is kept (RFC 6455 5.5.3).
+	// Default 1 MiB.
+	SendQueueBytes int
 	// SendQueueFull says what Send does when the queue is full. Default
 	// QueueBlock.
 	SendQueueFull QueuePolicy
 	// InboxSize bounds the received messages waiting for the handler on one
-	// connection; while it is full the server stops reading from that
-	// peer. Default 16.
+	// connection. Default 16.
 	InboxSize int
+	// InboxBytes bounds the bytes of received messages waiting for the
+	// handler on one connection, the message being received included.
+	// While the handler waits for a message, one message of up to
+	// ReadLimit is always taken; while it is busy, the server stops
+	// reading from the peer once the inbox holds InboxSize messages or
+	// InboxBytes bytes (TCP pushes back). An event-loop runtime cannot stop
+	// reading: it closes the connection with 1008 once the peer has more
+	// than max(ReadLimit, InboxBytes) waiting for its busy handler, the
+	// input it has not parsed yet included. Default 1 MiB.
+	InboxBytes int
 	// Workers bounds the shared pool that runs event-style callbacks.
 	// Default 256.
 	Workers int
@@ -119,8 +135,9 @@ const (
 	DefaultMaxHeaderBytes   = 8 << 10
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultCloseTimeout     = 5 * time.Second
-	DefaultSendQueueSize    = 64
+	DefaultSendQueueBytes   = 1 << 20
 	DefaultInboxSize        = 16
+	DefaultInboxBytes       = 1 << 20
 	DefaultWorkers          = 256
 )
 
@@ -169,8 +186,9 @@ func (o Options) WithDefaults() (Options, error) {
 		def  int
 	}{
 		{"MaxHeaderBytes", &o.MaxHeaderBytes, DefaultMaxHeaderBytes},
-		{"SendQueueSize", &o.SendQueueSize, DefaultSendQueueSize},
+		{"SendQueueBytes", &o.SendQueueBytes, DefaultSendQueueBytes},
 		{"InboxSize", &o.InboxSize, DefaultInboxSize},
+		{"InboxBytes", &o.InboxBytes, DefaultInboxBytes},
 		{"Workers", &o.Workers, DefaultWorkers},
 	}
 	for _, n := range ints {

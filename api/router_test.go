@@ -107,11 +107,11 @@ func TestOptionsDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.ReadLimit != 16<<20 || o.PingInterval != api.DefaultPingInterval || o.Logger == nil || o.SendQueueSize != 64 || o.IdleTimeout != api.Disabled {
+	if o.ReadLimit != 16<<20 || o.PingInterval != api.DefaultPingInterval || o.Logger == nil || o.SendQueueBytes != 1<<20 || o.InboxBytes != 1<<20 || o.IdleTimeout != api.Disabled {
 		t.Fatalf("defaults %+v", o)
 	}
 	bad := []api.Options{
-		{ReadLimit: -1}, {PingInterval: -5}, {PongTimeout: api.Disabled}, {SendQueueSize: -1},
+		{ReadLimit: -1}, {PingInterval: -5}, {PongTimeout: api.Disabled}, {SendQueueBytes: -1}, {InboxBytes: -1},
 		{MaxHeaderBytes: 10}, {Subprotocols: []string{"has space"}}, {MaxConnections: -1},
 	}
 	for _, b := range bad {

@@ -16,6 +16,8 @@ type metrics struct {
 	bytes      *prometheus.CounterVec
 	closes     *prometheus.CounterVec
 	queueFull  prometheus.Counter
+	refused    *prometheus.CounterVec
+	panics     prometheus.Counter
 
 	// Resolved once: Received and Sent run per message.
 	msgIn, msgOut, bytesIn, bytesOut prometheus.Counter
@@ -38,8 +40,12 @@ func newMetrics(reg prometheus.Registerer, runtime string) *metrics {
 			Help: "Connections ended, by close code (1006: without a close frame).", ConstLabels: l}, []string{"code"}),
 		queueFull: prometheus.NewCounter(prometheus.CounterOpts{Name: "wsmatrix_send_queue_full_total",
 			Help: "Sends refused or timed out on a full send queue.", ConstLabels: l}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wsmatrix_refused_total",
+			Help: "Upgrades refused and connections failed because of what the peer sent, by reason (origin, handshake, capacity, protocol, utf8, too_big, flood).", ConstLabels: l}, []string{"reason"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{Name: "wsmatrix_panics_total",
+			Help: "Panics recovered in middleware, origin checks, handlers and callbacks.", ConstLabels: l}),
 	}
-	reg.MustRegister(m.open, m.handshakes, m.messages, m.bytes, m.closes, m.queueFull)
+	reg.MustRegister(m.open, m.handshakes, m.messages, m.bytes, m.closes, m.queueFull, m.refused, m.panics)
 	m.msgIn, m.msgOut = m.messages.WithLabelValues("in"), m.messages.WithLabelValues("out")
 	m.bytesIn, m.bytesOut = m.bytes.WithLabelValues("in"), m.bytes.WithLabelValues("out")
 	return m
@@ -59,4 +65,6 @@ func (m *metrics) Sent(n int) {
 	m.msgOut.Inc()
 	m.bytesOut.Add(float64(n))
 }
-func (m *metrics) QueueFull() { m.queueFull.Inc() }
+func (m *metrics) QueueFull()            { m.queueFull.Inc() }
+func (m *metrics) Refused(reason string) { m.refused.WithLabelValues(reason).Inc() }
+func (m *metrics) Panicked()             { m.panics.Inc() }

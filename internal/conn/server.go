@@ -11,23 +11,12 @@ import (
 	"github.com/wsmatrix/wsmatrix/api"
 )
 
-// Transport is what a runtime gives a connection to move bytes.
-type Transport interface {
-	// Write writes all of b or fails. It is never called concurrently and
-	// gives up after the runtime's write timeout.
-	Write(b []byte) error
-	// Close closes the socket. It may be called more than once.
-	Close() error
-}
-
-// A Transport may also have CloseWrite, to end its sending side after the
-// close frame that fails a connection.
-
 // Server holds what the connections of one runtime share: the options, the
-// event pool and the set of open connections.
+// event pool, the keepalive clock and the set of open connections.
 type Server struct {
 	opts api.Options
 	pool pool
+	logs refusalLog
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -36,8 +25,6 @@ type Server struct {
 	handlers sync.WaitGroup // Conn.Run calls in progress
 	live     sync.WaitGroup // connections not yet finished
 
-	// One clock for the keepalive of all connections, running while any
-	// connection is open: no timer per connection.
 	tickEvery time.Duration // 0: no keepalive
 	clockStop chan struct{} // non-nil while the clock runs
 	clockWG   sync.WaitGroup
@@ -54,52 +41,6 @@ func NewServer(opts api.Options) (*Server, error) {
 	s.pool.max = opts.Workers
 	s.tickEvery = clockPeriod(&opts)
 	return s, nil
-}
-
-// clockPeriod is the keepalive clock's resolution: a quarter of the
-// shortest keepalive duration, between 5 ms and 1 s.
-func clockPeriod(o *api.Options) time.Duration {
-	shortest := time.Duration(0)
-	for _, d := range []time.Duration{o.PingInterval, o.IdleTimeout} {
-		if d > 0 && (shortest == 0 || d < shortest) {
-			shortest = d
-		}
-	}
-	if shortest == 0 {
-		return 0
-	}
-	if o.PingInterval > 0 && o.PongTimeout < shortest {
-		shortest = o.PongTimeout
-	}
-	return min(max(shortest/4, 5*time.Millisecond), time.Second)
-}
-
-// runClock ticks the connections whose keepalive is due, until stop.
-func (s *Server) runClock(stop chan struct{}) {
-	defer s.clockWG.Done()
-	t := time.NewTicker(s.tickEvery)
-	defer t.Stop()
-	var due []*Conn
-	for {
-		select {
-		case <-stop:
-			return
-		case now := <-t.C:
-			n := now.UnixNano()
-			s.mu.Lock()
-			for c := range s.conns {
-				if c.due.Load() <= n {
-					due = append(due, c)
-				}
-			}
-			s.mu.Unlock()
-			for _, c := range due {
-				c.tick(now)
-			}
-			clear(due)
-			due = due[:0]
-		}
-	}
 }
 
 // observe calls f with the observer, if there is one.
@@ -125,22 +66,22 @@ func (s *Server) admit() bool {
 	return true
 }
 
-// Release gives back an Admission that did not become a connection.
-func (s *Server) Release() {
+// release gives back an admission that did not become a connection.
+func (s *Server) release() {
 	s.open.Add(-1)
 	s.live.Done()
 }
 
-// NewConn makes the connection for an admitted, accepted upgrade.
-// The runtime then feeds it input (ReadLoop or Feed) and must call Run,
-// once, to run the handler.
-func (s *Server) NewConn(t Transport, r *http.Request, subprotocol string, remote netip.AddrPort) *Conn {
+// newConnAdmitted makes the connection for an admitted, accepted upgrade;
+// first (the 101 answer) goes out before any frame.
+func (s *Server) newConnAdmitted(t Transport, r *http.Request, subprotocol string, remote netip.AddrPort, first []byte) *Conn {
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()) // 127.0.0.1, not ::ffff:127.0.0.1
 	c := newConn(s, t, r, subprotocol, remote)
-	if o := s.opts.Observer; o != nil {
+	c.w.queue, c.w.queued, c.w.active = first, len(first), true // written below, before anyone else can write
+	s.observe(func(o api.Observer) {
 		o.Handshake(http.StatusSwitchingProtocols)
 		o.Opened()
-	}
+	})
 	s.handlers.Add(1) // done when Run returns
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
@@ -151,8 +92,9 @@ func (s *Server) NewConn(t Transport, r *http.Request, subprotocol string, remot
 		go s.runClock(s.clockStop)
 	}
 	s.mu.Unlock()
+	c.drain()
 	if closing { // Shutdown began during the upgrade
-		go c.closeWith(api.StatusGoingAway, "server shutting down", false)
+		c.closeWith(api.StatusGoingAway, "server shutting down")
 	}
 	return c
 }
@@ -177,7 +119,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	s.mu.Unlock()
 	for _, c := range s.snapshot() {
-		go c.closeWith(api.StatusGoingAway, "server shutting down", false)
+		c.closeWith(api.StatusGoingAway, "server shutting down") // never waits on a socket
 	}
 	done := make(chan struct{})
 	go func() {

@@ -7,11 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"net/url"
-	"path"
 	"strings"
-
-	"github.com/wsmatrix/wsmatrix/api"
 )
 
 // HandshakeError is a refused upgrade: the HTTP status, the extra response
@@ -91,48 +87,34 @@ func headEnd(b []byte) int {
 	return -1
 }
 
-// Accept is a checked upgrade request: what the 101 response says.
-type Accept struct {
-	// Key is the Sec-WebSocket-Accept value.
-	Key string
-	// Subprotocol is the chosen subprotocol, or "".
-	Subprotocol string
-}
-
-// CheckRequest checks r as a WebSocket upgrade under o (RFC 6455 section
-// 4.2.1) and returns what to answer. A refusal is a *HandshakeError: 405
-// for a method other than GET, 400 for HTTP/1.0, a missing Host or a bad
-// key, 426 for a request that is not an upgrade or asks another version,
-// 403 for an origin that CheckOrigin or the same-host rule refuses.
-func CheckRequest(r *http.Request, o *api.Options) (Accept, error) {
+// CheckRequest checks r as a WebSocket upgrade request (RFC 6455 section
+// 4.2.1) and returns its Sec-WebSocket-Key. A refusal is a
+// *HandshakeError: 405 for a method other than GET, 400 for HTTP/1.0, a
+// missing Host or a bad key, 426 for a request that is not an upgrade or
+// asks another version. Policy (origin, subprotocols) is the caller's.
+func CheckRequest(r *http.Request) (key string, err error) {
 	if r.Method != http.MethodGet {
-		return Accept{}, refuse(http.StatusMethodNotAllowed, "a WebSocket upgrade must use GET", "Allow", "GET")
+		return "", refuse(http.StatusMethodNotAllowed, "a WebSocket upgrade must use GET", "Allow", "GET")
 	}
 	if !r.ProtoAtLeast(1, 1) {
-		return Accept{}, refuse(http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1")
+		return "", refuse(http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1")
 	}
 	if r.Host == "" {
-		return Accept{}, refuse(http.StatusBadRequest, "missing Host header")
+		return "", refuse(http.StatusBadRequest, "missing Host header")
 	}
 	if !HeaderHasToken(r.Header, "Upgrade", "websocket") || !HeaderHasToken(r.Header, "Connection", "upgrade") {
-		return Accept{}, refuse(http.StatusUpgradeRequired, "this is a WebSocket endpoint: send an upgrade request",
+		return "", refuse(http.StatusUpgradeRequired, "this is a WebSocket endpoint: send an upgrade request",
 			"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "13")
 	}
 	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
-		return Accept{}, refuse(http.StatusUpgradeRequired, "unsupported WebSocket version: only 13 is spoken",
+		return "", refuse(http.StatusUpgradeRequired, "unsupported WebSocket version: only 13 is spoken",
 			"Sec-WebSocket-Version", "13")
 	}
 	keys := r.Header.Values("Sec-WebSocket-Key")
 	if len(keys) != 1 || !validKey(strings.TrimSpace(keys[0])) {
-		return Accept{}, refuse(http.StatusBadRequest, "missing or malformed Sec-WebSocket-Key")
+		return "", refuse(http.StatusBadRequest, "missing or malformed Sec-WebSocket-Key")
 	}
-	if !originAllowed(r, o) {
-		return Accept{}, refuse(http.StatusForbidden, "origin not allowed")
-	}
-	return Accept{
-		Key:         AcceptKey(strings.TrimSpace(keys[0])),
-		Subprotocol: selectSubprotocol(r.Header, o.Subprotocols),
-	}, nil
+	return strings.TrimSpace(keys[0]), nil
 }
 
 func validKey(k string) bool {
@@ -154,13 +136,14 @@ func AcceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
-// AppendResponse appends the 101 Switching Protocols response.
-func AppendResponse(dst []byte, a Accept) []byte {
+// AppendResponse appends the 101 Switching Protocols response for the
+// client's key, naming subprotocol unless it is "".
+func AppendResponse(dst []byte, key, subprotocol string) []byte {
 	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	dst = append(dst, a.Key...)
-	if a.Subprotocol != "" {
+	dst = append(dst, AcceptKey(key)...)
+	if subprotocol != "" {
 		dst = append(dst, "\r\nSec-WebSocket-Protocol: "...)
-		dst = append(dst, a.Subprotocol...)
+		dst = append(dst, subprotocol...)
 	}
 	return append(dst, "\r\n\r\n"...)
 }
@@ -185,47 +168,4 @@ func HasToken(v, token string) bool {
 		}
 	}
 	return false
-}
-
-func originAllowed(r *http.Request, o *api.Options) bool {
-	if o.CheckOrigin != nil {
-		return o.CheckOrigin(r)
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	host := strings.ToLower(u.Host)
-	for _, p := range o.OriginPatterns {
-		if ok, _ := path.Match(strings.ToLower(p), host); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// selectSubprotocol returns the first of the server's subprotocols that
-// the client offers.
-func selectSubprotocol(h http.Header, server []string) string {
-	if len(server) == 0 {
-		return ""
-	}
-	offered := h.Values("Sec-WebSocket-Protocol")
-	for _, s := range server {
-		for _, v := range offered {
-			for t := range strings.SplitSeq(v, ",") {
-				if strings.TrimSpace(t) == s {
-					return s
-				}
-			}
-		}
-	}
-	return ""
 }

@@ -4,14 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"testing"
-
-	"github.com/wsmatrix/wsmatrix/api"
 )
-
-func defaultOptions() api.Options {
-	o, _ := api.Options{}.WithDefaults()
-	return o
-}
 
 func TestAcceptKey(t *testing.T) { // RFC 6455 section 1.3
 	if got := AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
@@ -35,13 +28,11 @@ func TestReadRequest(t *testing.T) {
 	if r.URL.Path != "/chat/1" || r.URL.Query().Get("x") != "y" || r.Host != "example.com" {
 		t.Fatalf("request %+v", r)
 	}
-	o := defaultOptions()
-	o.Subprotocols = []string{"a", "b"}
-	acc, err := CheckRequest(r, &o)
-	if err != nil || acc.Key != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" || acc.Subprotocol != "a" {
-		t.Fatalf("accept %+v err %v", acc, err)
+	key, err := CheckRequest(r)
+	if err != nil || key != "dGhlIHNhbXBsZSBub25jZQ==" {
+		t.Fatalf("key %q err %v", key, err)
 	}
-	if got := string(AppendResponse(nil, acc)); got != "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: a\r\n\r\n" {
+	if got := string(AppendResponse(nil, key, "a")); got != "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: a\r\n\r\n" {
 		t.Fatalf("response %q", got)
 	}
 

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -119,7 +120,7 @@ func (p *Parser) Parse(b []byte) (ev Event, n int, err error) {
 		}
 		p.msgLen += h.Length
 		if p.limit > 0 && p.msgLen > p.limit {
-			return Event{}, 0, p.fail(api.StatusMessageTooBig, "message exceeds the read limit")
+			return Event{}, 0, p.fail(api.StatusMessageTooBig, "message exceeds the read limit of "+strconv.FormatInt(p.limit, 10)+" bytes")
 		}
 		p.fragmented = !h.Fin
 		p.inFrame, p.fin, p.mask = true, h.Fin, h.Mask

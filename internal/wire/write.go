@@ -70,3 +70,15 @@ func AppendClose(dst []byte, code api.StatusCode, reason string) []byte {
 	dst = binary.BigEndian.AppendUint16(dst, uint16(code))
 	return append(dst, reason...)
 }
+
+// HeaderLen is the length of the header AppendHeader writes for a payload
+// of n bytes.
+func HeaderLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xffff:
+		return 4
+	}
+	return 10
+}

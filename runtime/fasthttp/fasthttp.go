@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"sync"
@@ -147,7 +148,7 @@ func (s *Server) serve(ctx *fh.RequestCtx) {
 	}
 	w := &responseWriter{ctx: ctx, header: http.Header{}}
 	u := &upgrader{s: s, ctx: ctx}
-	s.router.ServeHTTP(w, r.WithContext(api.WithUpgrader(r.Context(), u)))
+	s.ws.Serve(s.router, w, r.WithContext(api.WithUpgrader(r.Context(), u)))
 	w.finish()
 }
 
@@ -195,34 +196,31 @@ type upgrader struct {
 // Upgrade checks the handshake and hijacks the connection to serve h.
 func (u *upgrader) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
 	s, ctx := u.s, u.ctx
-	acc, ok := s.ws.Admission(w, r)
-	if !ok {
+	raw := ctx.Conn()
+	// The 101 and the handler's frames go to the socket directly: with
+	// HijackSetNoResponse fasthttp writes nothing more on it. Reading waits
+	// for the hijack, which hands over what fasthttp buffered.
+	c := s.ws.Upgrade(w, r, func() (conn.Transport, netip.AddrPort, error) {
+		return conn.NetTransport(raw, s.opts.WriteTimeout), conn.AddrPort(raw.RemoteAddr()), nil
+	})
+	if c == nil {
 		return
 	}
-	raw := ctx.Conn()
 	s.mu.Lock()
 	keep := s.keepHijacked
 	s.mu.Unlock()
-	ctx.HijackSetNoResponse(true) // the 101 is ours to write
-	ctx.Hijack(func(hc net.Conn) { s.hijacked(hc, raw, r, acc, h, keep) })
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(hc net.Conn) { s.hijacked(c, hc, raw, keep) })
+	go c.Run(h)
 }
 
-// hijacked runs once fasthttp gave the connection up.
-func (s *Server) hijacked(hc, raw net.Conn, r *http.Request, acc wire.Accept, h api.Handler, keep bool) {
-	t := conn.NetTransport(raw, s.opts.WriteTimeout)
-	if err := t.Write(wire.AppendResponse(nil, acc)); err != nil {
-		raw.Close()
-		s.ws.Release()
-		return
-	}
+// hijacked runs once fasthttp gave the connection up: it reads frames.
+func (s *Server) hijacked(c *conn.Conn, hc, raw net.Conn, keep bool) {
 	prefix, err := drain(hc, raw)
 	if err != nil {
-		raw.Close()
-		s.ws.Release()
+		c.Gone(err)
 		return
 	}
-	c := s.ws.NewConn(t, r, acc.Subprotocol, conn.AddrPort(raw.RemoteAddr()))
-	go c.Run(h)
 	if keep {
 		go c.ReadLoop(raw, prefix) // fasthttp releases its reader when we return
 		return
@@ -300,20 +298,20 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 		MaxIdleWorkerDuration: 100 * time.Millisecond,
 		Logger:                slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
 	}
-	s.srv = srv
-	s.mu.Unlock()
-	s.Configure(srv)
-	if s.opts.HandshakeTimeout > 0 {
-		srv.IdleTimeout = s.opts.HandshakeTimeout
-	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("wsmatrix: fasthttp: %w", err)
+	}
+	if s.opts.HandshakeTimeout > 0 {
+		srv.IdleTimeout = s.opts.HandshakeTimeout
 	}
 	if s.opts.TLSConfig != nil {
 		l = tls.NewListener(l, s.opts.TLSConfig)
 	}
-	s.served = make(chan struct{})
+	s.srv, s.served = srv, make(chan struct{})
+	s.mu.Unlock()
+	s.Configure(srv)
 	go func() {
 		defer close(s.served)
 		s.serveErr = srv.Serve(l)

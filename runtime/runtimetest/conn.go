@@ -423,35 +423,6 @@ func connCases() []testCase {
 				c.expectMessage(ws.OpText, []byte(strconv.Itoa(i)))
 			}
 		}},
-		{"conn/send_queue_full_closes_1008", func(t *testing.T, k *kit) {
-			o := testOptions()
-			o.SendQueueSize = 4
-			o.SendQueueFull = api.QueueClose
-			o.WriteTimeout = 500 * time.Millisecond
-			res := make(chan error, 1)
-			s := k.serve(o, func(r *api.Router) {
-				r.Handle("/flood", func(ws api.Conn) { res <- flood(ws) })
-			})
-			c := dial(t, s.addr, "/flood") // and never read
-			err := within(t, 20*time.Second, res, "Send to fail")
-			if err == nil {
-				t.Fatal("Send never failed to a peer that does not read")
-			}
-			_ = c
-		}},
-		{"conn/send_queue_block_times_out", func(t *testing.T, k *kit) {
-			o := testOptions()
-			o.SendQueueSize = 4
-			o.WriteTimeout = 300 * time.Millisecond
-			res := make(chan error, 1)
-			s := k.serve(o, func(r *api.Router) {
-				r.Handle("/flood", func(ws api.Conn) { res <- flood(ws) })
-			})
-			dial(t, s.addr, "/flood")
-			if err := within(t, 20*time.Second, res, "Send to fail"); err == nil {
-				t.Fatal("Send never failed to a peer that does not read")
-			}
-		}},
 		{"conn/one_thousand_connections", func(t *testing.T, k *kit) {
 			s := k.echo(testOptions())
 			const n = 1000

@@ -49,6 +49,7 @@ func Run(t *testing.T, f Factory) {
 	cases = append(cases, handshakeCases()...)
 	cases = append(cases, requestCases()...)
 	cases = append(cases, connCases()...)
+	cases = append(cases, hardeningCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			// Like nettest: a stuck case panics, which prints every goroutine.

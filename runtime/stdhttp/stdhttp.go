@@ -14,6 +14,7 @@
 package stdhttp
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,12 +22,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/internal/conn"
-	"github.com/wsmatrix/wsmatrix/internal/wire"
 	"github.com/wsmatrix/wsmatrix/runtime"
 )
 
@@ -71,50 +72,36 @@ func (s *Server) Name() string { return Name }
 
 // ServeHTTP serves the router's WebSocket routes; other paths get 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.router.ServeHTTP(w, r.WithContext(api.WithUpgrader(r.Context(), s)))
+	s.ws.Serve(s.router, w, r.WithContext(api.WithUpgrader(r.Context(), s)))
 }
 
 // Upgrade checks the handshake, hijacks the connection and serves h on it.
 // The router calls it; it is not meant to be called directly.
 func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
-	acc, ok := s.ws.Admission(w, r)
-	if !ok {
-		return
-	}
-	nc, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		s.ws.Release()
-		s.opts.Logger.Error("wsmatrix: hijack failed", "runtime", Name, "err", err)
-		http.Error(w, "wsmatrix: cannot upgrade this connection", http.StatusInternalServerError)
-		return
-	}
-	// Bytes the client sent right behind the request are the first frames.
+	var nc net.Conn
 	var prefix []byte
-	if n := brw.Reader.Buffered(); n > 0 {
-		prefix, _ = brw.Reader.Peek(n)
-		prefix = append([]byte(nil), prefix...)
-	}
-	nc.SetDeadline(time.Time{})
-	t := conn.NetTransport(nc, s.opts.WriteTimeout)
-	if err := t.Write(wire.AppendResponse(nil, acc)); err != nil {
-		nc.Close()
-		s.ws.Release()
+	c := s.ws.Upgrade(w, r, func() (conn.Transport, netip.AddrPort, error) {
+		var brw *bufio.ReadWriter
+		var err error
+		nc, brw, err = http.NewResponseController(w).Hijack()
+		if err != nil {
+			return nil, netip.AddrPort{}, err
+		}
+		// Bytes the client sent right behind the request are the first frames.
+		if n := brw.Reader.Buffered(); n > 0 {
+			prefix, _ = brw.Reader.Peek(n)
+			prefix = append([]byte(nil), prefix...)
+		}
+		nc.SetDeadline(time.Time{})
+		return conn.NetTransport(nc, s.opts.WriteTimeout), conn.AddrPort(nc.RemoteAddr()), nil
+	})
+	if c == nil {
 		return
 	}
-	req := detach(r)
-	c := s.ws.NewConn(t, req, acc.Subprotocol, conn.AddrPort(nc.RemoteAddr()))
 	// Both on fresh goroutines, with small stacks: ServeHTTP returns, and
 	// net/http lets go of this request's goroutine and buffers.
 	go c.ReadLoop(nc, prefix)
 	go c.Run(h)
-}
-
-// detach keeps what a handler may read of the request after ServeHTTP
-// would have returned: net/http is done with it once hijacked.
-func detach(r *http.Request) *http.Request {
-	r2 := r.WithContext(context.WithoutCancel(r.Context()))
-	r2.Body = http.NoBody
-	return r2
 }
 
 // Start listens on addr and serves in the background with its own

@@ -1,0 +1,175 @@
+package conn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"path"
+	"runtime/debug"
+	"strings"
+
+	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/wire"
+)
+
+// Hijack takes a connection over from the HTTP server that read the
+// upgrade request: it returns the connection's transport and the peer's
+// address. It is called once the upgrade is accepted, before anything is
+// written.
+type Hijack func() (Transport, netip.AddrPort, error)
+
+// Upgrade is the accept sequence of every runtime. It checks r as a
+// WebSocket upgrade (RFC 6455, then the origin and subprotocol policy of
+// the options, then capacity) and writes a refusal through w; on success it
+// takes the connection over with hijack, queues the 101 answer as the
+// connection's first bytes and returns the connection. The runtime then
+// feeds it input (ReadLoop, or Feed from an event loop) and calls Run, once.
+func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) *Conn {
+	key, err := wire.CheckRequest(r)
+	if err != nil {
+		var he *wire.HandshakeError
+		errors.As(err, &he)
+		s.refuse(w, r, he, api.ReasonHandshake)
+		return nil
+	}
+	if origin := r.Header.Get("Origin"); !s.originAllowed(r) {
+		s.refuse(w, r, &wire.HandshakeError{Status: http.StatusForbidden, Msg: fmt.Sprintf(
+			"origin %q is not allowed to open a WebSocket on %s: allow it with Options.OriginPatterns (wsmatrix serve --origins) or Options.CheckOrigin",
+			origin, r.Host)}, api.ReasonOrigin)
+		return nil
+	}
+	if !s.admit() {
+		s.refuse(w, r, &wire.HandshakeError{Status: http.StatusServiceUnavailable,
+			Header: http.Header{"Retry-After": {"1"}}, Msg: "wsmatrix: too many connections"}, api.ReasonCapacity)
+		return nil
+	}
+	t, remote, err := hijack()
+	if err != nil {
+		s.release()
+		s.opts.Logger.Error("wsmatrix: hijack failed", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		http.Error(w, "wsmatrix: cannot upgrade this connection", http.StatusInternalServerError)
+		return nil
+	}
+	proto := selectSubprotocol(r.Header, s.opts.Subprotocols)
+	return s.newConnAdmitted(t, detach(r), proto, remote, wire.AppendResponse(nil, key, proto))
+}
+
+// detach keeps what a handler may read of the request for the life of the
+// connection: its values without its cancellation, and no body.
+func detach(r *http.Request) *http.Request {
+	r2 := r.WithContext(context.WithoutCancel(r.Context()))
+	r2.Body = http.NoBody
+	return r2
+}
+
+// refuse answers an upgrade that is not accepted, counts and logs it.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, he *wire.HandshakeError, reason string) {
+	for k, v := range he.Header {
+		w.Header()[k] = v
+	}
+	http.Error(w, he.Msg, he.Status)
+	s.observe(func(o api.Observer) {
+		o.Handshake(he.Status)
+		o.Refused(reason)
+	})
+	s.logs.refused(s.opts.Logger, r, he.Status, reason, he.Msg)
+}
+
+// originAllowed applies CheckOrigin, or the same-host rule and
+// OriginPatterns.
+func (s *Server) originAllowed(r *http.Request) bool {
+	if s.opts.CheckOrigin != nil {
+		return s.opts.CheckOrigin(r)
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	host := strings.ToLower(u.Host)
+	for _, p := range s.opts.OriginPatterns {
+		if ok, _ := path.Match(strings.ToLower(p), host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// selectSubprotocol returns the first of the server's subprotocols that
+// the client offers.
+func selectSubprotocol(h http.Header, server []string) string {
+	if len(server) == 0 {
+		return ""
+	}
+	offered := h.Values("Sec-WebSocket-Protocol")
+	for _, s := range server {
+		for _, v := range offered {
+			for t := range strings.SplitSeq(v, ",") {
+				if strings.TrimSpace(t) == s {
+					return s
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// Serve runs h, the router (middleware, then the upgrade or a plain
+// route), for r. A panic in it is recovered: logged with its stack,
+// counted, and answered 500 unless a response was already under way; the
+// runtime goes on serving everyone else.
+func (s *Server) Serve(h http.Handler, w http.ResponseWriter, r *http.Request) {
+	rw := &recorder{ResponseWriter: w}
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v != http.ErrAbortHandler { // net/http's way to abort a response quietly
+			s.opts.Logger.Error("wsmatrix: panic serving request", "method", r.Method, "path", r.URL.Path,
+				"remote", r.RemoteAddr, "panic", v, "stack", string(debug.Stack()))
+			s.observe(func(o api.Observer) { o.Panicked() })
+		}
+		if !rw.started {
+			http.Error(w, "500 internal server error", http.StatusInternalServerError)
+		}
+	}()
+	h.ServeHTTP(rw, r)
+}
+
+// recorder notes whether a response was started through it.
+type recorder struct {
+	http.ResponseWriter
+	started bool
+}
+
+func (w *recorder) WriteHeader(code int) {
+	w.started = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *recorder) Write(p []byte) (int, error) {
+	w.started = true
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the runtime's writer (Hijack,
+// Flush).
+func (w *recorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes a flush on.
+func (w *recorder) Flush() {
+	w.started = true
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

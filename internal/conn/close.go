@@ -1,0 +1,199 @@
+package conn
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/wire"
+)
+
+// state is where a connection is in its life. It only moves forward.
+type state uint8
+
+const (
+	// stOpen: messages flow both ways.
+	stOpen state = iota
+	// stDraining: the peer broke the protocol. Nothing more is read; the
+	// messages received before the violation are still handed to the
+	// handler, and what it sends in reply goes out, then the close frame
+	// with the error's code (at the latest after CloseTimeout).
+	stDraining
+	// stClosing: a close frame is queued, ours or our answer to the
+	// peer's. No message is delivered or sent any more; the handler has
+	// been told (closeErr, Context, OnClose).
+	stClosing
+	// stClosed: the socket is closed.
+	stClosed
+)
+
+var closedCh = func() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}()
+
+// endedCh returns a channel closed once the socket is closed.
+func (c *Conn) endedCh() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == stClosed {
+		return closedCh
+	}
+	if c.ended == nil {
+		c.ended = make(chan struct{})
+	}
+	return c.ended
+}
+
+// Close starts the closing handshake and waits, at most CloseTimeout, for
+// the connection to end.
+func (c *Conn) Close(code api.StatusCode, reason string) error {
+	if err := wire.CheckClose(code, reason); err != nil {
+		return fmt.Errorf("wsmatrix: Close: %w", err)
+	}
+	c.closeWith(code, reason)
+	<-c.endedCh() // bounded: begin armed CloseTimeout
+	return nil
+}
+
+// begin moves the connection to stClosing with ce as what the handler is
+// told, and arms CloseTimeout; it reports false when it was already
+// closing.
+func (c *Conn) begin(ce *api.CloseError) bool {
+	c.mu.Lock()
+	if c.state >= stClosing {
+		c.mu.Unlock()
+		return false
+	}
+	c.state, c.closeErr = stClosing, ce
+	c.ending.Store(true)
+	if c.closeTimer != nil {
+		c.closeTimer.Stop() // the drain's timer
+	}
+	c.closeTimer = time.AfterFunc(c.opts.CloseTimeout, func() { c.abort("close handshake timed out") })
+	if c.ready != nil {
+		close(c.ready) // wakes every waiting Receive; nothing is delivered after this
+	}
+	c.ready = closedCh
+	c.scheduleLocked()
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	c.resumeReader() // a paused reader reads on: data is dropped now, the peer's close is read
+	return true
+}
+
+// closeWith sends a close frame with code and ends the connection once the
+// peer answers or CloseTimeout passes.
+func (c *Conn) closeWith(code api.StatusCode, reason string) {
+	if c.begin(&api.CloseError{Code: code, Reason: reason}) {
+		c.queueClose(code, reason, false)
+	}
+}
+
+// peerClose handles the peer's close frame: answer it, then close the
+// socket (the server closes TCP first, RFC 6455 7.1.1).
+func (c *Conn) peerClose(code api.StatusCode, reason string) {
+	c.mu.Lock()
+	c.peerClosed = true
+	c.mu.Unlock()
+	if c.begin(&api.CloseError{Code: code, Reason: reason}) {
+		c.queueClose(code, "", true)
+		return
+	}
+	// Our close frame was queued first: this is the answer.
+	c.wmu.Lock()
+	written := c.w.closeWritten
+	c.w.finishAfter = true
+	c.wmu.Unlock()
+	if written {
+		c.finish()
+	}
+}
+
+// protocolError handles input that broke RFC 6455: the messages that came
+// before it are still handled (stDraining), then the connection closes
+// with ce's code, and its sending side ends after the close frame so that
+// the peer sees EOF.
+func (c *Conn) protocolError(ce *api.CloseError) {
+	c.srv.logProtocolClose(c, ce)
+	c.wmu.Lock()
+	c.w.halfClose = true
+	c.wmu.Unlock()
+	c.mu.Lock()
+	if c.state != stOpen {
+		c.mu.Unlock()
+		return
+	}
+	c.state, c.fail = stDraining, ce
+	c.closeTimer = time.AfterFunc(c.opts.CloseTimeout, func() { c.closeWith(ce.Code, ce.Reason) })
+	now := c.drainedLocked()
+	c.mu.Unlock()
+	if now {
+		c.closeWith(ce.Code, ce.Reason)
+	}
+}
+
+// drainedLocked reports whether a draining connection has nothing left for
+// its handler: the inbox is empty and the handler is not working on a
+// message it took.
+func (c *Conn) drainedLocked() bool {
+	return c.state == stDraining && c.inbox.len() == 0 && !c.busy
+}
+
+// closeIfDrained closes a draining connection once the handler is done
+// with what came before the protocol error.
+func (c *Conn) closeIfDrained() {
+	c.mu.Lock()
+	fail := c.fail
+	now := c.drainedLocked()
+	c.mu.Unlock()
+	if now {
+		c.closeWith(fail.Code, fail.Reason)
+	}
+}
+
+// Gone tells the connection its socket ended (EOF, reset, closed) without
+// a close handshake; the handler sees 1006. It may be called more than once.
+func (c *Conn) Gone(err error) {
+	c.begin(&api.CloseError{Code: api.StatusAbnormalClosure, Reason: "connection lost: " + err.Error()})
+	c.finish()
+}
+
+// Fail closes the connection with code, for limits a runtime enforces
+// itself.
+func (c *Conn) Fail(code api.StatusCode, reason string) { c.closeWith(code, reason) }
+
+// abort cuts the connection without a close handshake.
+func (c *Conn) abort(why string) {
+	c.begin(&api.CloseError{Code: api.StatusAbnormalClosure, Reason: why})
+	c.finish()
+}
+
+// finish closes the socket once; the connection has ended.
+func (c *Conn) finish() {
+	c.mu.Lock()
+	if c.state == stClosed {
+		c.mu.Unlock()
+		return
+	}
+	c.state = stClosed
+	if c.closeTimer != nil {
+		c.closeTimer.Stop()
+	}
+	if c.ended != nil {
+		close(c.ended)
+	}
+	ce := c.closeErr
+	c.mu.Unlock()
+	c.wmu.Lock()
+	c.w.dead = true // nothing more is written to a closed socket
+	c.wakeSendersLocked()
+	c.wmu.Unlock()
+	c.t.Close()
+	c.srv.observe(func(o api.Observer) { o.Closed(ce.Code) })
+	c.srv.forget(c)
+}

@@ -1,0 +1,64 @@
+package conn
+
+import (
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/wsmatrix/wsmatrix/api"
+)
+
+// refusalLog logs refused upgrades at info level, at most refusalBurst a
+// second, so that a scan or a misconfigured client cannot flood the log;
+// it says how many it left out.
+type refusalLog struct {
+	mu         sync.Mutex
+	window     time.Time
+	n          int
+	suppressed int
+}
+
+const refusalBurst = 10
+
+func (l *refusalLog) refused(log *slog.Logger, r *http.Request, status int, reason, msg string) {
+	now := time.Now()
+	l.mu.Lock()
+	if now.Sub(l.window) >= time.Second {
+		l.window, l.n = now, 0
+	}
+	l.n++
+	if l.n > refusalBurst {
+		l.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := l.suppressed
+	l.suppressed = 0
+	l.mu.Unlock()
+	args := []any{"status", status, "reason", reason, "path", r.URL.Path, "remote", r.RemoteAddr, "detail", msg}
+	if o := r.Header.Get("Origin"); o != "" {
+		args = append(args, "origin", o)
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed_since_last", suppressed)
+	}
+	log.Info("wsmatrix: upgrade refused", args...)
+}
+
+// logProtocolClose logs, at debug level, and counts a connection failed
+// because of what its peer sent (1002, 1007, 1008, 1009).
+func (s *Server) logProtocolClose(c *Conn, ce *api.CloseError) {
+	reason := api.ReasonProtocol
+	switch ce.Code {
+	case api.StatusInvalidFramePayloadData:
+		reason = api.ReasonUTF8
+	case api.StatusMessageTooBig:
+		reason = api.ReasonTooBig
+	case api.StatusPolicyViolation:
+		reason = api.ReasonFlood
+	}
+	s.observe(func(o api.Observer) { o.Refused(reason) })
+	s.opts.Logger.Debug("wsmatrix: closing on bad input", "code", int(ce.Code), "reason", reason,
+		"detail", ce.Reason, "path", c.req.URL.Path, "remote", c.remote.String())
+}

@@ -1,0 +1,164 @@
+package conn
+
+import (
+	"context"
+	"time"
+
+	"github.com/wsmatrix/wsmatrix/api"
+)
+
+// inbox holds the received messages waiting for the handler. Its storage
+// is dropped whenever it empties, so an idle connection holds none.
+type inbox struct {
+	msgs  []api.Message
+	head  int
+	bytes int64
+}
+
+func (q *inbox) len() int { return len(q.msgs) - q.head }
+
+func (q *inbox) push(m api.Message, max int) {
+	if q.msgs == nil {
+		q.msgs = make([]api.Message, 0, min(max, 4))
+	}
+	q.msgs = append(q.msgs, m)
+	q.bytes += int64(len(m.Data))
+}
+
+func (q *inbox) pop() (api.Message, bool) {
+	if q.head == len(q.msgs) {
+		return api.Message{}, false
+	}
+	m := q.msgs[q.head]
+	q.msgs[q.head] = api.Message{}
+	q.head++
+	q.bytes -= int64(len(m.Data))
+	if q.head == len(q.msgs) {
+		q.msgs, q.head = q.msgs[:0], 0
+		if cap(q.msgs) > 4 {
+			q.msgs = nil // a burst's storage is not kept by an idle connection
+		}
+	}
+	return m, true
+}
+
+// Receive returns the next message.
+func (c *Conn) Receive() (api.Message, error) { return c.receive(nil, nil, false) }
+
+// ReceiveTimeout returns the next message or ErrTimeout after d.
+func (c *Conn) ReceiveTimeout(d time.Duration) (api.Message, error) {
+	if d <= 0 {
+		return c.receive(nil, nil, true)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	return c.receive(t.C, nil, false)
+}
+
+// ReceiveContext returns the next message or ctx.Err().
+func (c *Conn) ReceiveContext(ctx context.Context) (api.Message, error) {
+	return c.receive(nil, ctx, false)
+}
+
+// testHookBeforeWait runs between deciding to wait and waiting, to test
+// wake-ups that arrive in between.
+var testHookBeforeWait func()
+
+func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool) (api.Message, error) {
+	var cancel <-chan struct{}
+	if ctx != nil {
+		cancel = ctx.Done()
+	}
+	c.mu.Lock()
+	c.busy = false // the handler is back for its next message
+	for {
+		if c.ev.eventStyle {
+			c.mu.Unlock()
+			return api.Message{}, api.ErrEventStyle
+		}
+		if m, ok := c.popLocked(); ok { // messages received before the end are never lost
+			c.busy = true
+			if c.inbox.len() > 0 {
+				c.wakeOneLocked() // pass the wake-up on: another Receive may wait
+			}
+			c.mu.Unlock()
+			return m, nil
+		}
+		if c.state == stDraining { // what came before the protocol error is done
+			fail := c.fail
+			c.mu.Unlock()
+			c.closeWith(fail.Code, fail.Reason)
+			c.mu.Lock()
+			continue
+		}
+		if c.state >= stClosing {
+			err := c.closeErr
+			c.mu.Unlock()
+			return api.Message{}, err
+		}
+		if poll {
+			c.mu.Unlock()
+			return api.Message{}, api.ErrTimeout
+		}
+		if c.ready == nil {
+			c.ready = make(chan struct{}, 1)
+		}
+		ready := c.ready
+		c.waiting.Add(1)
+		c.mu.Unlock()
+		c.resumeReader() // a waiting handler takes a message of up to ReadLimit
+		if testHookBeforeWait != nil {
+			testHookBeforeWait()
+		}
+		var err error
+		select {
+		case <-ready:
+		case <-timeout:
+			err = api.ErrTimeout
+		case <-cancel:
+			err = ctx.Err()
+		}
+		c.waiting.Add(-1)
+		if err != nil {
+			return api.Message{}, err
+		}
+		c.mu.Lock()
+	}
+}
+
+// popLocked takes the oldest message of the inbox and lets a paused reader
+// go on.
+func (c *Conn) popLocked() (api.Message, bool) {
+	m, ok := c.inbox.pop()
+	if ok {
+		c.inN.Add(-1)
+		c.inBytes.Add(-int64(len(m.Data)))
+		c.resumeReader()
+	}
+	return m, ok
+}
+
+// wakeOneLocked wakes one waiting Receive, if any.
+func (c *Conn) wakeOneLocked() {
+	if c.ready != nil {
+		select {
+		case c.ready <- struct{}{}:
+		default: // a token is pending: whoever takes it passes it on
+		}
+	}
+}
+
+// deliver puts a whole received message in the inbox.
+func (c *Conn) deliver(m api.Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state >= stClosing {
+		return // after a close frame, data is dropped (RFC 6455 5.5.1)
+	}
+	c.inbox.push(m, c.opts.InboxSize) // Feed checked the bounds and is the only sender
+	c.inN.Add(1)
+	c.inBytes.Add(int64(len(m.Data)))
+	c.srv.observe(func(o api.Observer) { o.Received(len(m.Data)) })
+	c.wakeOneLocked()
+	c.scheduleLocked()
+}

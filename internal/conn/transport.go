@@ -1,0 +1,155 @@
+package conn
+
+import (
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A runtime gives each connection a Transport: the one thing it must
+// implement to serve wsmatrix handlers. Everything else (framing, the
+// inbox, the send queue and its budget, keepalive, the close handshake)
+// lives in this package. The contract, in full:
+//
+//   - Write and Close (Transport) always. Write is called by one goroutine
+//     at a time, in the order the bytes must go out, and never while the
+//     connection's locks are held.
+//   - TryWrite (TryWriter) when the socket can be written without waiting.
+//     The connection then writes each frame from the sender's goroutine
+//     and only hands what the socket did not take to a goroutine of its
+//     own, so that no Send ever waits on the socket.
+//   - Backlog, RefreshBacklog and WaitBacklog (Backlogger) when TryWrite
+//     hands the bytes to an event loop that holds them for the peer: they
+//     count against the send queue's budget.
+//   - Resume (Resumer) when the runtime feeds input itself (an event loop
+//     calling Feed); blocking runtimes call ReadLoop instead.
+//   - CloseWrite (optional) to send FIN after the close frame that fails a
+//     connection, so that a peer that broke the protocol sees EOF.
+//
+// Input goes the other way: the runtime calls Feed with the bytes it read
+// (or runs ReadLoop on a blocking socket), Gone when the socket ended, and
+// Run once to run the handler.
+type Transport interface {
+	// Write writes all of b or fails, and returns how much it wrote. It
+	// may block; past the write timeout it fails with an error that
+	// matches os.ErrDeadlineExceeded, and the connection then closes with
+	// 1008 as its peer stopped reading. Another failure ends the
+	// connection (1006).
+	Write(b []byte) (int, error)
+	// Close closes the socket. It may be called more than once and must
+	// not block.
+	Close() error
+}
+
+// TryWriter is implemented by transports that can write without waiting.
+type TryWriter interface {
+	// TryWrite writes a and then b (either may be empty) as far as the
+	// socket takes them now, without waiting, and returns how many bytes
+	// of the two it wrote. A socket that takes nothing returns 0, nil.
+	TryWrite(a, b []byte) (int, error)
+}
+
+// Backlogger is implemented by transports whose TryWrite takes every byte
+// and hands it to an event loop, which holds what the peer has not read.
+type Backlogger interface {
+	// Backlog is the number of bytes taken and not yet written to the
+	// socket, as last known: it may be stale, and then too high.
+	Backlog() int
+	// RefreshBacklog asks the loop for the exact figure and returns it.
+	RefreshBacklog() int
+	// WaitBacklog waits until the backlog is at most n bytes; it returns
+	// false when deadline passes (a zero deadline: never) or done is
+	// closed first.
+	WaitBacklog(n int, deadline time.Time, done <-chan struct{}) bool
+}
+
+// Resumer is implemented by transports of event-loop runtimes, which feed
+// input with Feed: Resume asks the loop to call Feed again after Feed
+// reported that it paused.
+type Resumer interface {
+	Resume()
+}
+
+// closeWriter is the optional half-close of a transport.
+type closeWriter interface {
+	CloseWrite() error
+}
+
+// NetTransport is the Transport of a net.Conn: Write blocks with the write
+// timeout as its deadline; on a socket (a syscall.Conn, such as
+// *net.TCPConn) it also writes without waiting (TryWriter).
+func NetTransport(c net.Conn, writeTimeout time.Duration) Transport {
+	t := &netTransport{c: c, timeout: writeTimeout}
+	if sc, ok := c.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			return &rawTransport{netTransport: t, rc: rc}
+		}
+	}
+	return t
+}
+
+type netTransport struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (t *netTransport) Write(b []byte) (int, error) {
+	if t.timeout > 0 {
+		t.c.SetWriteDeadline(time.Now().Add(t.timeout))
+	}
+	return t.c.Write(b)
+}
+
+func (t *netTransport) Close() error { return t.c.Close() }
+
+func (t *netTransport) CloseWrite() error {
+	if cw, ok := t.c.(closeWriter); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// rawTransport is a netTransport over a socket: TryWrite writes on the
+// non-blocking descriptor directly, in the sender's goroutine.
+type rawTransport struct {
+	*netTransport
+	rc syscall.RawConn
+}
+
+func (t *rawTransport) TryWrite(a, b []byte) (n int, err error) {
+	werr := t.rc.Write(func(fd uintptr) bool {
+		for {
+			if len(b) == 0 {
+				n, err = unix.Write(int(fd), a)
+			} else {
+				iov := [2][]byte{a, b}
+				n, err = unix.Writev(int(fd), iov[:])
+			}
+			if err != unix.EINTR {
+				return true
+			}
+		}
+	})
+	if werr != nil {
+		return 0, werr
+	}
+	if n < 0 {
+		n = 0
+	}
+	if err == unix.EAGAIN {
+		err = nil
+	}
+	return n, err
+}
+
+// AddrPort returns a's address and port.
+func AddrPort(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	ap, _ := netip.ParseAddrPort(a.String())
+	return ap
+}

@@ -1,0 +1,455 @@
+package conn
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/wire"
+)
+
+// writer is the send side of a connection, guarded by Conn.wmu.
+//
+// One goroutine at a time holds the writer role (active). With a
+// TryWriter transport the role is taken by the Send that finds it free: it
+// writes its frame without waiting, writes what others queued meanwhile
+// the same way, and when the socket takes less than everything, hands the
+// rest to a flushing goroutine that waits on the socket. So no Send, no
+// pong from the reader and no ping from the keepalive clock ever waits on
+// the socket; only a Send that finds the queue over its budget waits, as
+// SendQueueFull says.
+type writer struct {
+	active   bool   // a goroutine holds the writer role
+	flushing bool   // the role is held by the flushing goroutine
+	queue    []byte // frames waiting, in order
+	spare    []byte // the flusher's other buffer
+	queued   int    // bytes in queue, plus those the flusher is writing
+	scratch  []byte // the role holder's frame buffer
+
+	pong    []byte // the answer to the latest ping, held while the queue is over budget
+	hasPong bool
+
+	closeQueued  bool // a close frame is the last frame of the queue: nothing follows it
+	closeWritten bool // and it went out
+	finishAfter  bool // close the socket once the close frame is out (the peer's came first)
+	halfClose    bool // end our sending side once the close frame is out (the peer broke the protocol)
+	dead         bool // the socket is closed or a write failed: nothing is written any more
+	stalled      bool // a write made no progress for WriteTimeout: closing with 1008
+
+	room chan struct{} // closed when bytes left the queue, for Sends waiting for room
+}
+
+// bigFrame: payloads larger than this are written without a copy when the
+// socket takes them at once.
+const bigFrame = 64 << 10
+
+// Send sends m.
+func (c *Conn) Send(m api.Message) error {
+	switch m.Type {
+	case api.Text:
+		return c.sendData(wire.OpText, m.Data)
+	case api.Binary:
+		return c.sendData(wire.OpBinary, m.Data)
+	}
+	return fmt.Errorf("wsmatrix: Send: invalid message type %d", m.Type)
+}
+
+// SendText sends a text message.
+func (c *Conn) SendText(s string) error { return c.sendData(wire.OpText, []byte(s)) }
+
+// SendBinary sends a binary message.
+func (c *Conn) SendBinary(p []byte) error { return c.sendData(wire.OpBinary, p) }
+
+// backlogLocked is what waits to be written: the queue, and what an event
+// loop holds.
+func (c *Conn) backlogLocked() int {
+	n := c.w.queued
+	if c.bl != nil {
+		n += c.bl.Backlog()
+	}
+	return n
+}
+
+// sendData sends a data frame: written at once when the writer role is
+// free, else queued behind the frames before it. A frame is taken when the
+// backlog is empty or the frame fits in SendQueueBytes; otherwise the
+// queue is full and SendQueueFull decides.
+func (c *Conn) sendData(op ws.OpCode, p []byte) error {
+	size := wire.HeaderLen(len(p)) + len(p)
+	var deadline time.Time
+	refreshed := false
+	c.wmu.Lock()
+	for {
+		if c.w.closeQueued || c.w.dead {
+			stalled := c.w.stalled && !deadline.IsZero()
+			c.wmu.Unlock()
+			if stalled { // it waited for room, and the peer never made any
+				return fmt.Errorf("wsmatrix: send: %w: the peer stopped reading (connection closed with 1008)", api.ErrQueueFull)
+			}
+			return c.sendErr()
+		}
+		backlog := c.backlogLocked()
+		if backlog == 0 || backlog+size <= c.opts.SendQueueBytes {
+			break
+		}
+		if c.bl != nil && !refreshed { // the loop's figure may be stale
+			refreshed = true
+			c.wmu.Unlock()
+			c.bl.RefreshBacklog()
+			c.wmu.Lock()
+			continue
+		}
+		if deadline.IsZero() {
+			c.srv.observe(func(o api.Observer) { o.QueueFull() })
+			if c.opts.SendQueueFull == api.QueueClose {
+				c.wmu.Unlock()
+				return c.queueFull(fmt.Errorf("wsmatrix: send: %w: %d bytes wait for the peer (connection closed with 1008)", api.ErrQueueFull, backlog))
+			}
+			deadline = time.Now().Add(c.opts.WriteTimeout)
+		}
+		if !c.waitRoomLocked(size, deadline) {
+			c.wmu.Unlock()
+			return c.queueFull(fmt.Errorf("wsmatrix: send: %w for %v (connection closed with 1008)", api.ErrQueueFull, c.opts.WriteTimeout))
+		}
+	}
+	c.srv.observe(func(o api.Observer) { o.Sent(len(p)) })
+	if c.w.active {
+		c.w.queue = wire.AppendFrame(c.w.queue, op, p)
+		c.w.queued += size
+		c.wmu.Unlock()
+		return nil
+	}
+	c.w.active = true
+	c.wmu.Unlock()
+	return c.writeOwn(op, p)
+}
+
+// waitRoomLocked waits, with wmu held on entry and on return, until the
+// backlog may take size more bytes, the connection ends or deadline
+// passes (the zero time: never); it reports false on the deadline.
+func (c *Conn) waitRoomLocked(size int, deadline time.Time) bool {
+	noDeadline := c.opts.WriteTimeout <= 0
+	if c.bl != nil && c.w.queued == 0 {
+		c.wmu.Unlock()
+		var d time.Time
+		if !noDeadline {
+			d = deadline
+		}
+		ok := c.bl.WaitBacklog(max(c.opts.SendQueueBytes-size, 0), d, c.endedCh())
+		c.wmu.Lock()
+		return ok || c.w.dead || c.w.closeQueued
+	}
+	if c.w.room == nil {
+		c.w.room = make(chan struct{})
+	}
+	room := c.w.room
+	c.wmu.Unlock()
+	ended := c.endedCh()
+	var timeout <-chan time.Time
+	if !noDeadline {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	ok := true
+	select {
+	case <-room:
+	case <-ended:
+	case <-timeout:
+		ok = false
+	}
+	c.wmu.Lock()
+	return ok
+}
+
+// queueFull closes the connection with 1008 and returns err.
+func (c *Conn) queueFull(err error) error {
+	c.closeWith(api.StatusPolicyViolation, "send queue full")
+	return err
+}
+
+// wakeSendersLocked wakes the Sends waiting for room.
+func (c *Conn) wakeSendersLocked() {
+	if c.w.room != nil {
+		close(c.w.room)
+		c.w.room = nil
+	}
+}
+
+func (c *Conn) sendErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeErr != nil {
+		return c.closeErr
+	}
+	return &api.CloseError{Code: api.StatusAbnormalClosure, Reason: "connection closed"}
+}
+
+// sendPong answers a ping. Past the queue's budget only the answer to the
+// latest ping is kept (RFC 6455 5.5.3 allows it), so a peer that pings and
+// never reads costs a bounded number of bytes.
+func (c *Conn) sendPong(p []byte) {
+	c.wmu.Lock()
+	if c.w.closeQueued || c.w.dead {
+		c.wmu.Unlock()
+		return
+	}
+	if c.backlogLocked() >= c.opts.SendQueueBytes {
+		c.w.pong = append(c.w.pong[:0], p...)
+		c.w.hasPong = true
+		c.pongHeld.Store(true) // Feed pauses: a peer that does not read gets nothing more read
+		c.wmu.Unlock()
+		return
+	}
+	c.sendControlLocked(wire.OpPong, p)
+}
+
+// sendPing sends a keepalive ping; it never waits.
+func (c *Conn) sendPing() {
+	c.wmu.Lock()
+	if c.w.closeQueued || c.w.dead {
+		c.wmu.Unlock()
+		return
+	}
+	c.sendControlLocked(wire.OpPing, nil)
+}
+
+// sendControlLocked queues a control frame, or writes it when the role is
+// free; it unlocks wmu.
+func (c *Conn) sendControlLocked(op ws.OpCode, p []byte) {
+	if c.w.active {
+		c.w.queue = wire.AppendFrame(c.w.queue, op, p)
+		c.w.queued += wire.HeaderLen(len(p)) + len(p)
+		c.wmu.Unlock()
+		return
+	}
+	c.w.active = true
+	c.wmu.Unlock()
+	c.writeOwn(op, p)
+}
+
+// queueClose queues the close frame as the last frame. finishAfter closes
+// the socket once it is out (it answers the peer's close).
+func (c *Conn) queueClose(code api.StatusCode, reason string, finishAfter bool) {
+	c.wmu.Lock()
+	c.w.finishAfter = c.w.finishAfter || finishAfter
+	if c.w.closeQueued || c.w.dead {
+		c.wmu.Unlock()
+		return
+	}
+	c.w.closeQueued = true
+	c.w.hasPong = false
+	c.pongHeld.Store(false)
+	n := len(c.w.queue)
+	c.w.queue = wire.AppendClose(c.w.queue, code, reason)
+	c.w.queued += len(c.w.queue) - n
+	c.wakeSendersLocked() // they fail now
+	if c.w.active {
+		c.wmu.Unlock()
+		return
+	}
+	c.w.active = true
+	c.wmu.Unlock()
+	c.drain()
+}
+
+// writeOwn writes a frame as the holder of the writer role, then what was
+// queued meanwhile, without waiting on the socket; it gives the role up or
+// hands it to the flusher.
+func (c *Conn) writeOwn(op ws.OpCode, p []byte) error {
+	if c.tw == nil { // the socket cannot be written without waiting
+		c.wmu.Lock()
+		c.w.queue = append(wire.AppendFrame(c.takeSpareLocked(), op, p), c.w.queue...)
+		c.w.queued += wire.HeaderLen(len(p)) + len(p)
+		c.startFlusherLocked()
+		c.wmu.Unlock()
+		return nil
+	}
+	var a, b []byte
+	if len(p) > bigFrame {
+		c.w.scratch = wire.AppendHeader(c.w.scratch[:0], op, len(p))
+		a, b = c.w.scratch, p
+	} else {
+		c.w.scratch = wire.AppendFrame(c.w.scratch[:0], op, p)
+		a = c.w.scratch
+	}
+	n, err := c.tw.TryWrite(a, b)
+	if err != nil {
+		c.writeFailed(err)
+		return c.sendErr()
+	}
+	if n < len(a)+len(b) {
+		c.wmu.Lock()
+		q := c.takeSpareLocked()
+		if n < len(a) {
+			q = append(append(q, a[n:]...), b...)
+		} else {
+			q = append(q, b[n-len(a):]...)
+		}
+		c.w.queued += len(q)
+		c.w.queue = append(q, c.w.queue...)
+		c.startFlusherLocked()
+		c.wmu.Unlock()
+		return nil
+	}
+	c.drain()
+	return nil
+}
+
+// takeSpareLocked returns the spare buffer, emptied, for a new queue.
+func (c *Conn) takeSpareLocked() []byte {
+	q := c.w.spare[:0]
+	c.w.spare = nil
+	return q
+}
+
+// putSpareLocked keeps buf's storage as the spare buffer, unless it grew
+// large: a burst's storage is not kept.
+func (c *Conn) putSpareLocked(buf []byte) {
+	if cap(buf) <= 4*bigFrame {
+		c.w.spare = buf[:0]
+	}
+}
+
+// startFlusherLocked hands the writer role to the flusher.
+func (c *Conn) startFlusherLocked() {
+	if !c.w.flushing {
+		c.w.flushing = true
+		go c.flushLoop()
+	}
+}
+
+// drain writes what is queued, as the holder of the writer role, without
+// waiting on the socket; it gives the role up when the queue is empty, or
+// hands the rest to the flusher.
+func (c *Conn) drain() {
+	c.wmu.Lock()
+	for {
+		c.takePongLocked()
+		if len(c.w.queue) == 0 || c.w.dead {
+			after := c.releaseLocked()
+			c.wmu.Unlock()
+			after()
+			return
+		}
+		if c.tw == nil {
+			c.startFlusherLocked()
+			c.wmu.Unlock()
+			return
+		}
+		buf := c.w.queue
+		c.w.queue = c.takeSpareLocked()
+		c.wmu.Unlock()
+		n, err := c.tw.TryWrite(buf, nil)
+		if err != nil {
+			c.writeFailed(err)
+			return
+		}
+		c.wmu.Lock()
+		c.w.queued -= n
+		c.wakeSendersLocked()
+		if n < len(buf) { // the rest goes first, written by the flusher
+			c.w.queue = append(append(make([]byte, 0, len(buf)-n+len(c.w.queue)), buf[n:]...), c.w.queue...)
+			c.startFlusherLocked()
+			c.wmu.Unlock()
+			return
+		}
+		c.putSpareLocked(buf)
+	}
+}
+
+// flushLoop holds the writer role while the socket cannot take the queue
+// at once: it writes, waiting on the socket, until the queue is empty. A
+// write that makes no progress for WriteTimeout means the peer stopped
+// reading: the connection closes with 1008, as a Send that waits for room
+// that long does, and the close frame follows what is queued.
+func (c *Conn) flushLoop() {
+	c.wmu.Lock()
+	for {
+		c.takePongLocked()
+		if len(c.w.queue) == 0 || c.w.dead {
+			c.w.flushing = false
+			after := c.releaseLocked()
+			c.wmu.Unlock()
+			after()
+			return
+		}
+		buf := c.w.queue
+		c.w.queue = c.takeSpareLocked()
+		c.wmu.Unlock()
+		n, err := c.t.Write(buf)
+		c.wmu.Lock()
+		c.w.queued -= n
+		c.wakeSendersLocked()
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && !c.w.dead {
+			c.w.queue = append(append(make([]byte, 0, len(buf)-n+len(c.w.queue)), buf[n:]...), c.w.queue...)
+			if !c.w.stalled && !c.w.closeQueued {
+				c.w.stalled = true
+				c.wmu.Unlock()
+				c.srv.observe(func(o api.Observer) { o.QueueFull() })
+				c.closeWith(api.StatusPolicyViolation, "send queue full: the peer stopped reading")
+				c.wmu.Lock()
+			}
+			continue // the close handshake's timeout cuts the connection if the peer never reads again
+		}
+		c.putSpareLocked(buf)
+		if err != nil {
+			c.w.flushing = false
+			c.wmu.Unlock()
+			c.writeFailed(err)
+			return
+		}
+	}
+}
+
+// takePongLocked moves a held pong into the queue once the queue is under
+// its budget again.
+func (c *Conn) takePongLocked() {
+	if !c.w.hasPong || c.w.closeQueued || c.backlogLocked() >= c.opts.SendQueueBytes {
+		return
+	}
+	c.w.hasPong = false
+	n := len(c.w.queue)
+	c.w.queue = wire.AppendFrame(c.w.queue, wire.OpPong, c.w.pong)
+	c.w.queued += len(c.w.queue) - n
+	c.pongHeld.Store(false)
+	c.resumeReader()
+}
+
+// releaseLocked gives the writer role up with the queue empty, and
+// returns what follows: once the close frame is out, closing the socket
+// (the peer's close came first) or ending our sending side (after a
+// protocol error).
+func (c *Conn) releaseLocked() func() {
+	c.w.active = false
+	c.wakeSendersLocked()
+	if cap(c.w.scratch) > bigFrame {
+		c.w.scratch = nil
+	}
+	if !c.w.closeQueued || c.w.closeWritten || c.w.dead {
+		return func() {}
+	}
+	c.w.closeWritten = true
+	switch {
+	case c.w.finishAfter:
+		return c.finish
+	case c.w.halfClose:
+		if hc, ok := c.t.(closeWriter); ok {
+			return func() { hc.CloseWrite() }
+		}
+	}
+	return func() {}
+}
+
+// writeFailed ends a connection whose socket refused a write.
+func (c *Conn) writeFailed(err error) {
+	c.wmu.Lock()
+	c.w.dead = true
+	c.w.active = false
+	c.wakeSendersLocked()
+	c.wmu.Unlock()
+	c.abort("write: " + err.Error())
+}

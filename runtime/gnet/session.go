@@ -1,0 +1,240 @@
+package gnet
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gnetv2 "github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/wsmatrix/wsmatrix/internal/conn"
+)
+
+const (
+	stRequest int32 = iota // reading the upgrade request
+	stServing              // middleware and upgrade running off the loop
+	stOpen                 // WebSocket frames
+	stLinger               // refused: draining until close
+	stClosed
+)
+
+// session is wsmatrix's state of one gnet connection, and its transport.
+//
+// Writes from any goroutine are appended to one batch, which a single
+// task on the connection's loop writes: the bytes go out in the order of
+// the calls, a burst of frames costs one task and one write, and the
+// socket is closed or half-closed only after what was written before.
+type session struct {
+	s      *Server
+	gc     gnetv2.Conn
+	remote netip.AddrPort
+	state  atomic.Int32
+	c      atomic.Pointer[conn.Conn]
+
+	mu         sync.Mutex
+	batch      []byte // bytes for the loop to write, in order
+	spare      []byte
+	queued     bool  // a flush task is on the loop's queue
+	closeWrite bool  // after the batch: end our sending side
+	closing    bool  // after the batch: close the socket
+	err        error // the loop refused a task: the engine is stopping
+	flushTask  gnetv2.RunnableFunc
+
+	inflight atomic.Int64 // bytes in the batch
+	outbound atomic.Int64 // bytes gnet held for the peer after the last flush
+
+	// in holds input Feed has not used yet: an incomplete frame, or what
+	// arrived while the handler was behind. Owned by the loop; nil while
+	// idle.
+	in []byte
+}
+
+// feed runs on the loop when input arrived or Resume asked: it takes what
+// gnet read, so gnet's own buffer stays empty (no copy on Peek, no ring
+// that grows by doubling), and feeds it with what was left from before.
+// gnet cannot stop reading a socket: while the handler is behind the input
+// waits here, and the connection closes with 1008 once that passes its
+// budget (conn.Conn.Unparsed).
+func (sess *session) feed(gc gnetv2.Conn) {
+	c := sess.c.Load()
+	buf, _ := gc.Peek(-1) // what was just read: gnet's buffer is empty otherwise
+	if len(sess.in) > 0 || (c.Paused() && len(buf) > 0) {
+		sess.in = append(sess.in, buf...)
+		buf = sess.in
+	}
+	gc.Discard(-1) // buf stays valid until this callback returns
+	if c.Paused() {
+		c.Unparsed(len(sess.in))
+		return
+	}
+	used, _ := c.Feed(buf)
+	rest := buf[used:]
+	switch {
+	case len(rest) == 0:
+		sess.in = sess.in[:0]
+		if cap(sess.in) > maxIdleIn {
+			sess.in = nil
+		}
+	case len(sess.in) > 0: // buf is sess.in
+		sess.in = sess.in[:copy(sess.in, rest)]
+	default:
+		sess.in = append(sess.in[:0], rest...)
+	}
+}
+
+// maxIdleIn is the largest input buffer a connection keeps between reads.
+const maxIdleIn = 4 << 10
+
+func newSession(s *Server, gc gnetv2.Conn) *session {
+	sess := &session{s: s, gc: gc}
+	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok { // gnet's address is only valid in the loop: copy it
+		sess.remote = a.AddrPort()
+	}
+	sess.flushTask = sess.flush
+	return sess
+}
+
+// TryWrite appends a and b to the batch the loop writes next, without
+// waiting; what the peer does not take stays in gnet's outbound buffer and
+// counts in Backlog. It takes every byte.
+func (sess *session) TryWrite(a, b []byte) (int, error) {
+	n := len(a) + len(b)
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.err != nil {
+		return 0, sess.err
+	}
+	if sess.closing {
+		return 0, net.ErrClosed
+	}
+	sess.batch = append(append(sess.batch, a...), b...)
+	sess.inflight.Add(int64(n))
+	if err := sess.scheduleLocked(); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Write is TryWrite: it never waits.
+func (sess *session) Write(b []byte) (int, error) { return sess.TryWrite(b, nil) }
+
+// scheduleLocked puts a flush task on the loop unless one is there.
+func (sess *session) scheduleLocked() error {
+	if sess.queued {
+		return nil
+	}
+	if err := sess.gc.EventLoop().Execute(context.Background(), sess.flushTask); err != nil {
+		sess.err = err
+		return err
+	}
+	sess.queued = true
+	return nil
+}
+
+// flush runs on the loop: it writes the batch (gnet keeps what the socket
+// does not take), then half-closes or closes when asked.
+func (sess *session) flush(context.Context) error {
+	sess.mu.Lock()
+	buf := sess.batch
+	sess.batch, sess.spare = sess.spare[:0], nil
+	sess.queued = false
+	closeWrite, closing := sess.closeWrite, sess.closing
+	sess.closeWrite = false
+	sess.mu.Unlock()
+	if len(buf) > 0 {
+		sess.gc.Write(buf) // on a failed write gnet closes the connection: OnClose follows
+	}
+	out := sess.gc.OutboundBuffered()
+	sess.outbound.Store(int64(out))
+	sess.inflight.Add(-int64(len(buf)))
+	if cap(buf) <= 64<<10 {
+		sess.mu.Lock()
+		if sess.spare == nil {
+			sess.spare = buf[:0]
+		}
+		sess.mu.Unlock()
+	}
+	switch {
+	case closing:
+		sess.gc.Close() // after what gnet holds is flushed
+	case closeWrite && out == 0:
+		unix.Shutdown(sess.gc.Fd(), unix.SHUT_WR)
+	}
+	return nil
+}
+
+// Close closes the socket after everything written before.
+func (sess *session) Close() error {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.closing {
+		return nil
+	}
+	sess.closing = true
+	if sess.scheduleLocked() != nil {
+		return sess.gc.Close()
+	}
+	return nil
+}
+
+// CloseWrite half-closes after a protocol error's close frame, so the peer
+// sees EOF.
+func (sess *session) CloseWrite() error {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	sess.closeWrite = true
+	return sess.scheduleLocked()
+}
+
+// Backlog is what waits in the batch, plus what gnet held for the peer
+// after the last flush.
+func (sess *session) Backlog() int { return int(sess.inflight.Load() + sess.outbound.Load()) }
+
+// RefreshBacklog asks the loop how much gnet holds for the peer now.
+func (sess *session) RefreshBacklog() int {
+	done := make(chan struct{})
+	err := sess.gc.EventLoop().Execute(context.Background(), gnetv2.RunnableFunc(func(context.Context) error {
+		sess.outbound.Store(int64(sess.gc.OutboundBuffered()))
+		close(done)
+		return nil
+	}))
+	if err == nil {
+		select {
+		case <-done:
+		case <-time.After(time.Second): // a stopped loop never answers
+		}
+	}
+	return sess.Backlog()
+}
+
+// WaitBacklog polls the loop, backing off to 50 ms, until the backlog is
+// at most n: gnet tells nobody when a peer reads what it holds.
+func (sess *session) WaitBacklog(n int, deadline time.Time, done <-chan struct{}) bool {
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		if sess.RefreshBacklog() <= n {
+			return true
+		}
+		wait := delay
+		if !deadline.IsZero() {
+			left := time.Until(deadline)
+			if left <= 0 {
+				return false
+			}
+			wait = min(wait, left)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-done:
+			t.Stop()
+			return true
+		}
+	}
+}
+
+// Resume asks the loop to parse again once the handler took a message.
+func (sess *session) Resume() { sess.gc.Wake(nil) }

@@ -1,0 +1,515 @@
+package runtimetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	goruntime "runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/wsmatrix/wsmatrix/api"
+)
+
+// hardeningCases are what misbehaving peers and a close review found:
+// order around protocol errors, byte bounds per connection, the send
+// queue's contract, panics outside handlers, restarts.
+func hardeningCases() []testCase {
+	var cases []testCase
+
+	// Messages that came before a protocol violation are handled, and
+	// what the handler sends in reply goes out before the 1002.
+	violations := []struct {
+		name  string
+		frame []byte
+	}{
+		{"rsv1", encode(true, 4, ws.OpText, []byte("x"))},
+		{"reserved_opcode_3", encode(true, 0, 3, nil)},
+		{"reserved_opcode_11", encode(true, 0, 11, nil)},
+		{"continuation_without_start", encode(true, 0, ws.OpContinuation, []byte("x"))},
+	}
+	styles := []struct {
+		name    string
+		handler api.Handler
+	}{
+		{"blocking", func(ws api.Conn) {
+			for {
+				m, err := ws.Receive()
+				if err != nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond) // a handler that takes its time
+				if ws.Send(m) != nil {
+					return
+				}
+			}
+		}},
+		{"event", func(ws api.Conn) {
+			ws.OnMessage(func(m api.Message) {
+				time.Sleep(20 * time.Millisecond)
+				ws.Send(m)
+			})
+		}},
+	}
+	for _, v := range violations {
+		for _, st := range styles {
+			cases = append(cases, testCase{"order/replies_before_1002/" + v.name + "/" + st.name, func(t *testing.T, k *kit) {
+				s := k.serve(testOptions(), func(r *api.Router) { r.Handle("/e", st.handler) })
+				c := dial(t, s.addr, "/e")
+				var b []byte
+				b = append(b, encode(true, 0, ws.OpText, []byte("one"))...)
+				b = append(b, encode(true, 0, ws.OpBinary, []byte("two"))...)
+				b = append(b, v.frame...)
+				c.write(b) // one segment
+				c.expectMessage(ws.OpText, []byte("one"))
+				c.expectMessage(ws.OpBinary, []byte("two"))
+				c.expectClose(api.StatusProtocolError)
+				c.expectEOF()
+			}})
+		}
+	}
+	cases = append(cases, testCase{"order/1002_bounded_by_close_timeout_when_handler_stalls", func(t *testing.T, k *kit) {
+		o := testOptions()
+		o.CloseTimeout = 300 * time.Millisecond
+		got := make(chan error, 1)
+		s := k.serve(o, func(r *api.Router) {
+			r.Handle("/e", func(ws api.Conn) {
+				ws.Receive()
+				<-ws.Context().Done() // never asks for the next message
+				got <- context.Cause(ws.Context())
+			})
+		})
+		c := dial(t, s.addr, "/e")
+		c.write(append(encode(true, 0, ws.OpText, []byte("one")), encode(true, 0, 3, nil)...))
+		c.expectClose(api.StatusProtocolError)
+		c.expectEOF()
+		within(t, 5*time.Second, got, "handler's context to end")
+	}})
+
+	// Byte bounds: a peer that sends and never reads costs the server a
+	// bounded number of bytes, whatever the size of its messages.
+	for _, st := range []string{"blocking", "event"} {
+		cases = append(cases, testCase{"bounds/non_reading_peer_flooding_large_messages/" + st, func(t *testing.T, k *kit) {
+			o := testOptions()
+			o.ReadLimit = 2 << 20
+			o.WriteTimeout = 20 * time.Second // the peer is slow, not gone: no write gives up during the case
+			var h api.Handler = echo
+			if st == "event" {
+				h = func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) }
+			}
+			s := k.serve(o, func(r *api.Router) { r.Handle("/echo", h) })
+			msg := encode(true, 0, ws.OpBinary, make([]byte, o.ReadLimit))
+			held := floodAndMeasure(t, s.addr, "/echo", msg, 64<<20)
+			// The handler's message, the send backlog (one message), and the
+			// read side: max(ReadLimit, InboxBytes) of input, which an event
+			// loop's buffer may hold with as much room again.
+			bound := 4 * o.ReadLimit
+			t.Logf("server holds %d KiB for a peer that sent %d KiB messages and reads nothing (bound %d KiB)", held>>10, o.ReadLimit>>10, bound>>10)
+			if held > bound {
+				t.Fatalf("server holds %d bytes for one non-reading peer, bound %d", held, bound)
+			}
+		}})
+	}
+	cases = append(cases, testCase{"bounds/non_reading_peer_flooding_pings", func(t *testing.T, k *kit) {
+		o := testOptions()
+		o.ReadLimit = 64 << 10 // an event loop may buffer ReadLimit + InboxBytes before it cuts
+		s := k.echo(o)
+		held := floodAndMeasure(t, s.addr, "/echo", encode(true, 0, ws.OpPing, bytes.Repeat([]byte("p"), 125)), 64<<20)
+		// Pongs queued up to the send queue's budget (and copied once more
+		// into an event loop's outbound buffer), the read side's budget, and
+		// the room growing buffers keep: up to as much again.
+		bound := 2*(api.DefaultSendQueueBytes+max(int(o.ReadLimit), api.DefaultInboxBytes)) + 1<<20
+		t.Logf("server holds %d KiB for a peer that sends pings and reads no pong (bound %d KiB)", held>>10, bound>>10)
+		if held > int64(bound) {
+			t.Fatalf("server holds %d bytes of pongs for one non-reading peer, bound %d", held, bound)
+		}
+	}})
+
+	// The send queue's contract, for one sender and for many.
+	for _, senders := range []int{1, 8} {
+		for _, policy := range []api.QueuePolicy{api.QueueClose, api.QueueBlock} {
+			name := fmt.Sprintf("queue/%s_with_%d_senders_fails_with_ErrQueueFull_and_1008", policy, senders)
+			cases = append(cases, testCase{name, func(t *testing.T, k *kit) {
+				o := testOptions()
+				o.SendQueueFull = policy
+				o.WriteTimeout = 300 * time.Millisecond
+				if policy == api.QueueClose {
+					o.WriteTimeout = time.Minute // QueueClose never waits for it
+				}
+				obs := &countingObserver{}
+				o.Observer = obs
+				res := make(chan error, senders)
+				s := k.serve(o, func(r *api.Router) {
+					r.Handle("/flood", func(ws api.Conn) {
+						var wg sync.WaitGroup
+						for range senders {
+							wg.Go(func() { res <- flood(ws) })
+						}
+						wg.Wait()
+					})
+				})
+				c := dial(t, s.addr, "/flood") // and it reads nothing until the server gave up
+				var full int
+				for range senders {
+					err := within(t, 20*time.Second, res, "Send to fail")
+					var ce *api.CloseError
+					switch {
+					case errors.Is(err, api.ErrQueueFull):
+						full++
+					case errors.As(err, &ce) && ce.Code == api.StatusPolicyViolation:
+						// a sender that came after the queue-full close
+					default:
+						t.Fatalf("Send to a peer that does not read: %v, want ErrQueueFull (or the 1008 close after it)", err)
+					}
+				}
+				if full == 0 {
+					t.Fatal("no Send failed with ErrQueueFull")
+				}
+				if obs.queueFull.Load() == 0 {
+					t.Fatal("Observer.QueueFull not called")
+				}
+				c.expectClose(api.StatusPolicyViolation)
+			}})
+		}
+	}
+
+	// The keepalive clock never waits on one connection.
+	cases = append(cases, testCase{"keepalive/pings_go_out_while_another_peer_is_stuck", func(t *testing.T, k *kit) {
+		o := testOptions()
+		o.PingInterval = 100 * time.Millisecond
+		o.PongTimeout = 5 * time.Second
+		o.WriteTimeout = 10 * time.Second
+		s := k.serve(o, func(r *api.Router) {
+			r.Handle("/flood", func(ws api.Conn) { flood(ws) })
+			r.Handle("/idle", func(ws api.Conn) { ws.Receive() })
+		})
+		dial(t, s.addr, "/flood") // never reads
+		time.Sleep(200 * time.Millisecond)
+		c := dial(t, s.addr, "/idle")
+		for i := range 5 {
+			f, err := c.read(3 * time.Second)
+			if err != nil {
+				t.Fatalf("ping %d to an idle peer: %v", i, err)
+			}
+			if f.h.OpCode != ws.OpPing {
+				t.Fatalf("got %v, want a ping", f.h.OpCode)
+			}
+			c.frame(true, ws.OpPong, f.payload)
+		}
+	}})
+
+	// No data frame after the close frame (RFC 6455 5.5.1).
+	for _, st := range []string{"blocking", "event"} {
+		cases = append(cases, testCase{"order/nothing_after_close_frame/" + st, func(t *testing.T, k *kit) {
+			burst := func(ws api.Conn) {
+				for i := range 300 {
+					if ws.SendText(strconv.Itoa(i)) != nil {
+						return
+					}
+				}
+			}
+			s := k.serve(testOptions(), func(r *api.Router) {
+				r.Handle("/b", func(ws api.Conn) {
+					if st == "event" {
+						ws.OnMessage(func(api.Message) { go burst(ws) })
+						return
+					}
+					ws.Receive()
+					go burst(ws)
+					ws.Receive()
+				})
+			})
+			for range 20 {
+				c := dial(t, s.addr, "/b")
+				c.text("go")
+				c.next() // the burst has begun
+				c.closeFrame(api.StatusNormalClosure, "")
+				for {
+					f, err := c.read(10 * time.Second)
+					if err != nil {
+						t.Fatalf("reading to the close frame: %v", err)
+					}
+					if f.h.OpCode == ws.OpClose {
+						break
+					}
+				}
+				// Whatever comes now must be EOF, not a frame.
+				if f, err := c.read(10 * time.Second); err == nil {
+					t.Fatalf("frame %v %q after the close frame", f.h.OpCode, trunc(f.payload))
+				}
+				c.conn.Close()
+			}
+		}})
+	}
+
+	// Panics outside handlers: middleware and CheckOrigin.
+	cases = append(cases, testCase{"panic/middleware_answers_500_and_server_goes_on", func(t *testing.T, k *kit) {
+		o := testOptions()
+		logs := &logCapture{}
+		o.Logger = logs.logger()
+		s := k.serve(o, func(r *api.Router) {
+			r.Use(func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.URL.Query().Get("boom") != "" {
+						panic("middleware bug")
+					}
+					next.ServeHTTP(w, r)
+				})
+			})
+			r.Handle("/echo", echo)
+		})
+		_, resp := rawDial(t, s.addr, upgradeHead(s.addr, "/echo?boom=1"))
+		if resp.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("panicking middleware: status %d, want 500", resp.StatusCode)
+		}
+		c := dial(t, s.addr, "/echo")
+		c.text("still serving")
+		c.expectMessage(ws.OpText, []byte("still serving"))
+		if !logs.has("panic", "middleware bug") {
+			t.Fatalf("the panic was not logged with its value; logs:\n%s", logs)
+		}
+	}})
+	cases = append(cases, testCase{"panic/check_origin_answers_500_and_server_goes_on", func(t *testing.T, k *kit) {
+		o := testOptions()
+		o.Logger = (&logCapture{}).logger()
+		o.CheckOrigin = func(r *http.Request) bool {
+			if r.Header.Get("Origin") == "http://boom" {
+				panic("origin check bug")
+			}
+			return true
+		}
+		s := k.echo(o)
+		_, resp := rawDial(t, s.addr, upgradeHead(s.addr, "/echo", "Origin: http://boom"))
+		if resp.StatusCode != http.StatusInternalServerError {
+			t.Fatalf("panicking CheckOrigin: status %d, want 500", resp.StatusCode)
+		}
+		c := dial(t, s.addr, "/echo", "Origin: http://fine")
+		c.text("still serving")
+		c.expectMessage(ws.OpText, []byte("still serving"))
+	}})
+	cases = append(cases, testCase{"panic/on_close_callback_contained", func(t *testing.T, k *kit) {
+		o := testOptions()
+		o.Logger = (&logCapture{}).logger()
+		s := k.serve(o, func(r *api.Router) {
+			r.Handle("/e", func(ws api.Conn) {
+				ws.OnMessage(func(m api.Message) { ws.Send(m) })
+				ws.OnClose(func(*api.CloseError) { panic("on close bug") })
+			})
+		})
+		c := dial(t, s.addr, "/e")
+		c.closeFrame(api.StatusNormalClosure, "")
+		c.finishClose(api.StatusNormalClosure)
+		c2 := dial(t, s.addr, "/e")
+		c2.text("still serving")
+		c2.expectMessage(ws.OpText, []byte("still serving"))
+	}})
+
+	// Receive from several goroutines: every message reaches one of them.
+	cases = append(cases, testCase{"conn/concurrent_receivers_each_get_a_message", func(t *testing.T, k *kit) {
+		const receivers = 4
+		got := make(chan string, receivers)
+		waiting := make(chan struct{}, 1)
+		s := k.serve(testOptions(), func(r *api.Router) {
+			r.Handle("/r", func(ws api.Conn) {
+				var wg sync.WaitGroup
+				for range receivers {
+					wg.Go(func() {
+						m, err := ws.Receive()
+						if err == nil {
+							got <- m.String()
+						}
+					})
+				}
+				time.Sleep(20 * time.Millisecond) // all are waiting
+				waiting <- struct{}{}
+				wg.Wait()
+			})
+		})
+		for run := range 30 {
+			c := dial(t, s.addr, "/r")
+			<-waiting
+			var b []byte
+			for i := range receivers {
+				b = append(b, encode(true, 0, ws.OpText, []byte{'a' + byte(i)})...)
+			}
+			c.write(b) // every message in one segment
+			seen := map[string]bool{}
+			for i := range receivers {
+				seen[within(t, 5*time.Second, got, fmt.Sprintf("run %d: receiver %d of %d (a lost wake-up leaves it blocked)", run, i+1, receivers))] = true
+			}
+			if len(seen) != receivers {
+				t.Fatalf("run %d: receivers got %v", run, seen)
+			}
+			c.conn.Close()
+		}
+	}})
+
+	// The connection's context carries the request's values.
+	cases = append(cases, testCase{"conn/context_keeps_request_values", func(t *testing.T, k *kit) {
+		type userKey struct{}
+		got := make(chan any, 1)
+		s := k.serve(testOptions(), func(r *api.Router) {
+			r.Use(func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, "ada")))
+				})
+			})
+			r.Handle("/c", func(ws api.Conn) {
+				got <- ws.Context().Value(userKey{})
+				ws.Receive()
+			})
+		})
+		c := dial(t, s.addr, "/c")
+		if v := within(t, 5*time.Second, got, "context value"); v != "ada" {
+			t.Fatalf("ws.Context().Value = %v, want the value middleware put on the request", v)
+		}
+		c.closeFrame(api.StatusNormalClosure, "")
+		c.finishClose(api.StatusNormalClosure)
+	}})
+
+	// A pipelining peer that reads its replies is never cut.
+	for _, st := range []string{"blocking", "event"} {
+		cases = append(cases, testCase{"bounds/pipelining_peer_that_reads_is_never_cut/" + st, func(t *testing.T, k *kit) {
+			var h api.Handler = echo
+			if st == "event" {
+				h = func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) }
+			}
+			s := k.serve(testOptions(), func(r *api.Router) { r.Handle("/echo", h) })
+			const n, size = 100, 64 << 10
+			msg := encode(true, 0, ws.OpBinary, make([]byte, size))
+			for run := range 20 {
+				c := dial(t, s.addr, "/echo")
+				go func() {
+					for range n {
+						c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+						if _, err := c.conn.Write(msg); err != nil {
+							return
+						}
+					}
+				}()
+				for i := range n {
+					f, err := c.read(10 * time.Second)
+					if err != nil {
+						t.Fatalf("run %d: echo %d: %v", run, i, err)
+					}
+					if f.h.OpCode != ws.OpBinary || len(f.payload) != size {
+						t.Fatalf("run %d: echo %d: got %v of %d bytes (%q)", run, i, f.h.OpCode, len(f.payload), trunc(f.payload))
+					}
+				}
+				c.closeFrame(api.StatusNormalClosure, "")
+				c.finishClose(api.StatusNormalClosure)
+			}
+		}})
+	}
+
+	// Start and Shutdown.
+	cases = append(cases, testCase{"lifecycle/restart_on_the_same_port", func(t *testing.T, k *kit) {
+		s := k.echo(testOptions())
+		for range 5 {
+			c := dial(t, s.addr, "/echo")
+			c.text("x")
+			c.expectMessage(ws.OpText, []byte("x"))
+			c.closeFrame(api.StatusNormalClosure, "")
+			c.finishClose(api.StatusNormalClosure) // the server closes TCP first: its end waits in TIME_WAIT
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.rt.Shutdown(ctx); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
+		r := api.NewRouter()
+		r.Handle("/echo", echo)
+		rt, err := k.f(r, testOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := rt.Start(s.addr)
+		if err != nil {
+			t.Fatalf("restart on %s right after shutdown: %v", s.addr, err)
+		}
+		defer rt.Shutdown(context.Background())
+		c := dial(t, a.String(), "/echo")
+		c.text("again")
+		c.expectMessage(ws.OpText, []byte("again"))
+		c.closeFrame(api.StatusNormalClosure, "")
+		c.finishClose(api.StatusNormalClosure)
+	}})
+	cases = append(cases, testCase{"lifecycle/shutdown_after_failed_start", func(t *testing.T, k *kit) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		rt, err := k.f(api.NewRouter(), testOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := rt.Start(l.Addr().String()); err == nil {
+			t.Fatal("Start on a port in use succeeded")
+		}
+		done := make(chan error, 1)
+		go func() { done <- rt.Shutdown(context.Background()) }()
+		within(t, 5*time.Second, done, "Shutdown after a failed Start")
+	}})
+	return cases
+}
+
+// floodAndMeasure writes msg to path again and again, reading nothing,
+// until the server stops taking bytes, closes the connection, or limit
+// bytes went out. It returns the most bytes the server held at once: the
+// growth of the live heap of this process (which runs the server),
+// sampled after a collection each time a chunk of the flood went out, so
+// that the state right before a cut is seen too. Bytes the server read and
+// dropped (pings answered by one held pong, data after its close frame)
+// are not held.
+func floodAndMeasure(t *testing.T, addr, path string, msg []byte, limit int64) int64 {
+	t.Helper()
+	const chunk = 256 << 10
+	stream := bytes.Repeat(msg, max(1, chunk/len(msg)))
+	base := liveHeap()
+	c := dial(t, addr, path)
+	defer c.conn.Close()
+	var most, written int64
+	var stalled time.Duration
+	for off := 0; written < limit; {
+		end := min(off+chunk, len(stream))
+		c.conn.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		n, err := c.conn.Write(stream[off:end])
+		written += int64(n)
+		off = (off + n) % len(stream)
+		most = max(most, liveHeap()-base)
+		if err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				if n == 0 {
+					stalled += 50 * time.Millisecond
+				} else {
+					stalled = 0
+				}
+				if stalled > time.Second {
+					break // the server stopped taking bytes: it is bounded
+				}
+				continue
+			}
+			break // the server closed the connection
+		}
+		stalled = 0
+	}
+	return most
+}
+
+// liveHeap is the bytes of live heap after two collections (the second
+// empties the victim caches of sync.Pools: buffers kept for reuse are not
+// held for a peer).
+func liveHeap() int64 {
+	goruntime.GC()
+	goruntime.GC()
+	var ms goruntime.MemStats
+	goruntime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
