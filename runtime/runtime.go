@@ -9,11 +9,16 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/signal"
 	"slices"
 	"sort"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/wsmatrix/wsmatrix/api"
 )
@@ -30,6 +35,46 @@ type Runtime interface {
 	// waits for them to end and their handlers to return, and past ctx's
 	// deadline cuts what is left and returns ctx's error.
 	Shutdown(ctx context.Context) error
+	// Done is closed once the runtime stopped serving: after Shutdown, or
+	// on its own when its listener failed. It is nil before Start.
+	Done() <-chan struct{}
+	// Err, once Done is closed, says why serving stopped: nil after
+	// Shutdown, else the failure.
+	Err() error
+}
+
+// ShutdownTimeout is how long Serve lets connections close after a stop
+// signal before it cuts them.
+const ShutdownTimeout = 10 * time.Second
+
+// Serve starts rt on addr and serves until ctx is done or the process gets
+// SIGINT or SIGTERM; then it shuts down gracefully: new connections are
+// refused, open ones get close 1001 and ShutdownTimeout to end. It returns
+// nil after such a stop, the error of Start, or, as soon as it happens, the
+// failure that made rt stop serving on its own.
+//
+//	rt, err := runtime.New("gnet", router, api.Options{})
+//	...
+//	log.Fatal(runtime.Serve(context.Background(), rt, "127.0.0.1:8080"))
+func Serve(ctx context.Context, rt Runtime, addr string) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if _, err := rt.Start(addr); err != nil {
+		return err
+	}
+	var failed error
+	select {
+	case <-ctx.Done():
+	case <-rt.Done():
+		failed = rt.Err()
+		if failed == nil {
+			return nil // someone else shut it down
+		}
+		failed = fmt.Errorf("wsmatrix: %s stopped serving: %w", rt.Name(), failed)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	defer cancel()
+	return errors.Join(failed, rt.Shutdown(sctx))
 }
 
 // Factory makes a runtime for a router and options.
@@ -73,11 +118,16 @@ func New(name string, r *api.Router, opts api.Options) (Runtime, error) {
 	f := factories[name]
 	mu.RUnlock()
 	if f == nil {
+		names := Names()
+		if len(names) == 0 {
+			return nil, fmt.Errorf("wsmatrix: no runtime is registered, so %q is unknown: add import _ %q (every runtime) or the package of one, such as %q",
+				name, "github.com/wsmatrix/wsmatrix/runtime/all", "github.com/wsmatrix/wsmatrix/runtime/stdhttp")
+		}
 		hint := "forgotten import?"
 		if slices.Contains(Builtin, name) {
 			hint = "built with no_" + name + "?"
 		}
-		return nil, fmt.Errorf("wsmatrix: unknown runtime %q (%s); this program has: %v", name, hint, Names())
+		return nil, fmt.Errorf("wsmatrix: unknown runtime %q (%s); this program has: %v", name, hint, names)
 	}
 	if r == nil {
 		return nil, fmt.Errorf("wsmatrix: runtime %s: nil router", name)

@@ -57,6 +57,7 @@ type Server struct {
 	stopOnce     sync.Once
 	stopErr      error
 	keepHijacked bool // the fasthttp server keeps hijacked connections open
+	shutdown     bool // Shutdown was called
 }
 
 var (
@@ -84,6 +85,28 @@ func (s *Server) IdleGoroutines(eventStyle bool) int {
 		return 1
 	}
 	return 2
+}
+
+// Done is closed once the server Start runs stopped serving.
+func (s *Server) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.served
+}
+
+// Err says why the server Start runs stopped serving: nil after Shutdown.
+func (s *Server) Err() error {
+	select {
+	case <-s.Done():
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.shutdown {
+			return nil
+		}
+		return s.serveErr
+	default:
+		return nil
+	}
 }
 
 // Configure prepares a fasthttp.Server of yours to carry WebSocket
@@ -313,8 +336,11 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	s.mu.Unlock()
 	s.Configure(srv)
 	go func() {
-		defer close(s.served)
-		s.serveErr = srv.Serve(l)
+		err := srv.Serve(l)
+		s.mu.Lock()
+		s.serveErr = err
+		s.mu.Unlock()
+		close(s.served)
 	}()
 	return l.Addr(), nil
 }
@@ -325,6 +351,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srv := s.srv
+	s.shutdown = true
 	s.mu.Unlock()
 	var errs []error
 	if srv != nil {

@@ -123,6 +123,29 @@ func (s *Server) IdleGoroutines(eventStyle bool) int {
 	return 1
 }
 
+// Done is closed once the engine Start runs stopped.
+func (s *Server) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runDone
+}
+
+// Err says why the engine stopped: nil after Shutdown.
+func (s *Server) Err() error {
+	select {
+	case <-s.Done():
+		if s.closing.Load() {
+			return nil
+		}
+		if s.runErr == nil {
+			return errors.New("wsmatrix: gnet: the engine stopped")
+		}
+		return s.runErr
+	default:
+		return nil
+	}
+}
+
 // Start runs the gnet engine on addr and returns once it accepts.
 func (s *Server) Start(addr string) (net.Addr, error) {
 	s.mu.Lock()

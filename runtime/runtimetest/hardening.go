@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -253,6 +255,8 @@ func hardeningCases() []testCase {
 		o := testOptions()
 		logs := &logCapture{}
 		o.Logger = logs.logger()
+		obs := &countingObserver{}
+		o.Observer = obs
 		s := k.serve(o, func(r *api.Router) {
 			r.Use(func(next http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -271,8 +275,11 @@ func hardeningCases() []testCase {
 		c := dial(t, s.addr, "/echo")
 		c.text("still serving")
 		c.expectMessage(ws.OpText, []byte("still serving"))
-		if !logs.has("panic", "middleware bug") {
-			t.Fatalf("the panic was not logged with its value; logs:\n%s", logs)
+		if !logs.has("panic", "middleware bug", "stack=") {
+			t.Fatalf("the panic was not logged with its value and stack; logs:\n%s", logs)
+		}
+		if obs.panics.Load() != 1 {
+			t.Fatalf("Observer.Panicked called %d times, want 1", obs.panics.Load())
 		}
 	}})
 	cases = append(cases, testCase{"panic/check_origin_answers_500_and_server_goes_on", func(t *testing.T, k *kit) {
@@ -309,6 +316,69 @@ func hardeningCases() []testCase {
 		c2.text("still serving")
 		c2.expectMessage(ws.OpText, []byte("still serving"))
 	}})
+
+	// Refusals leave a trace: logged, counted by reason, explained.
+	cases = append(cases, testCase{"observe/refused_origin_logged_counted_explained", func(t *testing.T, k *kit) {
+		o := testOptions()
+		logs := &logCapture{}
+		o.Logger = logs.logger()
+		obs := &countingObserver{}
+		o.Observer = obs
+		s := k.echo(o)
+		_, resp := rawDial(t, s.addr, upgradeHead(s.addr, "/echo", "Origin: https://evil.example"))
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("status %d, want 403", resp.StatusCode)
+		}
+		for _, want := range []string{"https://evil.example", "OriginPatterns", "--origins"} {
+			if !strings.Contains(string(body), want) {
+				t.Fatalf("403 body %q does not mention %q", body, want)
+			}
+		}
+		if !logs.has("level=INFO", "upgrade refused", "reason=origin", "path=/echo", "remote=", "evil.example") {
+			t.Fatalf("refused upgrade not logged at info with route, remote and origin; logs:\n%s", logs)
+		}
+		if n := obs.refusals(api.ReasonOrigin); n != 1 {
+			t.Fatalf("Observer.Refused(origin) called %d times, want 1", n)
+		}
+	}})
+	for _, bad := range []struct {
+		name   string
+		opts   func(*api.Options)
+		frame  []byte
+		code   api.StatusCode
+		reason string
+		detail string // in the close reason
+	}{
+		{"too_big", func(o *api.Options) { o.ReadLimit = 1000 }, encode(true, 0, ws.OpBinary, make([]byte, 1001)), api.StatusMessageTooBig, api.ReasonTooBig, "1000 bytes"},
+		{"protocol", nil, encode(true, 0, 3, nil), api.StatusProtocolError, api.ReasonProtocol, ""},
+		{"utf8", nil, encode(true, 0, ws.OpText, []byte{0xff}), api.StatusInvalidFramePayloadData, api.ReasonUTF8, ""},
+	} {
+		cases = append(cases, testCase{"observe/close_" + bad.name + "_logged_and_counted", func(t *testing.T, k *kit) {
+			o := testOptions()
+			if bad.opts != nil {
+				bad.opts(&o)
+			}
+			logs := &logCapture{}
+			o.Logger = logs.logger()
+			obs := &countingObserver{}
+			o.Observer = obs
+			s := k.echo(o)
+			c := dial(t, s.addr, "/echo")
+			c.write(bad.frame)
+			reason := c.expectClose(bad.code)
+			c.expectEOF()
+			if !strings.Contains(reason, bad.detail) {
+				t.Fatalf("close reason %q does not say %q", reason, bad.detail)
+			}
+			if !logs.has("level=DEBUG", "reason="+bad.reason, "path=/echo", "remote=127.0.0.1:", fmt.Sprintf("code=%d", bad.code)) {
+				t.Fatalf("close %v not logged at debug with route, remote and reason; logs:\n%s", bad.code, logs)
+			}
+			if n := obs.refusals(bad.reason); n != 1 {
+				t.Fatalf("Observer.Refused(%s) called %d times, want 1", bad.reason, n)
+			}
+		}})
+	}
 
 	// Receive from several goroutines: every message reaches one of them.
 	cases = append(cases, testCase{"conn/concurrent_receivers_each_get_a_message", func(t *testing.T, k *kit) {

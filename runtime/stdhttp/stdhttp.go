@@ -165,6 +165,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// Done is closed once the server Start runs stopped serving.
+func (s *Server) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.served
+}
+
+// Err says why the server Start runs stopped serving: nil after Shutdown.
+func (s *Server) Err() error {
+	select {
+	case <-s.Done():
+		return s.serveErr
+	default:
+		return nil
+	}
+}
+
 // IdleGoroutines reports the goroutines an idle connection holds: the
 // reader, plus the handler's in blocking style.
 func (s *Server) IdleGoroutines(eventStyle bool) int {
