@@ -22,11 +22,18 @@ import (
 	"github.com/wsmatrix/wsmatrix/runtime"
 )
 
+const benchUsage = `Usage: wsmatrix bench [flags]
+
+Runs a load scenario against runtimes it starts itself (and peer servers),
+one after another, or against a server given by --url and --pid, and
+prints a markdown table. Durations need a unit (10s, 500ms).
+
+`
+
 // bench runs a load scenario against runtimes it starts itself, one after
 // another, or against a server given by --url and --pid.
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		scenario  = fs.String("scenario", "echo", "echo, idle, broadcast or connect")
 		runtimes  = fs.String("runtimes", "stdhttp,fasthttp,gnet", "runtimes to start and measure, in order (the first is the baseline of the ratios)")
@@ -36,7 +43,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		pid       = fs.Int("pid", 0, "process id of the external server")
 		conns     = fs.Int("conns", 1000, "connections (broadcast: subscribers; connect: concurrent dialers, at most 200)")
 		size      = fs.Int("size", 1024, "echo: message size in bytes")
-		duration  = fs.Duration("duration", 10*time.Second, "echo: how long to send")
+		duration  = durationFlag(fs, "duration", 10*time.Second, "echo, broadcast, connect: `duration` of the load")
 		serverCPU = fs.Int("server-cpu", 0, "CPU the started servers are pinned to (-1: not pinned)")
 		clientCPU = fs.Int("client-cpu", 1, "CPU this load client is pinned to (-1: not pinned)")
 		rate      = fs.Int("rate", 10, "broadcast: messages per second from the publisher")
@@ -44,12 +51,22 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		jsonOut   = fs.String("json", "", "also write the results as JSON to this file")
 		svgOut    = fs.String("svg", "", "also draw the compared figure as an SVG bar chart in this file")
 	)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, args, benchUsage, stdout, stderr); !ok {
+		return code
+	}
+	fail := func(code int, format string, a ...any) int {
+		printError(stderr, "bench", fmt.Errorf(format, a...))
+		return code
 	}
 	if _, ok := scenarios[*scenario]; !ok {
-		fmt.Fprintf(stderr, "wsmatrix bench: --scenario %q: echo, idle, broadcast or connect\n", *scenario)
-		return 2
+		return fail(2, "--scenario %q: echo, idle, broadcast or connect", *scenario)
+	}
+	if *rawURL == "" {
+		for _, rt := range strings.Split(*runtimes, ",") {
+			if err := checkRuntime(rt); err != nil {
+				return fail(2, "%v", err)
+			}
+		}
 	}
 	if *paths == "" {
 		*paths = "/echo,/echo-event"
@@ -59,8 +76,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *clientCPU >= 0 {
 		if err := pinSelf(*clientCPU); err != nil {
-			fmt.Fprintf(stderr, "wsmatrix bench: pin to CPU %d: %v\n", *clientCPU, err)
-			return 1
+			return fail(1, "pin to CPU %d: %v", *clientCPU, err)
 		}
 	}
 	type target struct {
@@ -71,8 +87,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var targets []func() (target, error)
 	if *rawURL != "" {
 		if *pid <= 0 {
-			fmt.Fprintln(stderr, "wsmatrix bench: --url needs --pid")
-			return 2
+			return fail(2, "--url needs --pid")
 		}
 		targets = append(targets, func() (target, error) { return target{*rawURL, *rawURL, *pid, func() {}}, nil })
 	} else {
@@ -97,15 +112,13 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	if *scenario == "broadcast" && *peers != "" {
-		fmt.Fprintln(stderr, "wsmatrix bench: the peers serve /echo only: --scenario=broadcast measures wsmatrix runtimes or --url")
-		return 2
+		return fail(2, "the peers serve /echo only: --scenario=broadcast measures wsmatrix runtimes or --url")
 	}
 	if *rawURL == "" && *peers != "" {
 		for _, p := range strings.Split(*peers, ",") {
 			name, bin, ok := strings.Cut(p, "=")
 			if !ok {
-				fmt.Fprintf(stderr, "wsmatrix bench: --peers %q: want name=/path/to/binary\n", p)
-				return 2
+				return fail(2, "--peers %q: want name=/path/to/binary", p)
 			}
 			targets = append(targets, func() (target, error) {
 				addr, child, err := startChild(name, []string{bin, "--addr=127.0.0.1:0"}, *serverCPU)
@@ -133,8 +146,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	for _, mk := range targets {
 		t, err := mk()
 		if err != nil {
-			fmt.Fprintf(stderr, "wsmatrix bench: %v\n", err)
-			return 1
+			return fail(1, "%v", err)
 		}
 		var done atomic.Int64
 		stopProgress := progress(stderr, t.name, &done)
@@ -142,8 +154,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		stopProgress()
 		t.stop()
 		if err != nil {
-			fmt.Fprintf(stderr, "wsmatrix bench: %s: %v\n", t.name, err)
-			return 1
+			return fail(1, "%s: %v", t.name, err)
 		}
 		if base == 0 {
 			base = figure
@@ -159,14 +170,12 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(report, "", "  ")
 		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
-			fmt.Fprintf(stderr, "wsmatrix bench: %v\n", err)
-			return 1
+			return fail(1, "%v", err)
 		}
 	}
 	if *svgOut != "" {
 		if err := os.WriteFile(*svgOut, chart(report, sc.figure), 0o644); err != nil {
-			fmt.Fprintf(stderr, "wsmatrix bench: %v\n", err)
-			return 1
+			return fail(1, "%v", err)
 		}
 	}
 	return 0

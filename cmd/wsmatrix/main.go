@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,12 +45,14 @@ const usage = `wsmatrix serves WebSocket handlers on interchangeable runtimes.
 
 Usage:
   wsmatrix serve [flags]    serve the built-in handlers (/echo, /echo-event, /broadcast)
-  wsmatrix bench [flags]    measure runtimes side by side (echo, idle)
+  wsmatrix bench [flags]    measure runtimes and peers side by side (echo, idle, broadcast, connect)
   wsmatrix runtimes         list the runtimes built into this binary
 
-Run 'wsmatrix serve --help' for the flags.
+Run 'wsmatrix <command> --help' for the flags of a command.
 `
 
+// run runs the command line args. Usage and results go to stdout, errors
+// to stderr, each line with one prefix: "wsmatrix serve: ...".
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -61,14 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr)
 	case "runtimes":
-		for _, n := range runtime.Names() {
-			def := ""
-			if n == all.Default() {
-				def = " (default)"
-			}
-			fmt.Fprintln(stdout, n+def)
-		}
-		return 0
+		return listRuntimes(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -77,19 +73,37 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+func listRuntimes(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("runtimes", flag.ContinueOnError)
+	if code, ok := parseFlags(fs, args, "Usage: wsmatrix runtimes\n\nLists the runtimes built into this binary; (default) marks the one\nserve uses without --runtime.\n", stdout, stderr); !ok {
+		return code
+	}
+	for _, n := range runtime.Names() {
+		def := ""
+		if n == all.Default() {
+			def = " (default)"
+		}
+		fmt.Fprintln(stdout, n+def)
+	}
+	return 0
+}
+
+const serveUsage = `Usage: wsmatrix serve [flags]
+
+Serves /echo (blocking style), /echo-event (event style) and /broadcast
+(every message to every connection). Durations need a unit (30s, 500ms);
+0 needs none. Every flag can also be set with the environment variable
+shown in brackets.
+
+`
+
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: wsmatrix serve [flags]\n\nServes /echo (blocking style), /echo-event (event style) and /broadcast\n(every message to every connection).\n"+
-			"Every flag can also be set with the environment variable shown in brackets.\n\n")
-		fs.PrintDefaults()
-	}
 	var (
 		rtName    = fs.String("runtime", all.Default(), "runtime to serve on: "+strings.Join(runtime.Names(), ", "))
 		addr      = fs.String("addr", "127.0.0.1:8080", "TCP address to listen on")
 		adminAddr = fs.String("admin-addr", "", "address of the admin server with Prometheus /metrics; empty: off")
-		grace     = fs.Duration("shutdown-timeout", 10*time.Second, "how long a stop waits for connections to close before cutting them")
+		grace     = durationFlag(fs, "shutdown-timeout", 10*time.Second, "`duration` a stop waits for connections to close before cutting them")
 		logLevel  = fs.String("log-level", "info", "log level: debug, info, warn, error")
 		logFormat = fs.String("log-format", "text", "log format: text or json")
 		tlsCert   = fs.String("tls-cert", "", "PEM certificate file: serve wss:// (stdhttp, fasthttp)")
@@ -101,30 +115,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o         api.Options
 	)
 	fs.Int64Var(&o.ReadLimit, "read-limit", api.DefaultReadLimit, "largest message accepted, in bytes (past it: close 1009)")
-	fs.DurationVar(&o.PingInterval, "ping-interval", api.DefaultPingInterval, "ping a connection silent for this long; 0 disables pings")
-	fs.DurationVar(&o.PongTimeout, "pong-timeout", api.DefaultPongTimeout, "drop a connection that sends nothing within this after a ping")
-	fs.DurationVar(&o.HandshakeTimeout, "handshake-timeout", api.DefaultHandshakeTimeout, "time allowed to send the whole upgrade request; 0 disables")
+	durationVar(fs, &o.PingInterval, "ping-interval", api.DefaultPingInterval, "ping a connection silent for this `duration`; 0 disables pings")
+	durationVar(fs, &o.PongTimeout, "pong-timeout", api.DefaultPongTimeout, "drop a connection that sends nothing within this `duration` after a ping")
+	durationVar(fs, &o.HandshakeTimeout, "handshake-timeout", api.DefaultHandshakeTimeout, "`duration` allowed to send the whole upgrade request; 0 disables")
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", api.DefaultMaxHeaderBytes, "largest upgrade request head, in bytes")
-	fs.DurationVar(&o.IdleTimeout, "idle-timeout", 0, "close a connection that sent nothing for this long; 0 disables")
-	fs.DurationVar(&o.WriteTimeout, "write-timeout", api.DefaultWriteTimeout, "bound on one socket write and on waiting for a full send queue; 0 disables")
-	fs.DurationVar(&o.CloseTimeout, "close-timeout", api.DefaultCloseTimeout, "how long to wait for the peer's answer to a close frame")
+	durationVar(fs, &o.IdleTimeout, "idle-timeout", 0, "close a connection that sent nothing for this `duration`; 0 disables")
+	durationVar(fs, &o.WriteTimeout, "write-timeout", api.DefaultWriteTimeout, "`duration` bound on one socket write and on waiting for a full send queue; 0 disables")
+	durationVar(fs, &o.CloseTimeout, "close-timeout", api.DefaultCloseTimeout, "`duration` to wait for the peer's answer to a close frame")
 	fs.IntVar(&o.MaxConnections, "max-connections", 0, "most open WebSocket connections (past it: 503); 0 means no bound")
-	fs.IntVar(&o.SendQueueSize, "send-queue", api.DefaultSendQueueSize, "messages that may wait to be written per connection")
+	fs.IntVar(&o.SendQueueBytes, "send-queue-bytes", api.DefaultSendQueueBytes, "bytes that may wait to be written per connection (one message is always taken)")
 	fs.IntVar(&o.InboxSize, "inbox", api.DefaultInboxSize, "received messages that may wait for the handler per connection")
+	fs.IntVar(&o.InboxBytes, "inbox-bytes", api.DefaultInboxBytes, "bytes of received messages that may wait for a busy handler per connection")
 	fs.IntVar(&o.Workers, "workers", api.DefaultWorkers, "most event-style callbacks running at once")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " [" + envName(f.Name) + "]" })
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseFlags(fs, args, serveUsage, stdout, stderr); !ok {
+		return code
 	}
 	bad := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "wsmatrix serve: "+format+"\n", a...)
+		printError(stderr, "serve", fmt.Errorf(format, a...))
 		return 2
-	}
-	if fs.NArg() > 0 {
-		return bad("unexpected argument %q", fs.Arg(0))
 	}
 	// The environment fills what the command line did not set.
 	set := map[string]bool{}
@@ -140,10 +149,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if envErr != nil {
 		return bad("%v", envErr)
 	}
+	if err := checkRuntime(*rtName); err != nil {
+		return bad("%v", err)
+	}
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return bad("--log-level: %v", err)
+		return bad("--log-level %q: debug, info, warn or error", *logLevel)
 	}
 	var handler slog.Handler
 	switch *logFormat {
@@ -241,6 +253,97 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("stopped")
 	return code
+}
+
+// parseFlags parses args into fs: --help and -h print usage and the flags
+// on stdout (exit 0); a bad flag or an argument is an error on stderr
+// (exit 2). ok says whether to go on.
+func parseFlags(fs *flag.FlagSet, args []string, usage string, stdout, stderr io.Writer) (code int, ok bool) {
+	fs.SetOutput(io.Discard) // the flag package would print errors, and the usage after them
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return 0, false
+	case err != nil:
+		printError(stderr, fs.Name(), err)
+		fmt.Fprintf(stderr, "Run 'wsmatrix %s --help' for the flags.\n", fs.Name())
+		return 2, false
+	case fs.NArg() > 0:
+		printError(stderr, fs.Name(), fmt.Errorf("unexpected argument %q", fs.Arg(0)))
+		return 2, false
+	}
+	return 0, true
+}
+
+// printError prints err on w with the one prefix "wsmatrix cmd: " on each
+// of its lines (errors.Join makes one per error); the library's own
+// "wsmatrix: " prefixes are dropped.
+func printError(w io.Writer, cmd string, err error) {
+	for line := range strings.Lines(err.Error()) {
+		line = strings.TrimSuffix(line, "\n")
+		for strings.HasPrefix(line, "wsmatrix: ") {
+			line = line[len("wsmatrix: "):]
+		}
+		fmt.Fprintf(w, "wsmatrix %s: %s\n", cmd, strings.ReplaceAll(line, ": wsmatrix: ", ": "))
+	}
+}
+
+// checkRuntime fails for a runtime name this binary does not have, with
+// the list of those it has.
+func checkRuntime(name string) error {
+	names := runtime.Names()
+	if slices.Contains(names, name) {
+		return nil
+	}
+	hint := ""
+	if slices.Contains(runtime.Builtin, name) {
+		hint = " (built with no_" + name + ")"
+	}
+	return fmt.Errorf("unknown runtime %q%s; this binary has: %s", name, hint, strings.Join(names, ", "))
+}
+
+// durationValue is a time.Duration flag that needs a unit: "5" is an
+// error, not 5ns. "0" needs none (off or the default, as the flag says).
+// Negative durations are refused.
+type durationValue time.Duration
+
+func durationVar(fs *flag.FlagSet, p *time.Duration, name string, value time.Duration, usage string) {
+	*p = value
+	fs.Var((*durationValue)(p), name, usage)
+}
+
+func durationFlag(fs *flag.FlagSet, name string, value time.Duration, usage string) *time.Duration {
+	p := new(time.Duration)
+	durationVar(fs, p, name, value, usage)
+	return p
+}
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+func (d *durationValue) Get() any       { return time.Duration(*d) }
+
+func (d *durationValue) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	switch {
+	case err != nil && isNumber(s):
+		return fmt.Errorf("needs a unit, e.g. %ss", s)
+	case err != nil:
+		return errors.New("not a duration, e.g. 5s, 250ms or 1m30s")
+	case v < 0:
+		return errors.New("must not be negative")
+	}
+	*d = durationValue(v)
+	return nil
+}
+
+// isNumber reports whether s is a decimal number such as 5, -2 or 1.5.
+func isNumber(s string) bool {
+	s = strings.TrimLeft(s, "+-")
+	rest := strings.Trim(s, "0123456789.")
+	return s != "" && rest == "" && strings.Count(s, ".") <= 1 && s != "."
 }
 
 // envName is the environment variable of a flag: --read-limit is

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"os/exec"
@@ -19,6 +20,11 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// `wsmatrix bench` starts servers as `os.Executable() serve ...`: run
+	// in-process by a test, that is this test binary, which then serves.
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+	}
 	dir, err := os.MkdirTemp("", "wsmatrix-test")
 	if err != nil {
 		panic(err)
