@@ -11,6 +11,20 @@ import (
 	"time"
 )
 
+// The work every WebSocket peer does, as wsmatrix does by default: a text
+// message that is not UTF-8 closes the connection with 1007, a ping is
+// answered with a pong carrying its payload, a message larger than
+// ReadLimit closes with 1009, and a close from the client is answered.
+// Where a library leaves a check out, the peer's handler does it.
+const (
+	// ReadLimit is the largest message a peer takes: wsmatrix's
+	// api.DefaultReadLimit.
+	ReadLimit = 16 << 20
+	// CloseTimeout is how long a peer that closes waits for the client's
+	// close frame: wsmatrix's api.DefaultCloseTimeout.
+	CloseTimeout = 5 * time.Second
+)
+
 // Serve serves h on addr with net/http, logs the bound address the way
 // `wsmatrix bench` reads it, and stops on SIGINT or SIGTERM.
 func Serve(addr string, h http.Handler) {

@@ -1,11 +1,17 @@
 // Command coder is an echo server on net/http with coder/websocket: one
 // goroutine per connection, Read then Write.
+//
+// coder enforces the read limit set with SetReadLimit (1009; its default
+// is 32 KiB), answers a ping with its payload and a close with a close; it
+// does not check that text messages are UTF-8, so the handler does (1007,
+// with Close, which waits for the client's close).
 package main
 
 import (
 	"context"
 	"flag"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -21,11 +27,15 @@ func main() {
 			return
 		}
 		defer c.CloseNow()
-		c.SetReadLimit(16 << 20)
+		c.SetReadLimit(peers.ReadLimit)
 		ctx := context.Background()
 		for {
 			typ, p, err := c.Read(ctx)
 			if err != nil {
+				return
+			}
+			if typ == websocket.MessageText && !utf8.Valid(p) {
+				c.Close(websocket.StatusInvalidFramePayloadData, "invalid UTF-8")
 				return
 			}
 			if c.Write(ctx, typ, p) != nil {

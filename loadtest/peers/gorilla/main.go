@@ -1,10 +1,16 @@
 // Command gorilla is an echo server on net/http with gorilla/websocket:
 // one goroutine per connection, ReadMessage then WriteMessage.
+//
+// gorilla enforces the read limit set with SetReadLimit (1009), answers a
+// ping with its payload and a close with a close; it does not check that
+// text messages are UTF-8, so the handler does (1007).
 package main
 
 import (
 	"flag"
 	"net/http"
+	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -21,9 +27,14 @@ func main() {
 			return
 		}
 		defer c.Close()
+		c.SetReadLimit(peers.ReadLimit)
 		for {
 			typ, p, err := c.ReadMessage()
 			if err != nil {
+				return
+			}
+			if typ == websocket.TextMessage && !utf8.Valid(p) {
+				fail(c, websocket.CloseInvalidFramePayloadData, "invalid UTF-8")
 				return
 			}
 			if c.WriteMessage(typ, p) != nil {
@@ -31,4 +42,15 @@ func main() {
 			}
 		}
 	}))
+}
+
+// fail sends a close frame and waits for the client's close.
+func fail(c *websocket.Conn, code int, reason string) {
+	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), time.Now().Add(time.Second))
+	c.SetReadDeadline(time.Now().Add(peers.CloseTimeout))
+	for {
+		if _, _, err := c.NextReader(); err != nil {
+			return
+		}
+	}
 }

@@ -1,6 +1,11 @@
 // Command nbio is an echo server on lesismal/nbio's HTTP engine in
 // non-blocking mode: connections are read by nbio's pollers, with no
 // goroutine per connection.
+//
+// nbio checks that text messages are UTF-8 (its engine's CheckUtf8,
+// utf8.Valid by default; it closes with 1002 rather than 1007), answers a
+// ping with its payload and a close with a close, and enforces the
+// upgrader's MessageLengthLimit (1009; its default is 4 MiB).
 package main
 
 import (
@@ -25,6 +30,7 @@ func main() {
 	}
 	up := websocket.NewUpgrader()
 	up.CheckOrigin = func(*http.Request) bool { return true }
+	up.MessageLengthLimit = peers.ReadLimit
 	up.OnMessage(func(c *websocket.Conn, t websocket.MessageType, p []byte) { c.WriteMessage(t, p) })
 	mux := http.NewServeMux()
 	mux.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) { up.Upgrade(w, r, nil) })
