@@ -83,7 +83,7 @@ func (c *Conn) sendData(op ws.OpCode, p []byte) error {
 	refreshed := false
 	c.wmu.Lock()
 	for {
-		if c.w.closeQueued || c.w.dead {
+		if c.ending.Load() || c.w.closeQueued || c.w.dead { // the handler was told: nothing more is sent
 			stalled := c.w.stalled && !deadline.IsZero()
 			c.wmu.Unlock()
 			if stalled { // it waited for room, and the peer never made any
