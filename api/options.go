@@ -109,7 +109,8 @@ type Options struct {
 	// InboxBytes bytes (TCP pushes back). An event-loop runtime cannot stop
 	// reading: it closes the connection with 1008 once the peer has more
 	// than max(ReadLimit, InboxBytes) waiting for its busy handler, the
-	// input it has not parsed yet included. Default 1 MiB.
+	// input it has not parsed yet included, or more than InboxBytes while
+	// it reads nothing it is sent. Default 1 MiB.
 	InboxBytes int
 	// Workers bounds the shared pool that runs event-style callbacks.
 	// Default 256.

@@ -89,3 +89,14 @@ func TestBounds(t *testing.T) {
 		t.Fatalf("non-loopback target: %v", err)
 	}
 }
+
+func TestFlood(t *testing.T) {
+	u := server(t)
+	r, err := loadtest.Flood(context.Background(), loadtest.FloodConfig{URL: u, PID: os.Getpid(), Size: 1 << 20, Total: 256 << 20, Duration: 20 * time.Second, Stall: 500 * time.Millisecond})
+	if err != nil || r.RSSPeak < r.RSSBefore || r.Written <= 0 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if r.Ended != "stalled" && r.Ended != "closed" {
+		t.Fatalf("a bounded server took %d bytes from a client that reads nothing (ended: %s)", r.Written, r.Ended)
+	}
+}

@@ -35,7 +35,7 @@ prints a markdown table. Durations need a unit (10s, 500ms).
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var (
-		scenario  = fs.String("scenario", "echo", "echo, idle, broadcast or connect")
+		scenario  = fs.String("scenario", "echo", "echo, idle, broadcast, connect or flood")
 		runtimes  = fs.String("runtimes", "stdhttp,fasthttp,gnet", "runtimes to start and measure, in order (the first is the baseline of the ratios)")
 		paths     = fs.String("paths", "", "handler routes to measure on each runtime (default: /echo,/echo-event; broadcast: /broadcast)")
 		peers     = fs.String("peers", "", "also start and measure peer servers: name=/path/to/binary,... (each takes --addr, serves /echo, logs addr=)")
@@ -59,7 +59,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if _, ok := scenarios[*scenario]; !ok {
-		return fail(2, "--scenario %q: echo, idle, broadcast or connect", *scenario)
+		return fail(2, "--scenario %q: echo, idle, broadcast, connect or flood", *scenario)
 	}
 	if *rawURL == "" {
 		for _, rt := range strings.Split(*runtimes, ",") {
@@ -247,6 +247,16 @@ var scenarios = map[string]scenario{
 			r, err := loadtest.Broadcast(ctx, loadtest.BroadcastConfig{URL: p.url, PID: p.pid, Subscribers: p.conns, Rate: p.rate, Size: p.size, Duration: p.duration, Progress: p.progress})
 			return r, r.ServerCPUPerDel, fmt.Sprintf("%d | %d | %d | %.4f | %.0f | %.2f | %s | %s | %s | %s", r.Subscribers, r.Sent, r.Delivered,
 				r.DeliveryRatio, r.PerSecond, r.ServerCPUPerDel, us(r.Latency.P50), us(r.Latency.P99), us(r.Latency.P999), errText(r.Errors)), err
+		},
+	},
+	"flood": {
+		header: "| target | message | written | ended | server RSS before | peak | growth | ratio |",
+		figure: "server RSS growth under one client that sends and never reads, MiB (lower is better)",
+		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
+			r, err := loadtest.Flood(ctx, loadtest.FloodConfig{URL: p.url, PID: p.pid, Size: p.size, Duration: p.duration, Progress: p.progress})
+			mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+			return r, mib(r.Growth), fmt.Sprintf("%.1f MiB | %.0f MiB | %s | %.1f MiB | %.1f MiB | %.1f MiB", mib(int64(r.Size)), mib(r.Written), r.Ended,
+				mib(r.RSSBefore), mib(r.RSSPeak), mib(r.Growth)), err
 		},
 	},
 	"connect": {

@@ -45,7 +45,7 @@ const usage = `wsmatrix serves WebSocket handlers on interchangeable runtimes.
 
 Usage:
   wsmatrix serve [flags]    serve the built-in handlers (/echo, /echo-event, /broadcast)
-  wsmatrix bench [flags]    measure runtimes and peers side by side (echo, idle, broadcast, connect)
+  wsmatrix bench [flags]    measure runtimes and peers side by side (echo, idle, broadcast, connect, flood)
   wsmatrix runtimes         list the runtimes built into this binary
 
 Run 'wsmatrix <command> --help' for the flags of a command.

@@ -173,3 +173,14 @@ func (w *recorder) Flush() {
 		f.Flush()
 	}
 }
+
+// HasToken reports whether the comma-separated header value v holds token,
+// without regard to case ("Connection: keep-alive, Upgrade").
+func HasToken(v, token string) bool { return wire.HasToken(v, token) }
+
+// HandshakeError is a refused request: status, headers and message.
+type HandshakeError = wire.HandshakeError
+
+// ReadRequest parses a request head at the start of b for runtimes that
+// read raw bytes (see wire.ReadRequest).
+func ReadRequest(b []byte, max int) (*http.Request, int, error) { return wire.ReadRequest(b, max) }

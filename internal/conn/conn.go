@@ -39,11 +39,12 @@ type Conn struct {
 	due      atomic.Int64  // unix nanoseconds when the clock should tick this conn
 
 	// Lock-free mirrors for Feed's pause rule.
-	inN      atomic.Int32 // messages in the inbox
-	inBytes  atomic.Int64 // bytes in the inbox
-	waiting  atomic.Int32 // the handler waits for a message: parked receivers, or an idle event-style conn
-	ending   atomic.Bool  // state >= stClosing
-	pongHeld atomic.Bool  // a pong waits for the send queue to go under its budget
+	inN         atomic.Int32 // messages in the inbox
+	inBytes     atomic.Int64 // bytes in the inbox
+	waiting     atomic.Int32 // the handler waits for a message: parked receivers, or an idle event-style conn
+	ending      atomic.Bool  // state >= stClosing
+	pongHeld    atomic.Bool  // a pong waits for the send queue to go under its budget
+	sendWaiting atomic.Int32 // Sends waiting for the peer to read (room in the queue, or their own big frame)
 
 	mu         sync.Mutex
 	state      state

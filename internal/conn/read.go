@@ -223,12 +223,18 @@ func (c *Conn) mustPause() bool {
 }
 
 // checkFlood closes with 1008 a connection whose peer has more waiting
-// for a busy handler than max(ReadLimit, InboxBytes), counting the input
-// Feed could not use (on an event loop, everything buffered; on a blocking
-// socket, at most a read buffer, as the kernel holds the rest).
+// for a busy handler than its budget, counting the input Feed could not
+// use (on an event loop, everything buffered; on a blocking socket, at
+// most a read buffer, as the kernel holds the rest). The budget is
+// max(ReadLimit, InboxBytes), room for one message of any allowed size;
+// but while the peer reads nothing it is sent (a Send waits for it, or the
+// queue stalled), only InboxBytes.
 func (c *Conn) checkFlood(unused int) {
 	held := int64(unused) + c.inBytes.Load() + int64(len(c.msg))
 	budget := max(c.opts.ReadLimit, int64(c.opts.InboxBytes))
+	if c.peerNotReading() {
+		budget = int64(c.opts.InboxBytes)
+	}
 	if held <= budget {
 		return
 	}
@@ -239,6 +245,17 @@ func (c *Conn) checkFlood(unused int) {
 	// loop would otherwise read on, at the peer's pace, until CloseTimeout.
 	c.closeWith(ce.Code, ce.Reason)
 	c.finish()
+}
+
+// peerNotReading reports whether the peer is reading nothing it is sent:
+// a Send waits for it, or the send queue stalled.
+func (c *Conn) peerNotReading() bool {
+	if c.sendWaiting.Load() > 0 {
+		return true
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.w.stalled
 }
 
 // Paused reports whether Feed paused and waits to be resumed. An event

@@ -124,13 +124,15 @@ func (c *Conn) sendData(op ws.OpCode, p []byte) error {
 	}
 	c.w.active = true
 	c.wmu.Unlock()
-	return c.writeOwn(op, p)
+	return c.writeOwn(op, p, c.opts.SendQueueFull == api.QueueBlock)
 }
 
 // waitRoomLocked waits, with wmu held on entry and on return, until the
 // backlog may take size more bytes, the connection ends or deadline
 // passes (the zero time: never); it reports false on the deadline.
 func (c *Conn) waitRoomLocked(size int, deadline time.Time) bool {
+	c.sendWaiting.Add(1)
+	defer c.sendWaiting.Add(-1)
 	noDeadline := c.opts.WriteTimeout <= 0
 	if c.bl != nil && c.w.queued == 0 {
 		c.wmu.Unlock()
@@ -228,7 +230,7 @@ func (c *Conn) sendControlLocked(op ws.OpCode, p []byte) {
 	}
 	c.w.active = true
 	c.wmu.Unlock()
-	c.writeOwn(op, p)
+	c.writeOwn(op, p, false) // control frames never wait
 }
 
 // queueClose queues the close frame as the last frame. finishAfter closes
@@ -258,16 +260,12 @@ func (c *Conn) queueClose(code api.StatusCode, reason string, finishAfter bool) 
 
 // writeOwn writes a frame as the holder of the writer role, then what was
 // queued meanwhile, without waiting on the socket; it gives the role up or
-// hands it to the flusher.
-func (c *Conn) writeOwn(op ws.OpCode, p []byte) error {
-	if c.tw == nil { // the socket cannot be written without waiting
-		c.wmu.Lock()
-		c.w.queue = append(wire.AppendFrame(c.takeSpareLocked(), op, p), c.w.queue...)
-		c.w.queued += wire.HeaderLen(len(p)) + len(p)
-		c.startFlusherLocked()
-		c.wmu.Unlock()
-		return nil
-	}
+// hands it to the flusher. With mayWait (a Send under QueueBlock), a frame
+// whose unwritten part is larger than the whole SendQueueBytes is not
+// copied into the queue: its sender writes it, waiting for the peer as it
+// would wait for room, so a peer that stops reading costs one message, not
+// two.
+func (c *Conn) writeOwn(op ws.OpCode, p []byte, mayWait bool) error {
 	var a, b []byte
 	if len(p) > bigFrame {
 		c.w.scratch = wire.AppendHeader(c.w.scratch[:0], op, len(p))
@@ -276,24 +274,67 @@ func (c *Conn) writeOwn(op ws.OpCode, p []byte) error {
 		c.w.scratch = wire.AppendFrame(c.w.scratch[:0], op, p)
 		a = c.w.scratch
 	}
-	n, err := c.tw.TryWrite(a, b)
-	if err != nil {
-		c.writeFailed(err)
-		return c.sendErr()
+	n := 0
+	if c.tw != nil {
+		var err error
+		if n, err = c.tw.TryWrite(a, b); err != nil {
+			c.writeFailed(err)
+			return c.sendErr()
+		}
+		if n == len(a)+len(b) {
+			c.drain()
+			return nil
+		}
 	}
-	if n < len(a)+len(b) {
+	if n < len(a) {
+		a = a[n:]
+	} else {
+		a, b = nil, b[n-len(a):]
+	}
+	if mayWait && len(a)+len(b) > c.opts.SendQueueBytes {
+		return c.writeWaiting(a, b)
+	}
+	c.wmu.Lock()
+	q := append(append(c.takeSpareLocked(), a...), b...)
+	c.w.queued += len(q)
+	c.w.queue = append(q, c.w.queue...)
+	c.startFlusherLocked()
+	c.wmu.Unlock()
+	return nil
+}
+
+// writeWaiting writes a then b, what is left of the role holder's frame,
+// waiting on the socket up to WriteTimeout per write. A write that makes no
+// progress for that long is a queue that never emptied: ErrQueueFull, and
+// the connection closes with 1008 once what is left of the frame is out.
+func (c *Conn) writeWaiting(a, b []byte) error {
+	c.sendWaiting.Add(1)
+	defer c.sendWaiting.Add(-1)
+	for i, p := range [2][]byte{a, b} {
+		if len(p) == 0 {
+			continue
+		}
+		n, err := c.t.Write(p)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.writeFailed(err)
+			return c.sendErr()
+		}
 		c.wmu.Lock()
-		q := c.takeSpareLocked()
-		if n < len(a) {
-			q = append(append(q, a[n:]...), b...)
-		} else {
-			q = append(q, b[n-len(a):]...)
+		q := append(c.takeSpareLocked(), p[n:]...)
+		if i == 0 {
+			q = append(q, b...)
 		}
 		c.w.queued += len(q)
 		c.w.queue = append(q, c.w.queue...)
+		c.w.stalled = true
 		c.startFlusherLocked()
 		c.wmu.Unlock()
-		return nil
+		c.srv.observe(func(o api.Observer) { o.QueueFull() })
+		c.closeWith(api.StatusPolicyViolation, "send queue full: the peer stopped reading")
+		return fmt.Errorf("wsmatrix: send: %w: the peer took nothing for %v (connection closed with 1008)", api.ErrQueueFull, c.opts.WriteTimeout)
 	}
 	c.drain()
 	return nil

@@ -33,7 +33,6 @@ import (
 
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/internal/conn"
-	"github.com/wsmatrix/wsmatrix/internal/wire"
 	"github.com/wsmatrix/wsmatrix/runtime"
 )
 
@@ -145,7 +144,7 @@ func (s *Server) Handler(next fh.RequestHandler) fh.RequestHandler {
 // allocates nothing for the ones that are not upgrades.
 func isUpgrade(ctx *fh.RequestCtx) bool {
 	for _, v := range ctx.Request.Header.PeekAll("Upgrade") {
-		if wire.HasToken(string(v), "websocket") {
+		if conn.HasToken(string(v), "websocket") {
 			return true
 		}
 	}

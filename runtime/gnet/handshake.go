@@ -15,16 +15,15 @@ import (
 
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/internal/conn"
-	"github.com/wsmatrix/wsmatrix/internal/wire"
 )
 
 // readRequest parses the upgrade request from gnet's buffer, bounded by
 // MaxHeaderBytes; a partial request stays buffered for the next call.
 func (s *Server) readRequest(gc gnetv2.Conn, sess *session) gnetv2.Action {
 	buf, _ := gc.Peek(-1)
-	r, n, err := wire.ReadRequest(buf, s.opts.MaxHeaderBytes)
+	r, n, err := conn.ReadRequest(buf, s.opts.MaxHeaderBytes)
 	if err != nil {
-		var he *wire.HandshakeError
+		var he *conn.HandshakeError
 		errors.As(err, &he)
 		return s.refuse(gc, sess, he.Status, he.Header, he.Msg)
 	}
@@ -34,7 +33,7 @@ func (s *Server) readRequest(gc gnetv2.Conn, sess *session) gnetv2.Action {
 	gc.Discard(n) // n > 0: a request head
 	s.clearDeadline(sess)
 	r.RemoteAddr = sess.remote.String()
-	if r.URL.Path == "/healthz" && !wire.HeaderHasToken(r.Header, "Upgrade", "websocket") {
+	if r.URL.Path == "/healthz" && !isUpgrade(r) {
 		return s.refuse(gc, sess, http.StatusOK, nil, "ok")
 	}
 	sess.state.Store(stServing)
@@ -157,4 +156,14 @@ func (w *response) bytes() []byte {
 	b = strconv.AppendInt(b, int64(len(w.body)), 10)
 	b = append(b, "\r\n\r\n"...)
 	return append(b, w.body...)
+}
+
+// isUpgrade reports whether r asks for a WebSocket.
+func isUpgrade(r *http.Request) bool {
+	for _, v := range r.Header.Values("Upgrade") {
+		if conn.HasToken(v, "websocket") {
+			return true
+		}
+	}
+	return false
 }

@@ -34,6 +34,7 @@ func (s *Server) OnClose(gc gnetv2.Conn, err error) gnetv2.Action {
 		return gnetv2.None
 	}
 	s.clearDeadline(sess)
+	sess.closed()
 	if sess.state.Swap(stClosed) == stOpen {
 		if err == nil {
 			err = net.ErrClosed

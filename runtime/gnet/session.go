@@ -41,6 +41,7 @@ type session struct {
 	queued     bool  // a flush task is on the loop's queue
 	closeWrite bool  // after the batch: end our sending side
 	closing    bool  // after the batch: close the socket
+	gone       bool  // gnet closed the connection (OnClose): its descriptor may be another's now
 	err        error // the loop refused a task: the engine is stopping
 	flushTask  gnetv2.RunnableFunc
 
@@ -144,7 +145,12 @@ func (sess *session) flush(context.Context) error {
 	sess.queued = false
 	closeWrite, closing := sess.closeWrite, sess.closing
 	sess.closeWrite = false
+	gone := sess.gone
 	sess.mu.Unlock()
+	if gone { // gnet writes to the descriptor number, which a new connection may hold now
+		sess.inflight.Add(-int64(len(buf)))
+		return nil
+	}
 	if len(buf) > 0 {
 		sess.gc.Write(buf) // on a failed write gnet closes the connection: OnClose follows
 	}
@@ -165,6 +171,16 @@ func (sess *session) flush(context.Context) error {
 		unix.Shutdown(sess.gc.Fd(), unix.SHUT_WR)
 	}
 	return nil
+}
+
+// closed runs on the loop in OnClose: nothing is written any more.
+func (sess *session) closed() {
+	sess.mu.Lock()
+	sess.gone = true
+	if sess.err == nil {
+		sess.err = net.ErrClosed
+	}
+	sess.mu.Unlock()
 }
 
 // Close closes the socket after everything written before.
