@@ -230,6 +230,9 @@ func (c *Conn) mustPause() bool {
 // but while the peer reads nothing it is sent (a Send waits for it, or the
 // queue stalled), only InboxBytes.
 func (c *Conn) checkFlood(unused int) {
+	if unused <= ReadBufferSize {
+		return // the runtime holds no more than a read buffer: the kernel holds the rest, TCP pushes back
+	}
 	held := int64(unused) + c.inBytes.Load() + int64(len(c.msg))
 	budget := max(c.opts.ReadLimit, int64(c.opts.InboxBytes))
 	if c.peerNotReading() {
