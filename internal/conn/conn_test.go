@@ -478,3 +478,35 @@ func TestOrderAndNothingAfterClose(t *testing.T) {
 		t.Fatalf("%d frames, want 200 messages, a pong and the close", len(fs))
 	}
 }
+
+// TestPauseIsNotAFlood: a runtime that stops reading (ReadLoop) is never
+// cut for flooding, even while its peer reads nothing: what it does not
+// read stays in the kernel. Only input a runtime buffers itself counts.
+func TestPauseIsNotAFlood(t *testing.T) {
+	o := quiet()
+	o.SendQueueBytes = 1000
+	o.WriteTimeout = 5 * time.Second
+	s := newTestServer(t, o)
+	f := newSocketFake(0) // the peer reads nothing
+	c := newTestConn(s, f)
+	defer c.Gone(errTest)
+	c.SendBinary(make([]byte, 900))    // queued: the socket takes nothing
+	go c.SendBinary(make([]byte, 900)) // queued: the socket takes nothing
+	waitFor(t, "a Send waiting for the peer", func() bool { return c.sendWaiting.Load() > 0 })
+	big := clientFrame(ws.OpBinary, make([]byte, 3<<20)) // more than InboxBytes while the peer reads nothing
+	used := 0
+	for used < len(big) {
+		n, paused := c.Feed(big[used:min(used+ReadBufferSize, len(big))])
+		used += n
+		if paused {
+			break
+		}
+	}
+	if c.state != stOpen {
+		t.Fatalf("state %v after a pause with a read buffer's worth unparsed; want open", c.state)
+	}
+	c.Unparsed(2 << 20) // an event loop holding 2 MiB more: that is a flood
+	if c.state < stClosing {
+		t.Fatal("2 MiB buffered by the runtime while the peer reads nothing: not cut")
+	}
+}
