@@ -1,28 +1,30 @@
 package api
 
 // Observer receives a runtime's events, for metrics (see the Prometheus
-// exporter of cmd/wsmatrix). Its methods are called on hot paths: they
-// must be fast and safe for concurrent use.
-type Observer interface {
+// exporter of cmd/wsmatrix). Every field is optional: a nil func is not
+// called, so fields can be added without breaking anyone (as
+// net/http/httptrace.ClientTrace does). The funcs are called on hot paths:
+// they must be fast and safe for concurrent use.
+type Observer struct {
 	// Handshake reports an upgrade the runtime decided: 101, or the status
 	// of its refusal (400, 403, 405, 426, 503). Answers of the router and
 	// middleware (404, 401, ...) are not upgrades and are not reported.
-	Handshake(status int)
+	Handshake func(status int)
 	// Opened and Closed report a connection's start and end, with the code
 	// it ended with (1006 when it ended without a close frame).
-	Opened()
-	Closed(code StatusCode)
+	Opened func()
+	Closed func(code StatusCode)
 	// Received and Sent report one whole message and its size.
-	Received(bytes int)
-	Sent(bytes int)
+	Received func(bytes int)
+	Sent     func(bytes int)
 	// QueueFull reports a Send refused or timed out on a full send queue.
-	QueueFull()
+	QueueFull func()
 	// Refused reports an upgrade the runtime refused, or a connection it
 	// ended because of what the peer sent, by one of the Reason values.
-	Refused(reason string)
+	Refused func(reason string)
 	// Panicked reports a panic recovered in middleware, CheckOrigin, a
 	// handler or a callback; the rest of the server went on serving.
-	Panicked()
+	Panicked func()
 }
 
 // Reasons reported to Observer.Refused, and logged with the refusal.

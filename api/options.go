@@ -121,7 +121,7 @@ type Options struct {
 	TLSConfig *tls.Config
 
 	// Observer, when set, receives the runtime's events for metrics.
-	Observer Observer
+	Observer *Observer
 
 	// Logger receives the runtime's logs. Default slog.Default().
 	Logger *slog.Logger

@@ -7,12 +7,14 @@ import (
 	"testing"
 
 	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/hook"
 )
 
-// recorder is an Upgrader that records which handler a request reached.
+// recorder plays the runtime: it records which request reached a
+// WebSocket route.
 type recorder struct{ reached *http.Request }
 
-func (u *recorder) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
+func (u *recorder) upgrade(w http.ResponseWriter, r *http.Request, h any) {
 	u.reached = r
 	w.WriteHeader(http.StatusSwitchingProtocols)
 }
@@ -48,7 +50,8 @@ func TestRouter(t *testing.T) {
 		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
 			u := &recorder{}
 			req := httptest.NewRequest(tt.method, tt.target, nil)
-			req = req.WithContext(api.WithUpgrader(req.Context(), u))
+			req.Header.Set("Upgrade", "websocket")
+			req = req.WithContext(hook.WithUpgrade(req.Context(), u.upgrade))
 			w := httptest.NewRecorder()
 			r.ServeHTTP(w, req)
 			if w.Code != tt.status {

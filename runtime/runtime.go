@@ -124,7 +124,7 @@ func New(name string, r *api.Router, opts api.Options) (Runtime, error) {
 				name, "github.com/wsmatrix/wsmatrix/runtime/all", "github.com/wsmatrix/wsmatrix/runtime/stdhttp")
 		}
 		hint := "forgotten import?"
-		if slices.Contains(Builtin, name) {
+		if slices.Contains(builtin, name) {
 			hint = "built with no_" + name + "?"
 		}
 		return nil, fmt.Errorf("wsmatrix: unknown runtime %q (%s); this program has: %v", name, hint, names)
@@ -135,6 +135,10 @@ func New(name string, r *api.Router, opts api.Options) (Runtime, error) {
 	return f(r, opts)
 }
 
-// Builtin names the runtimes of this module, which runtime/all registers
-// unless a build tag (no_stdhttp, no_fasthttp, no_gnet) leaves one out.
-var Builtin = []string{"stdhttp", "fasthttp", "gnet"}
+// builtin names the runtimes of this module.
+var builtin = []string{"stdhttp", "fasthttp", "gnet"}
+
+// Builtin returns the names of the runtimes of this module, which
+// runtime/all registers unless a build tag (no_stdhttp, no_fasthttp,
+// no_gnet) leaves one out.
+func Builtin() []string { return slices.Clone(builtin) }

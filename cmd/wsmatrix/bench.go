@@ -328,7 +328,7 @@ func chart(r benchReport, figure string) []byte {
 			bw = t.Figure / maxV * float64(w-left-110)
 		}
 		color := "#b0b0b0" // peers and external servers
-		if rt, _, _ := strings.Cut(t.Name, " "); slices.Contains(runtime.Builtin, rt) {
+		if rt, _, _ := strings.Cut(t.Name, " "); slices.Contains(runtime.Builtin(), rt) {
 			color = "#4878a8" // wsmatrix runtimes
 		}
 		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+bar/2+4, html.EscapeString(t.Name))

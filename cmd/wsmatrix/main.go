@@ -200,7 +200,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	reg := prometheus.NewRegistry()
 	if *adminAddr != "" {
-		o.Observer = newMetrics(reg, *rtName)
+		o.Observer = newMetrics(reg, *rtName).observer()
 	}
 
 	router := api.NewRouter()
@@ -300,7 +300,7 @@ func checkRuntime(name string) error {
 		return nil
 	}
 	hint := ""
-	if slices.Contains(runtime.Builtin, name) {
+	if slices.Contains(runtime.Builtin(), name) {
 		hint = " (built with no_" + name + ")"
 	}
 	return fmt.Errorf("unknown runtime %q%s; this binary has: %s", name, hint, strings.Join(names, ", "))

@@ -23,7 +23,19 @@ type metrics struct {
 	msgIn, msgOut, bytesIn, bytesOut prometheus.Counter
 }
 
-var _ api.Observer = (*metrics)(nil)
+// observer returns the api.Observer that reports to m.
+func (m *metrics) observer() *api.Observer {
+	return &api.Observer{
+		Handshake: m.Handshake,
+		Opened:    m.Opened,
+		Closed:    m.Closed,
+		Received:  m.Received,
+		Sent:      m.Sent,
+		QueueFull: m.QueueFull,
+		Refused:   m.Refused,
+		Panicked:  m.Panicked,
+	}
+}
 
 func newMetrics(reg prometheus.Registerer, runtime string) *metrics {
 	l := prometheus.Labels{"runtime": runtime}

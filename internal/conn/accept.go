@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/hook"
 	"github.com/wsmatrix/wsmatrix/internal/wire"
 )
 
@@ -71,10 +72,8 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, he *wire.Handsha
 		w.Header()[k] = v
 	}
 	http.Error(w, he.Msg, he.Status)
-	s.observe(func(o api.Observer) {
-		o.Handshake(he.Status)
-		o.Refused(reason)
-	})
+	s.obs.Handshake(he.Status)
+	s.obs.Refused(reason)
 	s.logs.refused(s.opts.Logger, r, he.Status, reason, he.Msg)
 }
 
@@ -123,11 +122,16 @@ func selectSubprotocol(h http.Header, server []string) string {
 	return ""
 }
 
-// Serve runs h, the router (middleware, then the upgrade or a plain
-// route), for r. A panic in it is recovered: logged with its stack,
-// counted, and answered 500 unless a response was already under way; the
-// runtime goes on serving everyone else.
-func (s *Server) Serve(h http.Handler, w http.ResponseWriter, r *http.Request) {
+// Serve runs router (an *api.Router: middleware, then a page or a
+// WebSocket route) for r; its WebSocket routes reach upgrade, which the
+// runtime implements with Upgrade. A panic in a handler, middleware or
+// CheckOrigin is recovered: logged with its stack, counted, and answered
+// 500 unless a response was already under way; the runtime goes on serving
+// everyone else.
+func (s *Server) Serve(router http.Handler, w http.ResponseWriter, r *http.Request, upgrade func(http.ResponseWriter, *http.Request, api.Handler)) {
+	r = r.WithContext(hook.WithUpgrade(r.Context(), func(w http.ResponseWriter, r *http.Request, h any) {
+		upgrade(w, r, h.(api.Handler))
+	}))
 	rw := &recorder{ResponseWriter: w}
 	defer func() {
 		v := recover()
@@ -137,14 +141,26 @@ func (s *Server) Serve(h http.Handler, w http.ResponseWriter, r *http.Request) {
 		if v != http.ErrAbortHandler { // net/http's way to abort a response quietly
 			s.opts.Logger.Error("wsmatrix: panic serving request", "method", r.Method, "path", r.URL.Path,
 				"remote", r.RemoteAddr, "panic", v, "stack", string(debug.Stack()))
-			s.observe(func(o api.Observer) { o.Panicked() })
+			s.obs.Panicked()
 		}
 		if !rw.started {
 			http.Error(w, "500 internal server error", http.StatusInternalServerError)
 		}
 	}()
-	h.ServeHTTP(rw, r)
+	router.ServeHTTP(rw, r)
 }
+
+// Route reports which kind of route r reaches on router (an
+// *api.Router), for runtimes that serve pages and sockets differently:
+// NoRoute, WebSocketRoute or PageRoute.
+func Route(router http.Handler, r *http.Request) hook.Route { return hook.Classify(router, r) }
+
+// The kinds of route Route reports.
+const (
+	NoRoute        = hook.NoRoute
+	WebSocketRoute = hook.WebSocket
+	PageRoute      = hook.Page
+)
 
 // recorder notes whether a response was started through it.
 type recorder struct {

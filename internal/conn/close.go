@@ -194,6 +194,6 @@ func (c *Conn) finish() {
 	c.wakeSendersLocked()
 	c.wmu.Unlock()
 	c.t.Close()
-	c.srv.observe(func(o api.Observer) { o.Closed(ce.Code) })
+	c.srv.obs.Closed(ce.Code)
 	c.srv.forget(c)
 }

@@ -134,7 +134,7 @@ func (c *Conn) protect(f func()) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			c.opts.Logger.Error("wsmatrix: handler panic", "path", c.req.URL.Path, "remote", c.remote.String(), "panic", v, "stack", string(debug.Stack()))
-			c.srv.observe(func(o api.Observer) { o.Panicked() })
+			c.srv.obs.Panicked()
 			c.closeWith(api.StatusInternalError, "")
 			ok = false
 		}

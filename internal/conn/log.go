@@ -58,7 +58,7 @@ func (s *Server) logProtocolClose(c *Conn, ce *api.CloseError) {
 	case api.StatusPolicyViolation:
 		reason = api.ReasonFlood
 	}
-	s.observe(func(o api.Observer) { o.Refused(reason) })
+	s.obs.Refused(reason)
 	s.opts.Logger.Debug("wsmatrix: closing on bad input", "code", int(ce.Code), "reason", reason,
 		"detail", ce.Reason, "path", c.req.URL.Path, "remote", c.remote.String())
 }

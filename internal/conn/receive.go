@@ -158,7 +158,7 @@ func (c *Conn) deliver(m api.Message) {
 	c.inbox.push(m, c.opts.InboxSize) // Feed checked the bounds and is the only sender
 	c.inN.Add(1)
 	c.inBytes.Add(int64(len(m.Data)))
-	c.srv.observe(func(o api.Observer) { o.Received(len(m.Data)) })
+	c.srv.obs.Received(len(m.Data))
 	c.wakeOneLocked()
 	c.scheduleLocked()
 }

@@ -15,6 +15,7 @@ import (
 // event pool, the keepalive clock and the set of open connections.
 type Server struct {
 	opts api.Options
+	obs  api.Observer // the options' observer, with no nil func
 	pool pool
 	logs refusalLog
 
@@ -37,17 +38,44 @@ func NewServer(opts api.Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, conns: map[*Conn]struct{}{}}
+	s := &Server{opts: opts, obs: observer(opts.Observer), conns: map[*Conn]struct{}{}}
 	s.pool.max = opts.Workers
 	s.tickEvery = clockPeriod(&opts)
 	return s, nil
 }
 
-// observe calls f with the observer, if there is one.
-func (s *Server) observe(f func(api.Observer)) {
-	if s.opts.Observer != nil {
-		f(s.opts.Observer)
+// observer returns o with every nil func replaced by one that does
+// nothing, so that the hot paths call it without a check.
+func observer(o *api.Observer) api.Observer {
+	var n api.Observer
+	if o != nil {
+		n = *o
 	}
+	if n.Handshake == nil {
+		n.Handshake = func(int) {}
+	}
+	if n.Opened == nil {
+		n.Opened = func() {}
+	}
+	if n.Closed == nil {
+		n.Closed = func(api.StatusCode) {}
+	}
+	if n.Received == nil {
+		n.Received = func(int) {}
+	}
+	if n.Sent == nil {
+		n.Sent = func(int) {}
+	}
+	if n.QueueFull == nil {
+		n.QueueFull = func() {}
+	}
+	if n.Refused == nil {
+		n.Refused = func(string) {}
+	}
+	if n.Panicked == nil {
+		n.Panicked = func() {}
+	}
+	return n
 }
 
 // Options returns the server's options.
@@ -78,10 +106,8 @@ func (s *Server) newConnAdmitted(t Transport, r *http.Request, subprotocol strin
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()) // 127.0.0.1, not ::ffff:127.0.0.1
 	c := newConn(s, t, r, subprotocol, remote)
 	c.w.queue, c.w.queued, c.w.active = first, len(first), true // written below, before anyone else can write
-	s.observe(func(o api.Observer) {
-		o.Handshake(http.StatusSwitchingProtocols)
-		o.Opened()
-	})
+	s.obs.Handshake(http.StatusSwitchingProtocols)
+	s.obs.Opened()
 	s.handlers.Add(1) // done when Run returns
 	s.mu.Lock()
 	s.conns[c] = struct{}{}

@@ -103,7 +103,7 @@ func (c *Conn) sendData(op ws.OpCode, p []byte) error {
 			continue
 		}
 		if deadline.IsZero() {
-			c.srv.observe(func(o api.Observer) { o.QueueFull() })
+			c.srv.obs.QueueFull()
 			if c.opts.SendQueueFull == api.QueueClose {
 				c.wmu.Unlock()
 				return c.queueFull(fmt.Errorf("wsmatrix: send: %w: %d bytes wait for the peer (connection closed with 1008)", api.ErrQueueFull, backlog))
@@ -115,7 +115,7 @@ func (c *Conn) sendData(op ws.OpCode, p []byte) error {
 			return c.queueFull(fmt.Errorf("wsmatrix: send: %w for %v (connection closed with 1008)", api.ErrQueueFull, c.opts.WriteTimeout))
 		}
 	}
-	c.srv.observe(func(o api.Observer) { o.Sent(len(p)) })
+	c.srv.obs.Sent(len(p))
 	if c.w.active {
 		c.w.queue = wire.AppendFrame(c.w.queue, op, p)
 		c.w.queued += size
@@ -332,7 +332,7 @@ func (c *Conn) writeWaiting(a, b []byte) error {
 		c.w.stalled = true
 		c.startFlusherLocked()
 		c.wmu.Unlock()
-		c.srv.observe(func(o api.Observer) { o.QueueFull() })
+		c.srv.obs.QueueFull()
 		c.closeWith(api.StatusPolicyViolation, "send queue full: the peer stopped reading")
 		return fmt.Errorf("wsmatrix: send: %w: the peer took nothing for %v (connection closed with 1008)", api.ErrQueueFull, c.opts.WriteTimeout)
 	}
@@ -430,7 +430,7 @@ func (c *Conn) flushLoop() {
 			if !c.w.stalled && !c.w.closeQueued {
 				c.w.stalled = true
 				c.wmu.Unlock()
-				c.srv.observe(func(o api.Observer) { o.QueueFull() })
+				c.srv.obs.QueueFull()
 				c.closeWith(api.StatusPolicyViolation, "send queue full: the peer stopped reading")
 				c.wmu.Lock()
 			}

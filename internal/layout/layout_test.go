@@ -1,7 +1,9 @@
 // Package layout_test checks the rule of docs/architecture.md that
 // dependencies point down only: cmd → runtime/all → runtime/* →
-// internal/conn → internal/wire → api; hub, socketio and handlers see api
-// (and socketio the hub), never a runtime or internal/.
+// internal/conn → internal/wire → api → internal/hook (the leaf through
+// which api hands its WebSocket routes to runtimes without public API);
+// hub, socketio and handlers see api (and socketio the hub), never a
+// runtime or internal/.
 package layout_test
 
 import (
@@ -17,9 +19,10 @@ var allowed = []struct {
 	pkg  string
 	deps []string
 }{
-	{"api", nil},
+	{"api", []string{"internal/hook"}},
+	{"internal/hook", nil},
 	{"internal/wire", []string{"api"}},
-	{"internal/conn", []string{"api", "internal/wire"}},
+	{"internal/conn", []string{"api", "internal/wire", "internal/hook"}},
 	{"runtime", []string{"api"}},
 	{"runtime/runtimetest", []string{"api", "runtime"}},
 	{"runtime/stdhttp", []string{"api", "internal/conn", "runtime"}},

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	fh "github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/internal/conn"
@@ -61,7 +62,6 @@ type Server struct {
 
 var (
 	_ runtime.Runtime = (*Server)(nil)
-	_ api.Upgrader    = (*upgrader)(nil)
 )
 
 // New returns a fasthttp server for r. It fails when opts holds a value
@@ -77,14 +77,6 @@ func New(r *api.Router, opts api.Options) (*Server, error) {
 // Name returns "fasthttp".
 func (s *Server) Name() string { return Name }
 
-// IdleGoroutines reports the goroutines an idle connection holds: the
-// reader, plus the handler's in blocking style.
-func (s *Server) IdleGoroutines(eventStyle bool) int {
-	if eventStyle {
-		return 1
-	}
-	return 2
-}
 
 // Done is closed once the server Start runs stopped serving.
 func (s *Server) Done() <-chan struct{} {
@@ -126,43 +118,58 @@ func (s *Server) Configure(srv *fh.Server) {
 	s.mu.Unlock()
 }
 
-// Handler serves WebSocket upgrades for the router's routes and passes
-// every other request to next, so WebSocket routes can sit in front of an
-// existing fasthttp application. With a nil next, other requests get the
-// router's answer (404, 405, 426).
+// Handler serves the router: its WebSocket routes through fasthttp's
+// hijack, its pages through fasthttpadaptor (net/http handlers on
+// fasthttp). Requests that reach no route of the router go to next, so the
+// router can sit in front of an existing fasthttp application; with a nil
+// next they get the router's answer (404, 405).
 func (s *Server) Handler(next fh.RequestHandler) fh.RequestHandler {
+	pages := fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.ws.Serve(s.router, w, r, s.upgradeOnPagePath)
+	}))
 	return func(ctx *fh.RequestCtx) {
-		if next != nil && !(isUpgrade(ctx) && s.router.Matches(requestForMatch(ctx))) {
-			next(ctx)
-			return
+		switch conn.Route(s.router, routeRequest(ctx)) {
+		case conn.WebSocketRoute:
+			s.serveUpgrade(ctx)
+		case conn.PageRoute:
+			pages(ctx)
+		default:
+			if next != nil {
+				next(ctx)
+				return
+			}
+			pages(ctx) // the router's 404 or 405
 		}
-		s.serve(ctx)
 	}
 }
 
-// isUpgrade runs on every request of the application behind Handler: it
-// allocates nothing for the ones that are not upgrades.
-func isUpgrade(ctx *fh.RequestCtx) bool {
-	for _, v := range ctx.Request.Header.PeekAll("Upgrade") {
-		if conn.HasToken(string(v), "websocket") {
-			return true
-		}
-	}
-	return false
+// upgradeOnPagePath answers a WebSocket route reached through the page
+// path: such a request is not an upgrade (426), as Route sent upgrades the
+// other way.
+func (s *Server) upgradeOnPagePath(w http.ResponseWriter, r *http.Request, h api.Handler) {
+	s.ws.Upgrade(w, r, func() (conn.Transport, netip.AddrPort, error) {
+		return nil, netip.AddrPort{}, errors.New("wsmatrix: fasthttp: an upgrade reached the page path")
+	})
 }
 
-// requestForMatch is the minimal request the router matches on.
-func requestForMatch(ctx *fh.RequestCtx) *http.Request {
+// routeRequest is the minimal request the router routes on: method, host,
+// path and the Upgrade header. It runs on every request of an application
+// behind Handler.
+func routeRequest(ctx *fh.RequestCtx) *http.Request {
 	u, _ := url.ParseRequestURI(string(ctx.RequestURI()))
 	if u == nil {
 		u = &url.URL{Path: "/"}
 	}
-	return &http.Request{Method: string(ctx.Method()), URL: u, Host: string(ctx.Host()), Header: http.Header{}}
+	r := &http.Request{Method: string(ctx.Method()), URL: u, Host: string(ctx.Host()), Header: http.Header{}}
+	for _, v := range ctx.Request.Header.PeekAll("Upgrade") {
+		r.Header.Add("Upgrade", string(v))
+	}
+	return r
 }
 
-// serve runs the router for ctx: middleware, then the upgrade or its
-// answer.
-func (s *Server) serve(ctx *fh.RequestCtx) {
+// serveUpgrade runs the router for a WebSocket route: middleware, then the
+// upgrade or the refusal.
+func (s *Server) serveUpgrade(ctx *fh.RequestCtx) {
 	r, err := toRequest(ctx)
 	if err != nil {
 		ctx.Error("wsmatrix: bad request: "+err.Error(), http.StatusBadRequest)
@@ -170,7 +177,7 @@ func (s *Server) serve(ctx *fh.RequestCtx) {
 	}
 	w := &responseWriter{ctx: ctx, header: http.Header{}}
 	u := &upgrader{s: s, ctx: ctx}
-	s.ws.Serve(s.router, w, r.WithContext(api.WithUpgrader(r.Context(), u)))
+	s.ws.Serve(s.router, w, r, u.upgrade)
 	w.finish()
 }
 
@@ -215,8 +222,8 @@ type upgrader struct {
 	ctx *fh.RequestCtx
 }
 
-// Upgrade checks the handshake and hijacks the connection to serve h.
-func (u *upgrader) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
+// upgrade checks the handshake and hijacks the connection to serve h.
+func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
 	s, ctx := u.s, u.ctx
 	raw := ctx.Conn()
 	// The 101 and the handler's frames go to the socket directly: with

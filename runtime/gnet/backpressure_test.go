@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -31,21 +30,6 @@ func start(t *testing.T, o api.Options, setup func(r *api.Router)) string {
 	}
 	t.Cleanup(func() { s.Shutdown(t.Context()) })
 	return a.String()
-}
-
-func TestHealthzAndPlainHTTP(t *testing.T) {
-	addr := start(t, api.Options{}, func(r *api.Router) { r.Handle("/ws", func(api.Conn) {}) })
-	for path, want := range map[string]int{"/healthz": 200, "/ws": 426, "/other": 404} {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != want || (path == "/healthz" && strings.TrimSpace(string(body)) != "ok") {
-			t.Fatalf("%s: %d %q, want %d", path, resp.StatusCode, body, want)
-		}
-	}
 }
 
 // TestFloodWhileHandlerDoesNotReceive: gnet cannot stop reading a socket,

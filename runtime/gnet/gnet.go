@@ -1,18 +1,20 @@
 // Package gnet is the event-loop runtime of wsmatrix, on
-// github.com/panjf2000/gnet/v2: one epoll loop per core reads every
-// connection, parses the upgrade request and the frames in the loop, and
-// runs handlers off the loop.
+// github.com/panjf2000/gnet/v2: Go's net/http serves HTTP (pages, and the
+// upgrade request with its middleware), and each WebSocket connection is
+// then handed to one of gnet's epoll loops, which reads and parses its
+// frames; handlers run off the loops.
 //
-// Per connection it holds gnet's connection state and wsmatrix's, and
-// nothing else while idle: no read buffer (frames are parsed from gnet's
-// shared loop buffer, and only an incomplete frame is kept) and no
-// goroutine in event style. A blocking-style handler has its own goroutine,
-// fed by the connection's bounded inbox.
+// Per WebSocket connection it holds gnet's connection state and
+// wsmatrix's, and nothing else while idle: no read buffer (frames are
+// parsed from the loop's shared buffer, only an incomplete frame is kept),
+// no goroutine in event style. A blocking-style handler has its own
+// goroutine, fed by the connection's bounded inbox. A plain HTTP
+// connection costs what it costs under net/http (a goroutine and its
+// buffers), until it upgrades.
 //
-// Middleware and the upgrade decision run on a short-lived goroutine per
-// handshake, never on the loop, so a slow auth check cannot stall other
-// connections. Plain HTTP requests get an HTTP/1.1 answer and are closed;
-// GET /healthz answers 200 for load balancers.
+// The socket moves from net/http to a loop by gnet's Enroll, which
+// duplicates its descriptor into the loop's poller; the net/http side is
+// then closed. TLS is refused: terminate it in front.
 package gnet
 
 import (
@@ -21,12 +23,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	gnetv2 "github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/internal/conn"
@@ -40,23 +41,14 @@ func init() {
 	runtime.Register(Name, func(r *api.Router, o api.Options) (runtime.Runtime, error) { return New(r, o) })
 }
 
-const (
-	// pendingLimit bounds what a client may send behind its upgrade
-	// request before the answer.
-	pendingLimit = 64 << 10
-	// lingerTime is how long a refused request's connection is read and
-	// discarded after the answer, so that the answer is not lost to a
-	// reset.
-	lingerTime = time.Second
-)
-
 // Option configures the gnet runtime beyond api.Options.
 type Option func(*Server)
 
 // WithLoops sets the number of event loops. Default: one per CPU.
 func WithLoops(n int) Option { return func(s *Server) { s.loops = n } }
 
-// Server serves a router on gnet event loops.
+// Server serves a router: HTTP with net/http, WebSocket frames on gnet
+// event loops.
 type Server struct {
 	gnetv2.BuiltinEventEngine
 
@@ -66,25 +58,19 @@ type Server struct {
 	loops  int
 
 	mu       sync.Mutex
-	eng      gnetv2.Engine
-	started  bool
+	cli      *gnetv2.Client
+	hs       *http.Server
+	served   chan struct{} // closed when net/http's Serve returned
+	serveErr error
+	closing  atomic.Bool
 	stopOnce sync.Once
 	stopErr  error
-	booted   chan struct{}
-	runDone  chan struct{}
-	runErr   error
-	closing  atomic.Bool
-
-	// Connections that have not finished their handshake, or linger
-	// after a refusal, and when to cut them.
-	dlMu      sync.Mutex
-	deadlines map[*session]time.Time
 }
 
 var (
 	_ runtime.Runtime     = (*Server)(nil)
 	_ gnetv2.EventHandler = (*Server)(nil)
-	_ api.Upgrader        = (*upgrader)(nil)
+	_ http.Handler        = (*Server)(nil)
 	_ conn.Transport      = (*session)(nil)
 	_ conn.TryWriter      = (*session)(nil)
 	_ conn.Backlogger     = (*session)(nil)
@@ -101,7 +87,7 @@ func New(r *api.Router, opts api.Options, o ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{router: r, ws: ws, opts: ws.Options(), deadlines: map[*session]time.Time{}}
+	s := &Server{router: r, ws: ws, opts: ws.Options()}
 	for _, f := range o {
 		f(s)
 	}
@@ -114,52 +100,14 @@ func New(r *api.Router, opts api.Options, o ...Option) (*Server, error) {
 // Name returns "gnet".
 func (s *Server) Name() string { return Name }
 
-// IdleGoroutines reports the goroutines an idle connection holds: none in
-// event style, the handler's in blocking style.
-func (s *Server) IdleGoroutines(eventStyle bool) int {
-	if eventStyle {
-		return 0
-	}
-	return 1
-}
-
-// Done is closed once the engine Start runs stopped.
-func (s *Server) Done() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.runDone
-}
-
-// Err says why the engine stopped: nil after Shutdown.
-func (s *Server) Err() error {
-	select {
-	case <-s.Done():
-		if s.closing.Load() {
-			return nil
-		}
-		if s.runErr == nil {
-			return errors.New("wsmatrix: gnet: the engine stopped")
-		}
-		return s.runErr
-	default:
-		return nil
-	}
-}
-
-// Start runs the gnet engine on addr and returns once it accepts.
+// Start starts the event loops and serves HTTP on addr in the background.
 func (s *Server) Start(addr string) (net.Addr, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.started {
+	if s.cli != nil || s.hs != nil {
 		return nil, errors.New("wsmatrix: gnet: already started")
 	}
-	s.started = true
-	s.booted, s.runDone = make(chan struct{}), make(chan struct{})
 	opts := []gnetv2.Option{
-		gnetv2.WithTicker(true),
-		// A restart binds at once, as net.Listen does, though the last
-		// run's connections wait in TIME_WAIT.
-		gnetv2.WithReuseAddr(true),
 		gnetv2.WithTCPNoDelay(gnetv2.TCPNoDelay),
 		gnetv2.WithLogger(logger{s.opts.Logger}),
 	}
@@ -168,79 +116,80 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	} else {
 		opts = append(opts, gnetv2.WithMulticore(true))
 	}
+	cli, err := gnetv2.NewClient(s, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
+	}
+	if err := cli.Start(); err != nil {
+		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		cli.Stop()
+		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
+	}
+	s.cli = cli
+	s.hs = conn.HTTPServer(s.opts, s)
+	s.served = make(chan struct{})
 	go func() {
-		defer close(s.runDone)
-		s.runErr = gnetv2.Run(s, "tcp://"+addr, opts...)
+		err := s.hs.Serve(conn.Listener(l, s.opts))
+		s.mu.Lock()
+		if !errors.Is(err, http.ErrServerClosed) {
+			s.serveErr = err
+		}
+		s.mu.Unlock()
+		close(s.served)
 	}()
-	select {
-	case <-s.booted:
-	case <-s.runDone:
-		return nil, fmt.Errorf("wsmatrix: gnet: %w", s.runErr)
-	}
-	fd, err := s.eng.Dup()
-	if err != nil {
-		return nil, fmt.Errorf("wsmatrix: gnet: listener: %w", err)
-	}
-	defer unix.Close(fd)
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return nil, fmt.Errorf("wsmatrix: gnet: listener address: %w", err)
-	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}, nil
-	case *unix.SockaddrInet6:
-		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}, nil
-	}
-	return nil, fmt.Errorf("wsmatrix: gnet: listener address of type %T", sa)
+	return l.Addr(), nil
 }
 
-// Shutdown stops accepting, closes every connection with 1001, waits for
-// the close frames to be flushed and the handlers to return, then stops
-// the engine. Past ctx's deadline it cuts what is left.
+// Shutdown stops accepting, lets plain HTTP requests finish, closes every
+// WebSocket connection with 1001, waits for the close frames to be flushed
+// and the handlers to return, then stops the loops. Past ctx's deadline it
+// cuts what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
-	s.dlMu.Lock()
-	for sess := range s.deadlines {
-		sess.gc.Close()
-	}
-	s.dlMu.Unlock()
-	err := s.ws.Shutdown(ctx)
-
 	s.mu.Lock()
-	started := s.started
+	hs, cli := s.hs, s.cli
 	s.mu.Unlock()
-	if !started {
-		return err
-	}
-	s.stopOnce.Do(func() {
-		// Closes are asynchronous in gnet: wait for the loops to flush them.
-		for s.eng.CountConnections() > 0 && ctx.Err() == nil {
-			time.Sleep(5 * time.Millisecond)
+	var errs []error
+	if hs != nil {
+		if err := hs.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
 		}
-		// Engine.Stop polls every 500 ms; Run returns as soon as the engine
-		// is down, so stop waiting then.
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		go func() {
-			select {
-			case <-s.runDone:
-				cancel()
-			case <-sctx.Done():
-			}
-		}()
-		err := s.eng.Stop(sctx)
-		select {
-		case <-s.runDone:
-			s.stopErr = s.runErr
-		default:
-			s.stopErr = fmt.Errorf("wsmatrix: gnet: stop: %w", err)
-		}
-	})
-	if err == nil {
-		err = s.stopErr
 	}
-	return err
+	if err := s.ws.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if cli != nil {
+		s.stopOnce.Do(func() {
+			<-s.served
+			s.stopErr = errors.Join(s.serveErr, cli.Stop())
+		})
+		if s.stopErr != nil {
+			errs = append(errs, s.stopErr)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Done is closed once the HTTP server Start runs stopped serving.
+func (s *Server) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.served
+}
+
+// Err says why the server stopped serving: nil after Shutdown.
+func (s *Server) Err() error {
+	select {
+	case <-s.Done():
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.serveErr
+	default:
+		return nil
+	}
 }
 
 // logger sends gnet's logs to the runtime's slog logger.

@@ -22,5 +22,5 @@ func TestMain(m *testing.M) {
 func TestConformance(t *testing.T) {
 	runtimetest.Run(t, func(r *api.Router, o api.Options) (runtime.Runtime, error) {
 		return gnet.New(r, o)
-	})
+	}, runtimetest.Config{IdleBlocking: 1, IdleEvent: 0}) // as the package documents
 }

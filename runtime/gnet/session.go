@@ -14,14 +14,6 @@ import (
 	"github.com/wsmatrix/wsmatrix/internal/conn"
 )
 
-const (
-	stRequest int32 = iota // reading the upgrade request
-	stServing              // middleware and upgrade running off the loop
-	stOpen                 // WebSocket frames
-	stLinger               // refused: draining until close
-	stClosed
-)
-
 // session is wsmatrix's state of one gnet connection, and its transport.
 //
 // Writes from any goroutine are appended to one batch, which a single
@@ -30,9 +22,8 @@ const (
 // socket is closed or half-closed only after what was written before.
 type session struct {
 	s      *Server
-	gc     gnetv2.Conn
+	gc     gnetv2.Conn // set when the connection joined its loop
 	remote netip.AddrPort
-	state  atomic.Int32
 	c      atomic.Pointer[conn.Conn]
 
 	mu         sync.Mutex
@@ -90,13 +81,12 @@ func (sess *session) feed(gc gnetv2.Conn) {
 // maxIdleIn is the largest input buffer a connection keeps between reads.
 const maxIdleIn = 4 << 10
 
-func newSession(s *Server, gc gnetv2.Conn) *session {
-	sess := &session{s: s, gc: gc}
-	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok { // gnet's address is only valid in the loop: copy it
-		sess.remote = a.AddrPort()
-	}
+// opened runs on the loop when the connection joined it.
+func (sess *session) opened(gc gnetv2.Conn) {
+	sess.mu.Lock()
+	sess.gc = gc
 	sess.flushTask = sess.flush
-	return sess
+	sess.mu.Unlock()
 }
 
 // TryWrite appends a and b to the batch the loop writes next, without

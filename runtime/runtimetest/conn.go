@@ -647,9 +647,9 @@ func checkIdleGoroutines(t *testing.T, k *kit, event bool) {
 		handler = func(ws api.Conn) { ws.OnMessage(func(api.Message) {}) }
 	}
 	s := k.serve(testOptions(), func(r *api.Router) { r.Handle("/idle", handler) })
-	budget := 0
-	if ig, ok := s.rt.(IdleGoroutines); ok {
-		budget = ig.IdleGoroutines(event)
+	budget := k.cfg.IdleBlocking
+	if event {
+		budget = k.cfg.IdleEvent
 	}
 	// Warm up: one connection, closed, so that lazily started goroutines exist.
 	w := dial(t, s.addr, "/idle")

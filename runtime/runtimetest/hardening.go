@@ -145,7 +145,7 @@ func hardeningCases() []testCase {
 					o.WriteTimeout = time.Minute // QueueClose never waits for it
 				}
 				obs := &countingObserver{}
-				o.Observer = obs
+				o.Observer = obs.observer()
 				res := make(chan error, senders)
 				s := k.serve(o, func(r *api.Router) {
 					r.Handle("/flood", func(ws api.Conn) {
@@ -256,7 +256,7 @@ func hardeningCases() []testCase {
 		logs := &logCapture{}
 		o.Logger = logs.logger()
 		obs := &countingObserver{}
-		o.Observer = obs
+		o.Observer = obs.observer()
 		s := k.serve(o, func(r *api.Router) {
 			r.Use(func(next http.Handler) http.Handler {
 				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -323,7 +323,7 @@ func hardeningCases() []testCase {
 		logs := &logCapture{}
 		o.Logger = logs.logger()
 		obs := &countingObserver{}
-		o.Observer = obs
+		o.Observer = obs.observer()
 		s := k.echo(o)
 		_, resp := rawDial(t, s.addr, upgradeHead(s.addr, "/echo", "Origin: https://evil.example"))
 		body, _ := io.ReadAll(resp.Body)
@@ -362,7 +362,7 @@ func hardeningCases() []testCase {
 			logs := &logCapture{}
 			o.Logger = logs.logger()
 			obs := &countingObserver{}
-			o.Observer = obs
+			o.Observer = obs.observer()
 			s := k.echo(o)
 			c := dial(t, s.addr, "/echo")
 			c.write(bad.frame)

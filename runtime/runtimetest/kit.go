@@ -4,7 +4,7 @@
 //	func TestConformance(t *testing.T) {
 //		runtimetest.Run(t, func(r *api.Router, o api.Options) (runtime.Runtime, error) {
 //			return stdhttp.New(r, o)
-//		})
+//		}, runtimetest.Config{IdleBlocking: 2, IdleEvent: 1})
 //	}
 //
 // and Run starts a fresh server for each named case, drives it over real
@@ -29,11 +29,12 @@ import (
 // Factory makes the runtime under test for a router and options.
 type Factory func(r *api.Router, opts api.Options) (runtime.Runtime, error)
 
-// IdleGoroutines is implemented by runtimes that document how many
-// goroutines an idle connection holds; the kit checks the claim. A runtime
-// that does not implement it is held to zero.
-type IdleGoroutines interface {
-	IdleGoroutines(eventStyle bool) int
+// Config is what a runtime documents about itself, for the kit to hold it
+// to.
+type Config struct {
+	// IdleBlocking and IdleEvent are the goroutines one idle connection
+	// holds with a blocking-style and an event-style handler.
+	IdleBlocking, IdleEvent int
 }
 
 type testCase struct {
@@ -41,9 +42,10 @@ type testCase struct {
 	run  func(t *testing.T, k *kit)
 }
 
-// Run runs every conformance case against the runtimes f makes. Cases run
-// one after another, each on its own server, under a time limit.
-func Run(t *testing.T, f Factory) {
+// Run runs every conformance case against the runtimes f makes, holding
+// them to what cfg documents. Cases run one after another, each on its own
+// server, under a time limit.
+func Run(t *testing.T, f Factory, cfg Config) {
 	var cases []testCase
 	cases = append(cases, protocolCases()...)
 	cases = append(cases, handshakeCases()...)
@@ -58,7 +60,7 @@ func Run(t *testing.T, f Factory) {
 				panic("runtimetest: case " + tc.name + " still running after " + caseTimeout.String())
 			})
 			defer timer.Stop()
-			tc.run(t, &kit{t: t, f: f})
+			tc.run(t, &kit{t: t, f: f, cfg: cfg})
 		})
 	}
 }
@@ -75,8 +77,9 @@ var processWide = []goleak.Option{
 
 // kit serves one case.
 type kit struct {
-	t *testing.T
-	f Factory
+	t   *testing.T
+	f   Factory
+	cfg Config
 }
 
 // server is a running runtime.

@@ -19,27 +19,28 @@ type countingObserver struct {
 	refused   map[string]int
 }
 
-func (o *countingObserver) Handshake(int) {}
-func (o *countingObserver) Opened()       {}
-func (o *countingObserver) Closed(code api.StatusCode) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closes == nil {
-		o.closes = map[api.StatusCode]int{}
+// observer returns the api.Observer that reports to o.
+func (o *countingObserver) observer() *api.Observer {
+	return &api.Observer{
+		Closed: func(code api.StatusCode) {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			if o.closes == nil {
+				o.closes = map[api.StatusCode]int{}
+			}
+			o.closes[code]++
+		},
+		QueueFull: func() { o.queueFull.Add(1) },
+		Panicked:  func() { o.panics.Add(1) },
+		Refused: func(reason string) {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			if o.refused == nil {
+				o.refused = map[string]int{}
+			}
+			o.refused[reason]++
+		},
 	}
-	o.closes[code]++
-}
-func (o *countingObserver) Received(int) {}
-func (o *countingObserver) Sent(int)     {}
-func (o *countingObserver) QueueFull()   { o.queueFull.Add(1) }
-func (o *countingObserver) Panicked()    { o.panics.Add(1) }
-func (o *countingObserver) Refused(reason string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.refused == nil {
-		o.refused = map[string]int{}
-	}
-	o.refused[reason]++
 }
 
 // refusals returns how many refusals were reported for reason.

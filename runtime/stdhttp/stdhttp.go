@@ -19,7 +19,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -54,7 +53,6 @@ type Server struct {
 var (
 	_ runtime.Runtime = (*Server)(nil)
 	_ http.Handler    = (*Server)(nil)
-	_ api.Upgrader    = (*Server)(nil)
 )
 
 // New returns a server for r. It fails when opts holds a value that cannot
@@ -70,14 +68,13 @@ func New(r *api.Router, opts api.Options) (*Server, error) {
 // Name returns "stdhttp".
 func (s *Server) Name() string { return Name }
 
-// ServeHTTP serves the router's WebSocket routes; other paths get 404.
+// ServeHTTP serves the router: its pages and its WebSocket routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.ws.Serve(s.router, w, r.WithContext(api.WithUpgrader(r.Context(), s)))
+	s.ws.Serve(s.router, w, r, s.upgrade)
 }
 
-// Upgrade checks the handshake, hijacks the connection and serves h on it.
-// The router calls it; it is not meant to be called directly.
-func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
+// upgrade checks the handshake, hijacks the connection and serves h on it.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
 	var nc net.Conn
 	var prefix []byte
 	c := s.ws.Upgrade(w, r, func() (conn.Transport, netip.AddrPort, error) {
@@ -87,6 +84,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) 
 		if err != nil {
 			return nil, netip.AddrPort{}, err
 		}
+		nc = conn.Unwrap(nc)
 		// Bytes the client sent right behind the request are the first frames.
 		if n := brw.Reader.Buffered(); n > 0 {
 			prefix, _ = brw.Reader.Peek(n)
@@ -116,19 +114,11 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wsmatrix: stdhttp: %w", err)
 	}
+	l = conn.Listener(l, s.opts)
 	if s.opts.TLSConfig != nil {
 		l = tls.NewListener(l, s.opts.TLSConfig)
 	}
-	hs := &http.Server{
-		Handler:        s,
-		MaxHeaderBytes: s.opts.MaxHeaderBytes,
-		ErrorLog:       slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
-	}
-	if s.opts.HandshakeTimeout > 0 {
-		hs.ReadHeaderTimeout = s.opts.HandshakeTimeout
-		// A connection that never sends a request also gets cut.
-		hs.IdleTimeout = s.opts.HandshakeTimeout
-	}
+	hs := conn.HTTPServer(s.opts, s)
 	s.httpSrv = hs
 	s.served = make(chan struct{})
 	go func() {
@@ -182,11 +172,3 @@ func (s *Server) Err() error {
 	}
 }
 
-// IdleGoroutines reports the goroutines an idle connection holds: the
-// reader, plus the handler's in blocking style.
-func (s *Server) IdleGoroutines(eventStyle bool) int {
-	if eventStyle {
-		return 1
-	}
-	return 2
-}

@@ -1,0 +1,73 @@
+package conn
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/wsmatrix/wsmatrix/api"
+)
+
+// KeepAliveIdle is how long a plain HTTP connection may wait for its next
+// request.
+const KeepAliveIdle = 60 * time.Second
+
+// HTTPServer returns the net/http server of the runtimes that serve HTTP
+// with net/http (stdhttp, and gnet until an upgrade): the request head is
+// bounded in size (MaxHeaderBytes, 431) and time (HandshakeTimeout), an
+// idle keep-alive connection is closed after KeepAliveIdle.
+func HTTPServer(o *api.Options, h http.Handler) *http.Server {
+	hs := &http.Server{
+		Handler:        h,
+		MaxHeaderBytes: o.MaxHeaderBytes,
+		IdleTimeout:    KeepAliveIdle,
+		ErrorLog:       slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
+	}
+	if o.HandshakeTimeout > 0 {
+		hs.ReadHeaderTimeout = o.HandshakeTimeout
+	}
+	return hs
+}
+
+// Listener wraps l so that every write on an accepted connection gives up
+// after WriteTimeout without progress: a client that stops reading a
+// response cannot hold its goroutine forever, while a long response to a
+// client that reads goes on. Unwrap gives the connection back.
+func Listener(l net.Listener, o *api.Options) net.Listener {
+	if o.WriteTimeout <= 0 {
+		return l
+	}
+	return &listener{Listener: l, timeout: o.WriteTimeout}
+}
+
+type listener struct {
+	net.Listener
+	timeout time.Duration
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &writeDeadlineConn{Conn: c, timeout: l.timeout}, nil
+}
+
+type writeDeadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *writeDeadlineConn) Write(b []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(b)
+}
+
+// Unwrap returns the connection Listener wrapped, or c.
+func Unwrap(c net.Conn) net.Conn {
+	if w, ok := c.(*writeDeadlineConn); ok {
+		return w.Conn
+	}
+	return c
+}

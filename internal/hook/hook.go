@@ -1,0 +1,44 @@
+// Package hook carries what the api package and the runtimes share
+// without making it public API: how a runtime takes over the WebSocket
+// routes of an api.Router, and how it asks a router which kind of route a
+// request reaches.
+package hook
+
+import (
+	"context"
+	"net/http"
+)
+
+// Upgrade serves a request that reached a WebSocket route: h is the
+// route's api.Handler (any, to keep this package below api).
+type Upgrade func(w http.ResponseWriter, r *http.Request, h any)
+
+type upgradeKey struct{}
+
+// WithUpgrade returns ctx carrying up, for the router's WebSocket routes.
+func WithUpgrade(ctx context.Context, up Upgrade) context.Context {
+	return context.WithValue(ctx, upgradeKey{}, up)
+}
+
+// UpgradeFrom returns the Upgrade in ctx, or nil.
+func UpgradeFrom(ctx context.Context) Upgrade {
+	up, _ := ctx.Value(upgradeKey{}).(Upgrade)
+	return up
+}
+
+// Route is the kind of route a request reaches.
+type Route uint8
+
+const (
+	// NoRoute: no route matches the method and path.
+	NoRoute Route = iota
+	// WebSocket: a WebSocket route, for an upgrade request.
+	WebSocket
+	// Page: an ordinary http.Handler route, or a WebSocket route asked
+	// without an upgrade (it answers 426).
+	Page
+)
+
+// Classify reports which kind of route r reaches on router, an
+// *api.Router; the api package sets it.
+var Classify func(router http.Handler, r *http.Request) Route
