@@ -77,7 +77,6 @@ func New(r *api.Router, opts api.Options) (*Server, error) {
 // Name returns "fasthttp".
 func (s *Server) Name() string { return Name }
 
-
 // Done is closed once the server Start runs stopped serving.
 func (s *Server) Done() <-chan struct{} {
 	s.mu.Lock()

@@ -171,4 +171,3 @@ func (s *Server) Err() error {
 		return nil
 	}
 }
-
