@@ -224,7 +224,7 @@ type upgrader struct {
 // upgrade checks the handshake and hijacks the connection to serve h.
 func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) {
 	s, ctx := u.s, u.ctx
-	raw := ctx.Conn()
+	raw := conn.Unwrap(ctx.Conn())
 	// The 101 and the handler's frames go to the socket directly: with
 	// HijackSetNoResponse fasthttp writes nothing more on it. Reading waits
 	// for the hijack, which hands over what fasthttp buffered.
@@ -334,6 +334,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	if s.opts.HandshakeTimeout > 0 {
 		srv.IdleTimeout = s.opts.HandshakeTimeout
 	}
+	l = conn.Listener(l, s.opts) // a client that stops reading a response is cut after WriteTimeout
 	if s.opts.TLSConfig != nil {
 		l = tls.NewListener(l, s.opts.TLSConfig)
 	}
