@@ -52,6 +52,7 @@ func Run(t *testing.T, f Factory, cfg Config) {
 	cases = append(cases, requestCases()...)
 	cases = append(cases, connCases()...)
 	cases = append(cases, hardeningCases()...)
+	cases = append(cases, httpCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			// Like nettest: a stuck case panics, which prints every goroutine.
@@ -101,12 +102,18 @@ func testOptions() api.Options {
 // serve starts the runtime with routes set up by setup. The server is shut
 // down at the end of the case, and the case fails if goroutines remain.
 func (k *kit) serve(o api.Options, setup func(r *api.Router)) *server {
+	k.t.Helper()
+	r := api.NewRouter()
+	setup(r)
+	return k.serveRouter(o, r)
+}
+
+// serveRouter starts the runtime with r; as serve.
+func (k *kit) serveRouter(o api.Options, r *api.Router) *server {
 	t := k.t
 	t.Helper()
 	before := goleak.IgnoreCurrent()                                                               // the goroutines that exist now are not this case's
 	t.Cleanup(func() { goleak.VerifyNone(t, append([]goleak.Option{before}, processWide...)...) }) // runs last
-	r := api.NewRouter()
-	setup(r)
 	rt, err := k.f(r, o)
 	if err != nil {
 		t.Fatalf("new runtime: %v", err)
