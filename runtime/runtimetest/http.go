@@ -219,7 +219,7 @@ func httpCases() []testCase {
 			nc, _ := rawConn(t, s.addr)
 			nc.(*net.TCPConn).SetReadBuffer(4096)
 			io.WriteString(nc, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
-			time.Sleep(2 * time.Second)                                  // the stream stalls, the write times out
+			time.Sleep(2 * time.Second)                                   // the stream stalls, the write times out
 			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 			n, _ := io.Copy(io.Discard, nc)
 			if n >= 64<<20 {
