@@ -35,7 +35,7 @@ prints a markdown table. Durations need a unit (10s, 500ms).
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var (
-		scenario  = fs.String("scenario", "echo", "echo, idle, broadcast, connect or flood")
+		scenario  = fs.String("scenario", "echo", "echo, idle, broadcast, connect, flood or http")
 		runtimes  = fs.String("runtimes", "stdhttp,fasthttp,gnet", "runtimes to start and measure, in order (the first is the baseline of the ratios)")
 		paths     = fs.String("paths", "", "handler routes to measure on each runtime (default: /echo,/echo-event; broadcast: /broadcast)")
 		peers     = fs.String("peers", "", "also start and measure peer servers: name=/path/to/binary,... (each takes --addr, serves /echo, logs addr=)")
@@ -59,7 +59,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if _, ok := scenarios[*scenario]; !ok {
-		return fail(2, "--scenario %q: echo, idle, broadcast, connect or flood", *scenario)
+		return fail(2, "--scenario %q: echo, idle, broadcast, connect, flood or http", *scenario)
 	}
 	if *rawURL == "" {
 		for _, rt := range strings.Split(*runtimes, ",") {
@@ -70,6 +70,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *paths == "" {
 		*paths = "/echo,/echo-event"
+		if *scenario == "http" {
+			*paths = "/healthz"
+		}
 		if *scenario == "broadcast" {
 			*paths = "/broadcast"
 		}
@@ -126,8 +129,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 					return target{}, err
 				}
 				path := "/echo"
-				if *scenario == "broadcast" {
+				switch *scenario {
+				case "broadcast":
 					path = "/broadcast"
+				case "http":
+					path = "/healthz"
 				}
 				return target{name + " " + path, "ws://" + addr + path, child.Process.Pid, func() {
 					child.Process.Signal(unix.SIGTERM)
@@ -257,6 +263,14 @@ var scenarios = map[string]scenario{
 			mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 			return r, mib(r.Growth), fmt.Sprintf("%.1f MiB | %.0f MiB | %s | %.1f MiB | %.1f MiB | %.1f MiB", mib(int64(r.Size)), mib(r.Written), r.Ended,
 				mib(r.RSSBefore), mib(r.RSSPeak), mib(r.Growth)), err
+		},
+	},
+	"http": {
+		header: "| target | requests/s | server CPU µs/request | p50 | p99 | errors | ratio |",
+		figure: "server CPU per plain HTTP request, keep-alive (lower is better)",
+		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
+			r, err := loadtest.HTTP(ctx, loadtest.HTTPConfig{URL: p.url, PID: p.pid, Conns: p.conns, Duration: p.duration, Progress: p.progress})
+			return r, r.ServerCPUPerReq, fmt.Sprintf("%.0f | %.2f | %s | %s | %s", r.PerSecond, r.ServerCPUPerReq, r.LatencyP50, r.LatencyP99, r.Errors), err
 		},
 	},
 	"connect": {

@@ -44,8 +44,8 @@ func main() {
 const usage = `wsmatrix serves WebSocket handlers on interchangeable runtimes.
 
 Usage:
-  wsmatrix serve [flags]    serve the built-in handlers (/echo, /echo-event, /broadcast)
-  wsmatrix bench [flags]    measure runtimes and peers side by side (echo, idle, broadcast, connect, flood)
+  wsmatrix serve [flags]    serve the demo page and handlers (/, /healthz, /echo, /echo-event, /broadcast)
+  wsmatrix bench [flags]    measure runtimes and peers side by side (echo, idle, broadcast, connect, flood, http)
   wsmatrix runtimes         list the runtimes built into this binary
 
 Run 'wsmatrix <command> --help' for the flags of a command.
@@ -90,8 +90,9 @@ func listRuntimes(args []string, stdout, stderr io.Writer) int {
 
 const serveUsage = `Usage: wsmatrix serve [flags]
 
-Serves /echo (blocking style), /echo-event (event style) and /broadcast
-(every message to every connection). Durations need a unit (30s, 500ms);
+Serves a demo page at / (type a line, see it echoed), /healthz, and the
+WebSocket routes /echo (blocking style), /echo-event (event style) and
+/broadcast (every message to every connection), all on one port. Durations need a unit (30s, 500ms);
 0 needs none. Every flag can also be set with the environment variable
 shown in brackets.
 
@@ -204,6 +205,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	router := api.NewRouter()
+	router.HandleHTTP("GET /{$}", handlers.Demo)
+	router.HandleHTTPFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	router.Handle("/echo", handlers.Echo)
 	router.Handle("/echo-event", handlers.EchoEvent)
 	router.Handle("/broadcast", handlers.Broadcast())
@@ -238,12 +241,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.TLSConfig != nil {
 		scheme = "wss"
 	}
-	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/echo /echo-event /broadcast")
-	<-ctx.Done()
+	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/ /healthz /echo /echo-event /broadcast")
+	code := 0
+	select {
+	case <-ctx.Done():
+	case <-rt.Done(): // stopped serving on its own
+		logger.Error("stopped serving", "runtime", rt.Name(), "err", rt.Err())
+		code = 1
+	}
 	logger.Info("stopping", "runtime", rt.Name(), "grace", *grace)
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
-	code := 0
 	if err := rt.Shutdown(sctx); err != nil {
 		logger.Error("shutdown", "err", err)
 		code = 1

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,11 +42,8 @@ var invalidUTF8Code = map[string]ws.StatusCode{"nbio": ws.StatusProtocolError}
 // 16 MiB is taken, one byte more closes with 1009) and the close
 // handshake. A peer that skipped one would be measured doing less.
 func TestPeersDoTheWork(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds every peer")
-	}
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./gorilla", "./coder", "./gws", "./nbio", "./fasthttpws", "./rawtcp")
+	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./gorilla", "./coder", "./gws", "./nbio", "./fasthttpws", "./rawtcp", "./nethttp")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -60,19 +58,30 @@ func TestPeersDoTheWork(t *testing.T) {
 		{"past the read limit", checkTooBig},
 		{"close handshake", checkCloseHandshake},
 	}
-	for _, peer := range append(wsPeers, "rawtcp") {
+	for _, peer := range wsPeers {
 		t.Run(peer, func(t *testing.T) {
 			url := "ws://" + start(t, filepath.Join(dir, peer)) + "/echo"
 			for _, c := range checks {
-				t.Run(c.name, func(t *testing.T) {
-					if peer == "rawtcp" && c.name != "echo" {
-						t.Skip("rawtcp is the echo ceiling, not a WebSocket server: it checks nothing by design")
-					}
-					c.fn(t, peer, url)
-				})
+				t.Run(c.name, func(t *testing.T) { c.fn(t, peer, url) })
 			}
 		})
 	}
+	// rawtcp is the echo ceiling, not a WebSocket server: it only echoes.
+	t.Run("rawtcp/echo", func(t *testing.T) {
+		checkEcho(t, "rawtcp", "ws://"+start(t, filepath.Join(dir, "rawtcp"))+"/echo")
+	})
+	// nethttp is the baseline of the http scenario: GET /healthz.
+	t.Run("nethttp/healthz", func(t *testing.T) {
+		resp, err := http.Get("http://" + start(t, filepath.Join(dir, "nethttp")) + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "ok\n" {
+			t.Fatalf("GET /healthz: %d %q", resp.StatusCode, b)
+		}
+	})
 }
 
 var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
