@@ -80,6 +80,13 @@ func Serve(ctx context.Context, rt Runtime, addr string) error {
 // Factory makes a runtime for a router and options.
 type Factory func(r *api.Router, opts api.Options) (Runtime, error)
 
+// FactoryOf turns a runtime package's New into a Factory:
+//
+//	func init() { runtime.Register(Name, runtime.FactoryOf(New)) }
+func FactoryOf[T Runtime](newRuntime func(*api.Router, api.Options) (T, error)) Factory {
+	return func(r *api.Router, o api.Options) (Runtime, error) { return newRuntime(r, o) }
+}
+
 var (
 	mu        sync.RWMutex
 	factories = map[string]Factory{}
@@ -142,3 +149,62 @@ var builtin = []string{"stdhttp", "fasthttp", "gnet"}
 // runtime/all registers unless a build tag (no_stdhttp, no_fasthttp,
 // no_gnet) leaves one out.
 func Builtin() []string { return slices.Clone(builtin) }
+
+// Background runs a runtime's accept loop on its own goroutine and
+// answers Done and Err for it; runtimes use it for their Start.
+type Background struct {
+	mu       sync.Mutex
+	done     chan struct{}
+	err      error
+	stopping bool
+}
+
+// Go runs serve on a new goroutine. What serve returns, unless Stopping
+// was called first, is the failure Err reports.
+func (b *Background) Go(serve func() error) {
+	b.mu.Lock()
+	b.done = make(chan struct{})
+	b.mu.Unlock()
+	go func() {
+		err := serve()
+		b.mu.Lock()
+		if !b.stopping {
+			b.err = err
+			if b.err == nil {
+				b.err = errors.New("wsmatrix: stopped serving")
+			}
+		}
+		b.mu.Unlock()
+		close(b.done)
+	}()
+}
+
+// Stopping records that the runtime is shutting down: serve returning now
+// is no failure.
+func (b *Background) Stopping() {
+	b.mu.Lock()
+	b.stopping = true
+	b.mu.Unlock()
+}
+
+// Done is closed once serve returned; it is nil before Go.
+func (b *Background) Done() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.done
+}
+
+// Err is why serve returned on its own, once Done is closed; else nil.
+func (b *Background) Err() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// Wait waits for serve to return after Stopping; it returns at once
+// before Go.
+func (b *Background) Wait() {
+	if d := b.Done(); d != nil {
+		<-d
+	}
+}

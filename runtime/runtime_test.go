@@ -155,3 +155,26 @@ func TestServe(t *testing.T) {
 type startFails struct{ fake }
 
 func (startFails) Start(string) (net.Addr, error) { return nil, errors.New("address already in use") }
+
+func TestBackground(t *testing.T) {
+	var b runtime.Background
+	if b.Done() != nil || b.Err() != nil {
+		t.Fatal("Done or Err before Go")
+	}
+	b.Wait() // returns at once before Go
+	fail := errors.New("accept: boom")
+	b.Go(func() error { return fail })
+	<-b.Done()
+	if !errors.Is(b.Err(), fail) {
+		t.Fatalf("Err = %v, want the failure", b.Err())
+	}
+	var s runtime.Background
+	release := make(chan struct{})
+	s.Go(func() error { <-release; return errors.New("closed") })
+	s.Stopping()
+	close(release)
+	s.Wait()
+	if s.Err() != nil {
+		t.Fatalf("Err after Stopping = %v, want nil", s.Err())
+	}
+}

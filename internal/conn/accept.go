@@ -122,13 +122,13 @@ func selectSubprotocol(h http.Header, server []string) string {
 	return ""
 }
 
-// Serve runs router (an *api.Router: middleware, then a page or a
-// WebSocket route) for r; its WebSocket routes reach upgrade, which the
-// runtime implements with Upgrade. A panic in a handler, middleware or
+// Serve runs the router (middleware, then a page or a WebSocket route)
+// for r; its WebSocket routes reach upgrade, which the runtime implements
+// with Upgrade. A panic in a handler, middleware or
 // CheckOrigin is recovered: logged with its stack, counted, and answered
 // 500 unless a response was already under way; the runtime goes on serving
 // everyone else.
-func (s *Server) Serve(router http.Handler, w http.ResponseWriter, r *http.Request, upgrade func(http.ResponseWriter, *http.Request, api.Handler)) {
+func (s *Server) Serve(w http.ResponseWriter, r *http.Request, upgrade func(http.ResponseWriter, *http.Request, api.Handler)) {
 	r = r.WithContext(hook.WithUpgrade(r.Context(), func(w http.ResponseWriter, r *http.Request, h any) {
 		upgrade(w, r, h.(api.Handler))
 	}))
@@ -147,13 +147,13 @@ func (s *Server) Serve(router http.Handler, w http.ResponseWriter, r *http.Reque
 			http.Error(w, "500 internal server error", http.StatusInternalServerError)
 		}
 	}()
-	router.ServeHTTP(rw, r)
+	s.router.ServeHTTP(rw, r)
 }
 
-// Route reports which kind of route r reaches on router (an
-// *api.Router), for runtimes that serve pages and sockets differently:
-// NoRoute, WebSocketRoute or PageRoute.
-func Route(router http.Handler, r *http.Request) hook.Route { return hook.Classify(router, r) }
+// Route reports which kind of route r reaches on the router, for runtimes
+// that serve pages and sockets differently: NoRoute, WebSocketRoute or
+// PageRoute.
+func (s *Server) Route(r *http.Request) hook.Route { return hook.Classify(s.router, r) }
 
 // The kinds of route Route reports.
 const (

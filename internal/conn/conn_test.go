@@ -65,7 +65,7 @@ func clientFrame(op ws.OpCode, payload []byte) []byte {
 
 func newTestServer(t *testing.T, o api.Options) *Server {
 	t.Helper()
-	s, err := NewServer(o)
+	s, err := NewServer(api.NewRouter(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package conn
 
 import (
+	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -70,4 +72,27 @@ func Unwrap(c net.Conn) net.Conn {
 		return w.Conn
 	}
 	return c
+}
+
+// ListenHTTP listens on addr for a runtime that serves HTTP with
+// net/http: connections whose writes stall are cut (Listener), TLS is
+// served when the options hold a TLSConfig, and the server is HTTPServer's.
+// serve runs it until Shutdown, and reports http.ErrServerClosed as nil.
+func ListenHTTP(addr string, o *api.Options, h http.Handler) (l net.Listener, hs *http.Server, serve func() error, err error) {
+	l, err = net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	served := Listener(l, o)
+	if o.TLSConfig != nil {
+		served = tls.NewListener(served, o.TLSConfig)
+	}
+	hs = HTTPServer(o, h)
+	serve = func() error {
+		if err := hs.Serve(served); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+	return l, hs, serve, nil
 }

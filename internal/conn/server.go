@@ -14,10 +14,11 @@ import (
 // Server holds what the connections of one runtime share: the options, the
 // event pool, the keepalive clock and the set of open connections.
 type Server struct {
-	opts api.Options
-	obs  api.Observer // the options' observer, with no nil func
-	pool pool
-	logs refusalLog
+	router http.Handler // the *api.Router the runtime serves
+	opts   api.Options
+	obs    api.Observer // the options' observer, with no nil func
+	pool   pool
+	logs   refusalLog
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -31,14 +32,15 @@ type Server struct {
 	clockWG   sync.WaitGroup
 }
 
-// NewServer returns a server for opts, with every zero field set to its
-// default; it fails when a field holds a value that cannot work.
-func NewServer(opts api.Options) (*Server, error) {
+// NewServer returns a server for router and opts, with every zero field
+// of opts set to its default; it fails when a field holds a value that
+// cannot work.
+func NewServer(router *api.Router, opts api.Options) (*Server, error) {
 	opts, err := opts.WithDefaults()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, obs: observer(opts.Observer), conns: map[*Conn]struct{}{}}
+	s := &Server{router: router, opts: opts, obs: observer(opts.Observer), conns: map[*Conn]struct{}{}}
 	s.pool.max = opts.Workers
 	s.tickEvery = clockPeriod(&opts)
 	return s, nil

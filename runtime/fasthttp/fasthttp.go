@@ -41,23 +41,19 @@ import (
 const Name = "fasthttp"
 
 func init() {
-	runtime.Register(Name, func(r *api.Router, o api.Options) (runtime.Runtime, error) { return New(r, o) })
+	runtime.Register(Name, runtime.FactoryOf(New))
 }
 
 // Server serves a router over fasthttp.
 type Server struct {
-	router *api.Router
-	ws     *conn.Server
-	opts   *api.Options
+	ws *conn.Server // the router, the options, the connections
 
 	mu           sync.Mutex
 	srv          *fh.Server // the server Start runs, if any
-	served       chan struct{}
-	serveErr     error
+	bg           runtime.Background
 	stopOnce     sync.Once
 	stopErr      error
 	keepHijacked bool // the fasthttp server keeps hijacked connections open
-	shutdown     bool // Shutdown was called
 }
 
 var (
@@ -67,37 +63,21 @@ var (
 // New returns a fasthttp server for r. It fails when opts holds a value
 // that cannot work.
 func New(r *api.Router, opts api.Options) (*Server, error) {
-	ws, err := conn.NewServer(opts)
+	ws, err := conn.NewServer(r, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{router: r, ws: ws, opts: ws.Options()}, nil
+	return &Server{ws: ws}, nil
 }
 
 // Name returns "fasthttp".
 func (s *Server) Name() string { return Name }
 
 // Done is closed once the server Start runs stopped serving.
-func (s *Server) Done() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.served
-}
+func (s *Server) Done() <-chan struct{} { return s.bg.Done() }
 
-// Err says why the server Start runs stopped serving: nil after Shutdown.
-func (s *Server) Err() error {
-	select {
-	case <-s.Done():
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.shutdown {
-			return nil
-		}
-		return s.serveErr
-	default:
-		return nil
-	}
-}
+// Err says why the server Start runs stopped serving on its own.
+func (s *Server) Err() error { return s.bg.Err() }
 
 // Configure prepares a fasthttp.Server of yours to carry WebSocket
 // connections: it keeps hijacked connections open after the hijack
@@ -106,11 +86,11 @@ func (s *Server) Err() error {
 // the handshake options when the server leaves them at zero.
 func (s *Server) Configure(srv *fh.Server) {
 	srv.KeepHijackedConns = true
-	if srv.ReadTimeout == 0 && s.opts.HandshakeTimeout > 0 {
-		srv.ReadTimeout = s.opts.HandshakeTimeout
+	if srv.ReadTimeout == 0 && s.ws.Options().HandshakeTimeout > 0 {
+		srv.ReadTimeout = s.ws.Options().HandshakeTimeout
 	}
 	if srv.ReadBufferSize == 0 {
-		srv.ReadBufferSize = s.opts.MaxHeaderBytes
+		srv.ReadBufferSize = s.ws.Options().MaxHeaderBytes
 	}
 	s.mu.Lock()
 	s.keepHijacked = true
@@ -124,10 +104,10 @@ func (s *Server) Configure(srv *fh.Server) {
 // next they get the router's answer (404, 405).
 func (s *Server) Handler(next fh.RequestHandler) fh.RequestHandler {
 	pages := fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.ws.Serve(s.router, w, r, s.upgradeOnPagePath)
+		s.ws.Serve(w, r, s.upgradeOnPagePath)
 	}))
 	return func(ctx *fh.RequestCtx) {
-		switch conn.Route(s.router, routeRequest(ctx)) {
+		switch s.ws.Route(routeRequest(ctx)) {
 		case conn.WebSocketRoute:
 			s.serveUpgrade(ctx)
 		case conn.PageRoute:
@@ -176,7 +156,7 @@ func (s *Server) serveUpgrade(ctx *fh.RequestCtx) {
 	}
 	w := &responseWriter{ctx: ctx, header: http.Header{}}
 	u := &upgrader{s: s, ctx: ctx}
-	s.ws.Serve(s.router, w, r, u.upgrade)
+	s.ws.Serve(w, r, u.upgrade)
 	w.finish()
 }
 
@@ -229,7 +209,7 @@ func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request, h api.Handler
 	// HijackSetNoResponse fasthttp writes nothing more on it. Reading waits
 	// for the hijack, which hands over what fasthttp buffered.
 	c := s.ws.Upgrade(w, r, func() (conn.Transport, netip.AddrPort, error) {
-		return conn.NetTransport(raw, s.opts.WriteTimeout), conn.AddrPort(raw.RemoteAddr()), nil
+		return conn.NetTransport(raw, s.ws.Options().WriteTimeout), conn.AddrPort(raw.RemoteAddr()), nil
 	})
 	if c == nil {
 		return
@@ -324,30 +304,24 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 		// One request per WebSocket connection: idle workers go soon, and
 		// the pool's cleaner notices a shutdown within this.
 		MaxIdleWorkerDuration: 100 * time.Millisecond,
-		Logger:                slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn),
+		Logger:                slog.NewLogLogger(s.ws.Options().Logger.Handler(), slog.LevelWarn),
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("wsmatrix: fasthttp: %w", err)
 	}
-	if s.opts.HandshakeTimeout > 0 {
-		srv.IdleTimeout = s.opts.HandshakeTimeout
+	if s.ws.Options().HandshakeTimeout > 0 {
+		srv.IdleTimeout = s.ws.Options().HandshakeTimeout
 	}
-	l = conn.Listener(l, s.opts) // a client that stops reading a response is cut after WriteTimeout
-	if s.opts.TLSConfig != nil {
-		l = tls.NewListener(l, s.opts.TLSConfig)
+	l = conn.Listener(l, s.ws.Options()) // a client that stops reading a response is cut after WriteTimeout
+	if s.ws.Options().TLSConfig != nil {
+		l = tls.NewListener(l, s.ws.Options().TLSConfig)
 	}
-	s.srv, s.served = srv, make(chan struct{})
+	s.srv = srv
 	s.mu.Unlock()
 	s.Configure(srv)
-	go func() {
-		err := srv.Serve(l)
-		s.mu.Lock()
-		s.serveErr = err
-		s.mu.Unlock()
-		close(s.served)
-	}()
+	s.bg.Go(func() error { return srv.Serve(l) })
 	return l.Addr(), nil
 }
 
@@ -357,23 +331,14 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srv := s.srv
-	s.shutdown = true
 	s.mu.Unlock()
+	s.bg.Stopping()
 	var errs []error
 	if srv != nil {
-		s.stopOnce.Do(func() {
-			s.stopErr = srv.ShutdownWithContext(ctx)
-			<-s.served
-			if s.stopErr == nil {
-				s.stopErr = s.serveErr
-			}
-		})
-		if s.stopErr != nil {
-			errs = append(errs, s.stopErr)
-		}
+		s.stopOnce.Do(func() { s.stopErr = srv.ShutdownWithContext(ctx) })
+		errs = append(errs, s.stopErr)
 	}
-	if err := s.ws.Shutdown(ctx); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, s.ws.Shutdown(ctx))
+	s.bg.Wait()
 	return errors.Join(errs...)
 }

@@ -25,7 +25,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 
 	gnetv2 "github.com/panjf2000/gnet/v2"
 
@@ -52,17 +51,13 @@ func WithLoops(n int) Option { return func(s *Server) { s.loops = n } }
 type Server struct {
 	gnetv2.BuiltinEventEngine
 
-	router *api.Router
-	ws     *conn.Server
-	opts   *api.Options
-	loops  int
+	ws    *conn.Server // the router, the options, the connections
+	loops int
 
 	mu       sync.Mutex
 	cli      *gnetv2.Client
 	hs       *http.Server
-	served   chan struct{} // closed when net/http's Serve returned
-	serveErr error
-	closing  atomic.Bool
+	bg       runtime.Background
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -83,11 +78,11 @@ func New(r *api.Router, opts api.Options, o ...Option) (*Server, error) {
 	if opts.TLSConfig != nil {
 		return nil, errors.New("wsmatrix: gnet: TLS is not supported by the event-loop runtime; terminate TLS in front of it (see docs/runtimes.md) or use stdhttp or fasthttp")
 	}
-	ws, err := conn.NewServer(opts)
+	ws, err := conn.NewServer(r, opts)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{router: r, ws: ws, opts: ws.Options()}
+	s := &Server{ws: ws}
 	for _, f := range o {
 		f(s)
 	}
@@ -109,7 +104,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	}
 	opts := []gnetv2.Option{
 		gnetv2.WithTCPNoDelay(gnetv2.TCPNoDelay),
-		gnetv2.WithLogger(logger{s.opts.Logger}),
+		gnetv2.WithLogger(logger{s.ws.Options().Logger}),
 	}
 	if s.loops > 0 {
 		opts = append(opts, gnetv2.WithNumEventLoop(s.loops))
@@ -123,23 +118,13 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	if err := cli.Start(); err != nil {
 		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
 	}
-	l, err := net.Listen("tcp", addr)
+	l, hs, serve, err := conn.ListenHTTP(addr, s.ws.Options(), s)
 	if err != nil {
 		cli.Stop()
 		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
 	}
-	s.cli = cli
-	s.hs = conn.HTTPServer(s.opts, s)
-	s.served = make(chan struct{})
-	go func() {
-		err := s.hs.Serve(conn.Listener(l, s.opts))
-		s.mu.Lock()
-		if !errors.Is(err, http.ErrServerClosed) {
-			s.serveErr = err
-		}
-		s.mu.Unlock()
-		close(s.served)
-	}()
+	s.cli, s.hs = cli, hs
+	s.bg.Go(serve)
 	return l.Addr(), nil
 }
 
@@ -148,49 +133,28 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 // and the handlers to return, then stops the loops. Past ctx's deadline it
 // cuts what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
 	s.mu.Lock()
 	hs, cli := s.hs, s.cli
 	s.mu.Unlock()
+	s.bg.Stopping()
 	var errs []error
 	if hs != nil {
-		if err := hs.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, hs.Shutdown(ctx))
 	}
-	if err := s.ws.Shutdown(ctx); err != nil {
-		errs = append(errs, err)
-	}
+	errs = append(errs, s.ws.Shutdown(ctx))
+	s.bg.Wait()
 	if cli != nil {
-		s.stopOnce.Do(func() {
-			<-s.served
-			s.stopErr = errors.Join(s.serveErr, cli.Stop())
-		})
-		if s.stopErr != nil {
-			errs = append(errs, s.stopErr)
-		}
+		s.stopOnce.Do(func() { s.stopErr = cli.Stop() })
+		errs = append(errs, s.stopErr)
 	}
 	return errors.Join(errs...)
 }
 
 // Done is closed once the HTTP server Start runs stopped serving.
-func (s *Server) Done() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.served
-}
+func (s *Server) Done() <-chan struct{} { return s.bg.Done() }
 
-// Err says why the server stopped serving: nil after Shutdown.
-func (s *Server) Err() error {
-	select {
-	case <-s.Done():
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.serveErr
-	default:
-		return nil
-	}
-}
+// Err says why the server stopped serving on its own.
+func (s *Server) Err() error { return s.bg.Err() }
 
 // logger sends gnet's logs to the runtime's slog logger.
 type logger struct{ l *slog.Logger }

@@ -14,7 +14,7 @@ import (
 // ServeHTTP serves the router: its pages, and its WebSocket routes, whose
 // connections then move to an event loop.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.ws.Serve(s.router, w, r, s.upgrade)
+	s.ws.Serve(w, r, s.upgrade)
 }
 
 // upgrade checks the handshake, takes the socket from net/http, hands it

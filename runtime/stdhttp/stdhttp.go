@@ -16,7 +16,6 @@ package stdhttp
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -34,20 +33,17 @@ import (
 const Name = "stdhttp"
 
 func init() {
-	runtime.Register(Name, func(r *api.Router, o api.Options) (runtime.Runtime, error) { return New(r, o) })
+	runtime.Register(Name, runtime.FactoryOf(New))
 }
 
 // Server serves a router over net/http. Use it as an http.Handler inside
 // your own mux and server, or let Start run its own http.Server.
 type Server struct {
-	router *api.Router
-	ws     *conn.Server
-	opts   *api.Options
+	ws *conn.Server // the router, the options, the connections
 
-	mu       sync.Mutex
-	httpSrv  *http.Server
-	served   chan struct{} // closed when the http.Server's Serve returned
-	serveErr error
+	mu      sync.Mutex
+	httpSrv *http.Server // the server Start runs, if any
+	bg      runtime.Background
 }
 
 var (
@@ -58,11 +54,11 @@ var (
 // New returns a server for r. It fails when opts holds a value that cannot
 // work.
 func New(r *api.Router, opts api.Options) (*Server, error) {
-	ws, err := conn.NewServer(opts)
+	ws, err := conn.NewServer(r, opts)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{router: r, ws: ws, opts: ws.Options()}, nil
+	return &Server{ws: ws}, nil
 }
 
 // Name returns "stdhttp".
@@ -70,7 +66,7 @@ func (s *Server) Name() string { return Name }
 
 // ServeHTTP serves the router: its pages and its WebSocket routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.ws.Serve(s.router, w, r, s.upgrade)
+	s.ws.Serve(w, r, s.upgrade)
 }
 
 // upgrade checks the handshake, hijacks the connection and serves h on it.
@@ -91,7 +87,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) 
 			prefix = append([]byte(nil), prefix...)
 		}
 		nc.SetDeadline(time.Time{})
-		return conn.NetTransport(nc, s.opts.WriteTimeout), conn.AddrPort(nc.RemoteAddr()), nil
+		return conn.NetTransport(nc, s.ws.Options().WriteTimeout), conn.AddrPort(nc.RemoteAddr()), nil
 	})
 	if c == nil {
 		return
@@ -110,23 +106,12 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	if s.httpSrv != nil {
 		return nil, errors.New("wsmatrix: stdhttp: already started")
 	}
-	l, err := net.Listen("tcp", addr)
+	l, hs, serve, err := conn.ListenHTTP(addr, s.ws.Options(), s)
 	if err != nil {
 		return nil, fmt.Errorf("wsmatrix: stdhttp: %w", err)
 	}
-	l = conn.Listener(l, s.opts)
-	if s.opts.TLSConfig != nil {
-		l = tls.NewListener(l, s.opts.TLSConfig)
-	}
-	hs := conn.HTTPServer(s.opts, s)
 	s.httpSrv = hs
-	s.served = make(chan struct{})
-	go func() {
-		defer close(s.served)
-		if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
-			s.serveErr = err
-		}
-	}()
+	s.bg.Go(serve)
 	return l.Addr(), nil
 }
 
@@ -137,37 +122,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	hs := s.httpSrv
 	s.mu.Unlock()
+	s.bg.Stopping()
 	var errs []error
 	if hs != nil {
-		if err := hs.Shutdown(ctx); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, hs.Shutdown(ctx))
 	}
-	if err := s.ws.Shutdown(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	if hs != nil {
-		<-s.served
-		if s.serveErr != nil {
-			errs = append(errs, s.serveErr)
-		}
-	}
+	errs = append(errs, s.ws.Shutdown(ctx))
+	s.bg.Wait()
 	return errors.Join(errs...)
 }
 
 // Done is closed once the server Start runs stopped serving.
-func (s *Server) Done() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.served
-}
+func (s *Server) Done() <-chan struct{} { return s.bg.Done() }
 
-// Err says why the server Start runs stopped serving: nil after Shutdown.
-func (s *Server) Err() error {
-	select {
-	case <-s.Done():
-		return s.serveErr
-	default:
-		return nil
-	}
-}
+// Err says why the server Start runs stopped serving on its own.
+func (s *Server) Err() error { return s.bg.Err() }
