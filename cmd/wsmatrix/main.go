@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"slices"
@@ -103,7 +104,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
 		rtName    = fs.String("runtime", all.Default(), "runtime to serve on: "+strings.Join(runtime.Names(), ", "))
 		addr      = fs.String("addr", "127.0.0.1:8080", "TCP address to listen on")
-		adminAddr = fs.String("admin-addr", "", "address of the admin server with Prometheus /metrics; empty: off")
+		adminAddr = fs.String("admin-addr", "", "address of the admin server with Prometheus /metrics and pprof at /debug/pprof/; empty: off")
 		grace     = durationFlag(fs, "shutdown-timeout", 10*time.Second, "`duration` a stop waits for connections to close before cutting them")
 		logLevel  = fs.String("log-level", "info", "log level: debug, info, warn, error")
 		logFormat = fs.String("log-format", "text", "log format: text or json")
@@ -223,6 +224,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/debug/pprof/", pprof.Index) // profiles, on the admin port only
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		l, err := net.Listen("tcp", *adminAddr)
 		if err != nil {
 			logger.Error("cannot listen", "admin-addr", *adminAddr, "err", err)

@@ -74,6 +74,8 @@ func Unwrap(c net.Conn) net.Conn {
 	return c
 }
 
+func (c *writeDeadlineConn) Unwrap() net.Conn { return c.Conn }
+
 // ListenHTTP listens on addr for a runtime that serves HTTP with
 // net/http: connections whose writes stall are cut (Listener), TLS is
 // served when the options hold a TLSConfig, and the server is HTTPServer's.
@@ -83,6 +85,12 @@ func ListenHTTP(addr string, o *api.Options, h http.Handler) (l net.Listener, hs
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	hs, serve = ServeHTTP(l, o, h)
+	return l, hs, serve, nil
+}
+
+// ServeHTTP is ListenHTTP on a listener of the runtime's own.
+func ServeHTTP(l net.Listener, o *api.Options, h http.Handler) (hs *http.Server, serve func() error) {
 	served := Listener(l, o)
 	if o.TLSConfig != nil {
 		served = tls.NewListener(served, o.TLSConfig)
@@ -94,5 +102,5 @@ func ListenHTTP(addr string, o *api.Options, h http.Handler) (l net.Listener, hs
 		}
 		return nil
 	}
-	return l, hs, serve, nil
+	return hs, serve
 }

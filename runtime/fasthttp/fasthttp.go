@@ -154,10 +154,20 @@ func (s *Server) serveUpgrade(ctx *fh.RequestCtx) {
 		ctx.Error("wsmatrix: bad request: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	w := &responseWriter{ctx: ctx, header: http.Header{}}
+	w := conn.NewResponse()
 	u := &upgrader{s: s, ctx: ctx}
 	s.ws.Serve(w, r, u.upgrade)
-	w.finish()
+	if u.upgraded {
+		return
+	}
+	// Refused, by middleware or the handshake checks: their answer.
+	for k, vs := range w.Header() {
+		for _, v := range vs {
+			ctx.Response.Header.Add(k, v)
+		}
+	}
+	ctx.SetStatusCode(w.Status())
+	ctx.SetBody(w.Body())
 }
 
 // toRequest copies everything a handler may read from ctx into a new
@@ -197,8 +207,9 @@ func toRequest(ctx *fh.RequestCtx) (*http.Request, error) {
 }
 
 type upgrader struct {
-	s   *Server
-	ctx *fh.RequestCtx
+	s        *Server
+	ctx      *fh.RequestCtx
+	upgraded bool
 }
 
 // upgrade checks the handshake and hijacks the connection to serve h.
@@ -209,6 +220,7 @@ func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request, h api.Handler
 	// HijackSetNoResponse fasthttp writes nothing more on it. Reading waits
 	// for the hijack, which hands over what fasthttp buffered.
 	c := s.ws.Upgrade(w, r, func() (conn.Transport, netip.AddrPort, error) {
+		u.upgraded = true
 		return conn.NetTransport(raw, s.ws.Options().WriteTimeout), conn.AddrPort(raw.RemoteAddr()), nil
 	})
 	if c == nil {
@@ -258,36 +270,6 @@ func drain(hc, raw net.Conn) ([]byte, error) {
 		}
 	}
 }
-
-// responseWriter turns what middleware or the router answer into the
-// fasthttp response.
-type responseWriter struct {
-	ctx    *fh.RequestCtx
-	header http.Header
-	status int
-}
-
-func (w *responseWriter) Header() http.Header { return w.header }
-
-func (w *responseWriter) WriteHeader(code int) {
-	if w.status != 0 {
-		return
-	}
-	w.status = code
-	for k, vs := range w.header {
-		for _, v := range vs {
-			w.ctx.Response.Header.Add(k, v)
-		}
-	}
-	w.ctx.SetStatusCode(code)
-}
-
-func (w *responseWriter) Write(p []byte) (int, error) {
-	w.WriteHeader(http.StatusOK)
-	return w.ctx.Write(p)
-}
-
-func (w *responseWriter) finish() { w.WriteHeader(http.StatusOK) }
 
 // Start listens on addr and serves in the background with its own
 // fasthttp.Server, set up by Configure.

@@ -1,20 +1,22 @@
 // Package gnet is the event-loop runtime of wsmatrix, on
-// github.com/panjf2000/gnet/v2: Go's net/http serves HTTP (pages, and the
-// upgrade request with its middleware), and each WebSocket connection is
-// then handed to one of gnet's epoll loops, which reads and parses its
-// frames; handlers run off the loops.
+// github.com/panjf2000/gnet/v2: one epoll loop per core accepts and reads
+// every connection. An upgrade request to a WebSocket route is parsed in
+// the loop and its connection stays there: frames are parsed in the loop,
+// handlers run off it. Any other connection — pages, APIs, files — is
+// handed out of the loop to Go's net/http (its descriptor duplicated into
+// Go's poller, with the bytes the loop had read), so plain routes get
+// net/http's HTTP/1.1; if such a connection later upgrades, it moves back
+// into a loop.
 //
 // Per WebSocket connection it holds gnet's connection state and
 // wsmatrix's, and nothing else while idle: no read buffer (frames are
-// parsed from the loop's shared buffer, only an incomplete frame is kept),
-// no goroutine in event style. A blocking-style handler has its own
-// goroutine, fed by the connection's bounded inbox. A plain HTTP
-// connection costs what it costs under net/http (a goroutine and its
-// buffers), until it upgrades.
+// parsed from the loop's shared buffer, only an incomplete frame is kept)
+// and no goroutine in event style. A blocking-style handler has its own
+// goroutine, fed by the connection's bounded inbox. Middleware and the
+// upgrade decision run on a short-lived goroutine per handshake, never on
+// the loop. A plain HTTP connection costs what it costs under net/http.
 //
-// The socket moves from net/http to a loop by gnet's Enroll, which
-// duplicates its descriptor into the loop's poller; the net/http side is
-// then closed. TLS is refused: terminate it in front.
+// TLS is refused: terminate it in front.
 package gnet
 
 import (
@@ -25,8 +27,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	gnetv2 "github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/internal/conn"
@@ -46,8 +50,8 @@ type Option func(*Server)
 // WithLoops sets the number of event loops. Default: one per CPU.
 func WithLoops(n int) Option { return func(s *Server) { s.loops = n } }
 
-// Server serves a router: HTTP with net/http, WebSocket frames on gnet
-// event loops.
+// Server serves a router on gnet event loops, with net/http for plain
+// connections.
 type Server struct {
 	gnetv2.BuiltinEventEngine
 
@@ -55,11 +59,19 @@ type Server struct {
 	loops int
 
 	mu       sync.Mutex
-	cli      *gnetv2.Client
-	hs       *http.Server
-	bg       runtime.Background
+	eng      gnetv2.Engine
+	started  bool
+	booted   chan struct{}
+	bg       runtime.Background // the engine's run
+	hs       *http.Server       // serves handed-out connections
+	plain    *handoff
 	stopOnce sync.Once
 	stopErr  error
+
+	// Connections that have not finished their request head, and when to
+	// cut them.
+	dlMu      sync.Mutex
+	deadlines map[*session]time.Time
 }
 
 var (
@@ -82,7 +94,7 @@ func New(r *api.Router, opts api.Options, o ...Option) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ws: ws}
+	s := &Server{ws: ws, deadlines: map[*session]time.Time{}}
 	for _, f := range o {
 		f(s)
 	}
@@ -95,15 +107,24 @@ func New(r *api.Router, opts api.Options, o ...Option) (*Server, error) {
 // Name returns "gnet".
 func (s *Server) Name() string { return Name }
 
-// Start starts the event loops and serves HTTP on addr in the background.
+// Start runs the gnet engine on addr and returns once it accepts.
 func (s *Server) Start(addr string) (net.Addr, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cli != nil || s.hs != nil {
+	if s.started {
 		return nil, errors.New("wsmatrix: gnet: already started")
 	}
+	s.started = true
+	s.booted = make(chan struct{})
+	s.plain = newHandoff() // before the engine: the loops hand connections to it
 	opts := []gnetv2.Option{
+		gnetv2.WithTicker(true),
+		// A restart binds at once, as net.Listen does, though the last
+		// run's connections wait in TIME_WAIT.
+		gnetv2.WithReuseAddr(true),
 		gnetv2.WithTCPNoDelay(gnetv2.TCPNoDelay),
+		// Register (a socket coming back from net/http) needs it.
+		gnetv2.WithLoadBalancing(gnetv2.LeastConnections),
 		gnetv2.WithLogger(logger{s.ws.Options().Logger}),
 	}
 	if s.loops > 0 {
@@ -111,49 +132,97 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	} else {
 		opts = append(opts, gnetv2.WithMulticore(true))
 	}
-	cli, err := gnetv2.NewClient(s, opts...)
+	s.bg.Go(func() error { return gnetv2.Run(s, "tcp://"+addr, opts...) })
+	select {
+	case <-s.booted:
+	case <-s.bg.Done():
+		return nil, fmt.Errorf("wsmatrix: gnet: %w", s.bg.Err())
+	}
+	la, err := s.listenAddr()
 	if err != nil {
-		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
+		s.eng.Stop(context.Background())
+		return nil, err
 	}
-	if err := cli.Start(); err != nil {
-		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
-	}
-	l, hs, serve, err := conn.ListenHTTP(addr, s.ws.Options(), s)
-	if err != nil {
-		cli.Stop()
-		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
-	}
-	s.cli, s.hs = cli, hs
-	s.bg.Go(serve)
-	return l.Addr(), nil
+	s.plain.addr.Store(&la)
+	var serve func() error
+	s.hs, serve = conn.ServeHTTP(s.plain, s.ws.Options(), s)
+	go serve() // ends when Shutdown closes the hand-off listener
+	return la, nil
 }
 
-// Shutdown stops accepting, lets plain HTTP requests finish, closes every
+// listenAddr reads the engine's listening address.
+func (s *Server) listenAddr() (net.Addr, error) {
+	fd, err := s.eng.Dup()
+	if err != nil {
+		return nil, fmt.Errorf("wsmatrix: gnet: listener: %w", err)
+	}
+	defer unix.Close(fd)
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, fmt.Errorf("wsmatrix: gnet: listener address: %w", err)
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}, nil
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}, nil
+	}
+	return nil, fmt.Errorf("wsmatrix: gnet: listener address of type %T", sa)
+}
+
+// Shutdown stops accepting, lets plain requests finish, closes every
 // WebSocket connection with 1001, waits for the close frames to be flushed
-// and the handlers to return, then stops the loops. Past ctx's deadline it
-// cuts what is left.
+// and the handlers to return, then stops the engine. Past ctx's deadline
+// it cuts what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	hs, cli := s.hs, s.cli
-	s.mu.Unlock()
 	s.bg.Stopping()
+	s.dlMu.Lock()
+	for sess := range s.deadlines { // connections still sending their request head
+		sess.gc.Close()
+	}
+	s.dlMu.Unlock()
+	s.mu.Lock()
+	started, hs := s.started, s.hs
+	s.mu.Unlock()
 	var errs []error
 	if hs != nil {
 		errs = append(errs, hs.Shutdown(ctx))
 	}
 	errs = append(errs, s.ws.Shutdown(ctx))
-	s.bg.Wait()
-	if cli != nil {
-		s.stopOnce.Do(func() { s.stopErr = cli.Stop() })
-		errs = append(errs, s.stopErr)
+	if !started {
+		return errors.Join(errs...)
 	}
+	s.stopOnce.Do(func() {
+		// Closes are asynchronous in gnet: let the loops flush them.
+		for s.eng.CountConnections() > 0 && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+		}
+		// Engine.Stop polls every 500 ms; Run returns as soon as the engine
+		// is down, so stop waiting then.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		go func() {
+			select {
+			case <-s.bg.Done():
+				cancel()
+			case <-sctx.Done():
+			}
+		}()
+		s.eng.Stop(sctx)
+		select {
+		case <-s.bg.Done():
+		default:
+			s.stopErr = errors.New("wsmatrix: gnet: the engine did not stop")
+		}
+	})
+	errs = append(errs, s.stopErr)
 	return errors.Join(errs...)
 }
 
-// Done is closed once the HTTP server Start runs stopped serving.
+// Done is closed once the engine stopped.
 func (s *Server) Done() <-chan struct{} { return s.bg.Done() }
 
-// Err says why the server stopped serving on its own.
+// Err says why the engine stopped on its own.
 func (s *Server) Err() error { return s.bg.Err() }
 
 // logger sends gnet's logs to the runtime's slog logger.

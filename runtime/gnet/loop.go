@@ -2,17 +2,34 @@ package gnet
 
 import (
 	"net"
+	"time"
 
 	gnetv2 "github.com/panjf2000/gnet/v2"
 )
 
-// OnOpen runs when an upgraded connection joined a loop (Enroll).
+// OnBoot records the engine.
+func (s *Server) OnBoot(eng gnetv2.Engine) gnetv2.Action {
+	s.eng = eng
+	close(s.booted)
+	return gnetv2.None
+}
+
+// OnOpen starts a new connection's handshake clock, or, for a socket back
+// from net/http after an upgrade, makes it the session's.
 func (s *Server) OnOpen(gc gnetv2.Conn) ([]byte, gnetv2.Action) {
-	sess, _ := gc.Context().(*session)
-	if sess == nil {
-		return nil, gnetv2.Close
+	if sess, ok := gc.Context().(*session); ok { // Register: back from net/http
+		sess.opened(gc)
+		return nil, gnetv2.None
+	}
+	sess := &session{s: s}
+	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok { // gnet's address is only valid in the loop: copy it
+		sess.remote = a.AddrPort()
 	}
 	sess.opened(gc)
+	gc.SetContext(sess)
+	if d := s.ws.Options().HandshakeTimeout; d > 0 {
+		s.setDeadline(sess, time.Now().Add(d))
+	}
 	return nil, gnetv2.None
 }
 
@@ -22,6 +39,7 @@ func (s *Server) OnClose(gc gnetv2.Conn, err error) gnetv2.Action {
 	if sess == nil {
 		return gnetv2.None
 	}
+	s.clearDeadline(sess)
 	sess.closed()
 	if c := sess.c.Load(); c != nil {
 		if err == nil {
@@ -32,12 +50,50 @@ func (s *Server) OnClose(gc gnetv2.Conn, err error) gnetv2.Action {
 	return gnetv2.None
 }
 
-// OnTraffic feeds what arrived to the connection.
+// OnTraffic reads what arrived: a request head, then frames.
 func (s *Server) OnTraffic(gc gnetv2.Conn) gnetv2.Action {
 	sess := gc.Context().(*session)
-	if sess.c.Load() == nil { // the upgrade is finishing: keep it for the first feed
-		return gnetv2.None
+	switch sess.state.Load() {
+	case stRequest:
+		return s.readRequest(gc, sess)
+	case stServing: // middleware and the upgrade run off the loop: keep it
+		if gc.InboundBuffered() > pendingLimit {
+			return gnetv2.Close
+		}
+	case stOpen:
+		sess.feed(gc)
+	default: // handed out, or refused: drop
+		gc.Discard(-1)
 	}
-	sess.feed(gc)
 	return gnetv2.None
+}
+
+// OnTick cuts connections past their request-head deadline.
+func (s *Server) OnTick() (time.Duration, gnetv2.Action) {
+	now := time.Now()
+	s.dlMu.Lock()
+	for sess, d := range s.deadlines {
+		if now.After(d) {
+			delete(s.deadlines, sess)
+			sess.gc.Close()
+		}
+	}
+	s.dlMu.Unlock()
+	hs := s.ws.Options().HandshakeTimeout
+	if hs <= 0 {
+		return time.Second, gnetv2.None
+	}
+	return min(max(hs/8, 10*time.Millisecond), time.Second), gnetv2.None
+}
+
+func (s *Server) setDeadline(sess *session, t time.Time) {
+	s.dlMu.Lock()
+	s.deadlines[sess] = t
+	s.dlMu.Unlock()
+}
+
+func (s *Server) clearDeadline(sess *session) {
+	s.dlMu.Lock()
+	delete(s.deadlines, sess)
+	s.dlMu.Unlock()
 }

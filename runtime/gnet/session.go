@@ -14,6 +14,14 @@ import (
 	"github.com/wsmatrix/wsmatrix/internal/conn"
 )
 
+const (
+	stRequest   int32 = iota // reading the first request head
+	stServing                // middleware and the upgrade running off the loop
+	stOpen                   // WebSocket frames
+	stRefused                // the upgrade was refused: the answer goes out, then the close
+	stHandedOut              // given to net/http
+)
+
 // session is wsmatrix's state of one gnet connection, and its transport.
 //
 // Writes from any goroutine are appended to one batch, which a single
@@ -24,6 +32,7 @@ type session struct {
 	s      *Server
 	gc     gnetv2.Conn // set when the connection joined its loop
 	remote netip.AddrPort
+	state  atomic.Int32
 	c      atomic.Pointer[conn.Conn]
 
 	mu         sync.Mutex

@@ -69,10 +69,12 @@ func Run(t *testing.T, f Factory, cfg Config) {
 const caseTimeout = 60 * time.Second
 
 // processWide are goroutines that dependencies start once per process and
-// keep: gnet's ants worker pool and fasthttp's date updater.
+// keep: gnet's ants worker pool (its idle workers too) and fasthttp's date
+// updater.
 var processWide = []goleak.Option{
 	goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
 	goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
+	goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
 	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
 }
 

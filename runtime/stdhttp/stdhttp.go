@@ -1,12 +1,14 @@
-// Package stdhttp is the net/http runtime of wsmatrix: after the hijack one
-// goroutine per connection reads, and the Server is an http.Handler that
-// can be mounted in any net/http mux.
+// Package stdhttp is the net/http runtime of wsmatrix: net/http serves the
+// router's pages and upgrade requests, after the hijack one goroutine per
+// connection reads, and the Server is an http.Handler that can be mounted
+// in any net/http mux.
 //
-// Per connection it holds a reader goroutine with a 256-byte buffer while
-// idle (a 4 KiB pooled one while data flows) and, in blocking style, the
-// handler's goroutine. ServeHTTP returns right after the upgrade, so
-// net/http's request goroutine and buffers are released; middleware
-// therefore sees the upgrade, not the life of the connection.
+// Per WebSocket connection it holds a reader goroutine, which while idle
+// waits in Go's poller holding no buffer (it borrows a pooled 4 KiB one
+// while data flows), and, in blocking style, the handler's goroutine.
+// ServeHTTP returns right after the upgrade, so net/http's request
+// goroutine and buffers are released; middleware therefore sees the
+// upgrade, not the life of the connection.
 //
 // When the Server is mounted in an http.Server of yours, that server's
 // ReadHeaderTimeout and MaxHeaderBytes bound the handshake; Start sets
