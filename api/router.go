@@ -228,6 +228,13 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type upgradeHandler struct{ h Handler }
 
 func (u upgradeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		http.Error(w, "this is a WebSocket endpoint: send an upgrade request", http.StatusUpgradeRequired)
+		return
+	}
 	up := hook.UpgradeFrom(r.Context())
 	if up == nil {
 		http.Error(w, "wsmatrix: this router is served without a runtime", http.StatusInternalServerError)

@@ -72,8 +72,15 @@ func TestRouterWithoutRuntime(t *testing.T) {
 	r.Handle("/x", func(api.Conn) {})
 	w := httptest.NewRecorder()
 	r.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
+	if w.Code != http.StatusUpgradeRequired {
+		t.Fatalf("plain GET of a WebSocket route: status %d, want 426", w.Code)
+	}
+	req := httptest.NewRequest("GET", "/x", nil)
+	req.Header.Set("Upgrade", "websocket")
+	w = httptest.NewRecorder()
+	r.ServeHTTP(w, req)
 	if w.Code != http.StatusInternalServerError {
-		t.Fatalf("status %d", w.Code)
+		t.Fatalf("an upgrade with no runtime: status %d, want 500", w.Code)
 	}
 }
 

@@ -129,9 +129,11 @@ func selectSubprotocol(h http.Header, server []string) string {
 // 500 unless a response was already under way; the runtime goes on serving
 // everyone else.
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, upgrade func(http.ResponseWriter, *http.Request, api.Handler)) {
-	r = r.WithContext(hook.WithUpgrade(r.Context(), func(w http.ResponseWriter, r *http.Request, h any) {
-		upgrade(w, r, h.(api.Handler))
-	}))
+	if len(r.Header["Upgrade"]) > 0 { // a plain request never needs it: the router answers 426 itself
+		r = r.WithContext(hook.WithUpgrade(r.Context(), func(w http.ResponseWriter, r *http.Request, h any) {
+			upgrade(w, r, h.(api.Handler))
+		}))
+	}
 	rw := &recorder{ResponseWriter: w}
 	defer func() {
 		v := recover()
