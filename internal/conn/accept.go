@@ -55,7 +55,16 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) 
 		return nil
 	}
 	proto := selectSubprotocol(r.Header, s.opts.Subprotocols)
-	return s.newConnAdmitted(t, detach(r), proto, remote, wire.AppendResponse(nil, key, proto))
+	var ext string
+	var dfl *deflater
+	if s.opts.Compression != api.CompressionOff {
+		var d wire.Deflate
+		var ok bool
+		if ext, d, ok = wire.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"), s.opts.Compression == api.CompressionContextTakeover); ok {
+			dfl = newDeflater(d, &s.opts)
+		}
+	}
+	return s.newConnAdmitted(t, detach(r), proto, remote, dfl, wire.AppendResponse(nil, key, proto, ext))
 }
 
 // detach keeps what a handler may read of the request for the life of the

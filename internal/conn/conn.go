@@ -29,10 +29,13 @@ type Conn struct {
 	proto  string
 	remote netip.AddrPort // a net.Addr is made only when asked for
 
+	dfl *deflater // permessage-deflate, when negotiated
+
 	// Read side, owned by the goroutine or event loop that feeds input.
-	parser   wire.Parser
-	msg      []byte // the message being received
-	msgType  api.MessageType
+	parser        wire.Parser
+	msg           []byte // the message being received
+	msgType       api.MessageType
+	msgCompressed bool
 	lastRead atomic.Int64  // unix nanoseconds of the last input
 	paused   atomic.Bool   // Feed stopped: the inbox is over its bounds
 	space    chan struct{} // ReadLoop waits here while paused (nil on event loops)
@@ -65,14 +68,14 @@ type Conn struct {
 	w   writer
 }
 
-func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip.AddrPort) *Conn {
-	c := &Conn{srv: s, opts: &s.opts, t: t, req: r, proto: proto, remote: remote}
+func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip.AddrPort, dfl *deflater) *Conn {
+	c := &Conn{srv: s, opts: &s.opts, t: t, req: r, proto: proto, remote: remote, dfl: dfl}
 	c.tw, _ = t.(TryWriter)
 	c.bl, _ = t.(Backlogger)
 	if _, ok := t.(Resumer); !ok {
 		c.space = make(chan struct{}, 1)
 	}
-	c.parser = *wire.NewParser(s.opts.ReadLimit)
+	c.parser = *wire.NewParser(s.opts.ReadLimit, dfl != nil)
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
 	c.due.Store(now.Add(c.nextTick(now)).UnixNano())

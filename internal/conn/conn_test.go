@@ -75,7 +75,7 @@ func newTestServer(t *testing.T, o api.Options) *Server {
 func newTestConn(s *Server, tr Transport) *Conn {
 	s.admit()
 	r := httptest.NewRequest(http.MethodGet, "/t", nil)
-	return s.newConnAdmitted(tr, r, "", netip.MustParseAddrPort("127.0.0.1:1"), nil)
+	return s.newConnAdmitted(tr, r, "", netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
 }
 
 // readFrames decodes the server frames in b, up to an incomplete one.

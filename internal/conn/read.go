@@ -173,13 +173,24 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 			}
 		case wire.Data:
 			if ev.First {
-				c.msgType = ev.Type
+				c.msgType, c.msgCompressed = ev.Type, ev.Compressed
 				c.msg = make([]byte, 0, min(ev.FrameLen, 64<<10))
 			}
 			c.msg = append(c.msg, ev.Payload...)
 			if ev.Fin {
-				c.deliver(api.Message{Type: c.msgType, Data: c.msg})
+				data := c.msg
 				c.msg = nil
+				if c.msgCompressed {
+					out, err := c.dfl.inflate(data, c.opts.ReadLimit, c.msgType == api.Text)
+					if err != nil {
+						var ce *api.CloseError
+						errors.As(err, &ce)
+						c.protocolError(ce)
+						return len(b), false
+					}
+					data = out
+				}
+				c.deliver(api.Message{Type: c.msgType, Data: data})
 			}
 		case wire.Ping:
 			c.sendPong(ev.Payload)

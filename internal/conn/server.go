@@ -104,9 +104,9 @@ func (s *Server) release() {
 
 // newConnAdmitted makes the connection for an admitted, accepted upgrade;
 // first (the 101 answer) goes out before any frame.
-func (s *Server) newConnAdmitted(t Transport, r *http.Request, subprotocol string, remote netip.AddrPort, first []byte) *Conn {
+func (s *Server) newConnAdmitted(t Transport, r *http.Request, subprotocol string, remote netip.AddrPort, dfl *deflater, first []byte) *Conn {
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()) // 127.0.0.1, not ::ffff:127.0.0.1
-	c := newConn(s, t, r, subprotocol, remote)
+	c := newConn(s, t, r, subprotocol, remote, dfl)
 	c.w.queue, c.w.queued, c.w.active = first, len(first), true // written below, before anyone else can write
 	s.obs.Handshake(http.StatusSwitchingProtocols)
 	s.obs.Opened()

@@ -78,6 +78,16 @@ func (c *Conn) backlogLocked() int {
 // backlog is empty or the frame fits in SendQueueBytes; otherwise the
 // queue is full and SendQueueFull decides.
 func (c *Conn) sendData(op ws.OpCode, p []byte) error {
+	compressed := false
+	if d := c.dfl; d != nil && len(p) >= d.threshold {
+		if !d.ServerNoContextTakeover {
+			// The window follows the wire: compress and take a place in the
+			// queue as one step.
+			d.mu.Lock()
+			defer d.mu.Unlock()
+		}
+		p, compressed = d.compress(p), true
+	}
 	size := wire.HeaderLen(len(p)) + len(p)
 	var deadline time.Time
 	refreshed := false
@@ -117,14 +127,22 @@ func (c *Conn) sendData(op ws.OpCode, p []byte) error {
 	}
 	c.srv.obs.Sent(len(p))
 	if c.w.active {
-		c.w.queue = wire.AppendFrame(c.w.queue, op, p)
+		c.w.queue = appendFrame(c.w.queue, op, p, compressed)
 		c.w.queued += size
 		c.wmu.Unlock()
 		return nil
 	}
 	c.w.active = true
 	c.wmu.Unlock()
-	return c.writeOwn(op, p, c.opts.SendQueueFull == api.QueueBlock)
+	return c.writeOwn(op, p, compressed, c.opts.SendQueueFull == api.QueueBlock)
+}
+
+// appendFrame appends a whole frame, marked compressed (RSV1) or not.
+func appendFrame(dst []byte, op ws.OpCode, p []byte, compressed bool) []byte {
+	if compressed {
+		return append(wire.AppendCompressedHeader(dst, op, len(p)), p...)
+	}
+	return wire.AppendFrame(dst, op, p)
 }
 
 // waitRoomLocked waits, with wmu held on entry and on return, until the
@@ -230,7 +248,7 @@ func (c *Conn) sendControlLocked(op ws.OpCode, p []byte) {
 	}
 	c.w.active = true
 	c.wmu.Unlock()
-	c.writeOwn(op, p, false) // control frames never wait
+	c.writeOwn(op, p, false, false) // control frames are never compressed and never wait
 }
 
 // queueClose queues the close frame as the last frame. finishAfter closes
@@ -265,13 +283,17 @@ func (c *Conn) queueClose(code api.StatusCode, reason string, finishAfter bool) 
 // copied into the queue: its sender writes it, waiting for the peer as it
 // would wait for room, so a peer that stops reading costs one message, not
 // two.
-func (c *Conn) writeOwn(op ws.OpCode, p []byte, mayWait bool) error {
+func (c *Conn) writeOwn(op ws.OpCode, p []byte, compressed, mayWait bool) error {
 	var a, b []byte
 	if len(p) > bigFrame {
-		c.w.scratch = wire.AppendHeader(c.w.scratch[:0], op, len(p))
+		if compressed {
+			c.w.scratch = wire.AppendCompressedHeader(c.w.scratch[:0], op, len(p))
+		} else {
+			c.w.scratch = wire.AppendHeader(c.w.scratch[:0], op, len(p))
+		}
 		a, b = c.w.scratch, p
 	} else {
-		c.w.scratch = wire.AppendFrame(c.w.scratch[:0], op, p)
+		c.w.scratch = appendFrame(c.w.scratch[:0], op, p, compressed)
 		a = c.w.scratch
 	}
 	n := 0

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -89,5 +90,55 @@ func FuzzReadRequest(f *testing.F) {
 			t.Fatalf("a head cut one byte short parsed as %s %s", r2.Method, r2.URL)
 		}
 		CheckRequest(r)
+	})
+}
+
+// FuzzInflate feeds arbitrary compressed payloads to Inflate, whole and
+// with a window: it must never panic, never inflate past its limit by
+// more than a chunk, and agree with itself on what is valid text.
+func FuzzInflate(f *testing.F) {
+	f.Add(deflateRaw(f, []byte("hello hello hello")), int64(100), true)
+	f.Add(deflateRaw(f, make([]byte, 1<<20)), int64(1000), false) // a bomb
+	f.Add([]byte{0xff, 0x00, 0x12}, int64(0), false)              // corrupt
+	f.Add(deflateRaw(f, []byte{'a', 0xff, 'b'}), int64(0), true)  // bad UTF-8
+	f.Fuzz(func(t *testing.T, payload []byte, limit int64, text bool) {
+		if limit < 0 {
+			limit = -limit
+		}
+		limit %= 1 << 20
+		out, err := Inflate(nil, payload, nil, limit, text)
+		if limit > 0 && int64(len(out)) > limit+64<<10 {
+			t.Fatalf("inflated %d bytes with a limit of %d", len(out), limit)
+		}
+		if err == nil && text && !utf8.Valid(out) {
+			t.Fatalf("invalid UTF-8 accepted: %q", out)
+		}
+		if err == nil {
+			// What inflated cleanly compresses and inflates back the same.
+			again, err := Inflate(nil, Compress(nil, out, 1, 15, nil), nil, 0, text)
+			if err != nil || !bytes.Equal(again, out) {
+				t.Fatalf("round trip of %d bytes: %v", len(out), err)
+			}
+		}
+	})
+}
+
+// FuzzNegotiateDeflate feeds arbitrary Sec-WebSocket-Extensions values:
+// no panic, and what is accepted is well formed and honourable.
+func FuzzNegotiateDeflate(f *testing.F) {
+	f.Add("permessage-deflate; client_max_window_bits", false)
+	f.Add("permessage-deflate; server_max_window_bits=9; client_no_context_takeover, permessage-deflate", true)
+	f.Add(`permessage-deflate; server_max_window_bits="10"`, true)
+	f.Fuzz(func(t *testing.T, header string, takeover bool) {
+		resp, d, ok := NegotiateDeflate([]string{header}, takeover)
+		if !ok {
+			return
+		}
+		if !strings.HasPrefix(resp, "permessage-deflate") || d.ServerWindowBits < 8 || d.ServerWindowBits > 15 || d.ClientWindowBits < 8 || d.ClientWindowBits > 15 {
+			t.Fatalf("accepted %q as %q %+v", header, resp, d)
+		}
+		if again, _, ok := NegotiateDeflate([]string{resp}, takeover); !ok || again == "" {
+			t.Fatalf("the response %q is not itself an acceptable offer", resp)
+		}
 	})
 }

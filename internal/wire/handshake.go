@@ -137,13 +137,17 @@ func AcceptKey(key string) string {
 }
 
 // AppendResponse appends the 101 Switching Protocols response for the
-// client's key, naming subprotocol unless it is "".
-func AppendResponse(dst []byte, key, subprotocol string) []byte {
+// client's key, naming subprotocol and extensions unless they are "".
+func AppendResponse(dst []byte, key, subprotocol, extensions string) []byte {
 	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	dst = append(dst, AcceptKey(key)...)
 	if subprotocol != "" {
 		dst = append(dst, "\r\nSec-WebSocket-Protocol: "...)
 		dst = append(dst, subprotocol...)
+	}
+	if extensions != "" {
+		dst = append(dst, "\r\nSec-WebSocket-Extensions: "...)
+		dst = append(dst, extensions...)
 	}
 	return append(dst, "\r\n\r\n"...)
 }

@@ -32,7 +32,7 @@ func TestReadRequest(t *testing.T) {
 	if err != nil || key != "dGhlIHNhbXBsZSBub25jZQ==" {
 		t.Fatalf("key %q err %v", key, err)
 	}
-	if got := string(AppendResponse(nil, key, "a")); got != "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: a\r\n\r\n" {
+	if got := string(AppendResponse(nil, key, "a", "")); got != "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: a\r\n\r\n" {
 		t.Fatalf("response %q", got)
 	}
 

@@ -40,6 +40,10 @@ type Event struct {
 	// FrameLen is the declared payload length of the frame this Data
 	// piece belongs to (a hint for sizing a message buffer).
 	FrameLen int64
+	// Compressed is true for the pieces of a message sent compressed
+	// (RSV1 on its first frame, permessage-deflate): the payload is to be
+	// inflated once the message is whole, and its UTF-8 is checked then.
+	Compressed bool
 	// Code and Reason are the close frame's; Code is 1005 when the frame
 	// carried none.
 	Code   api.StatusCode
@@ -70,14 +74,19 @@ type Parser struct {
 	msgType    api.MessageType
 	msgLen     int64
 	text       utf8Validator
+	deflate    bool // permessage-deflate was negotiated: RSV1 marks a compressed message
+	compressed bool // the message being read is compressed
 
 	closed bool  // a close frame was received
 	err    error // the first error, returned again forever
 }
 
 // NewParser returns a parser that fails messages longer than limit bytes
-// with 1009; limit <= 0 means no limit.
-func NewParser(limit int64) *Parser { return &Parser{limit: limit} }
+// with 1009; limit <= 0 means no limit. With deflate (permessage-deflate
+// negotiated), RSV1 on the first frame of a data message marks it
+// compressed; without it, RSV1 is a protocol error. The limit then bounds
+// the compressed payload; Inflate bounds what it inflates to.
+func NewParser(limit int64, deflate bool) *Parser { return &Parser{limit: limit, deflate: deflate} }
 
 // MaxHeaderLen is the longest frame header: 2 bytes, 8 of length, 4 of mask.
 const MaxHeaderLen = ws.MaxHeaderSize
@@ -117,6 +126,7 @@ func (p *Parser) Parse(b []byte) (ev Event, n int, err error) {
 			p.msgLen = 0
 			p.text.reset()
 			p.first = true
+			p.compressed = h.Rsv&4 != 0
 		}
 		p.msgLen += h.Length
 		if p.limit > 0 && p.msgLen > p.limit {
@@ -140,15 +150,16 @@ func (p *Parser) Parse(b []byte) (ev Event, n int, err error) {
 	ws.Cipher(payload, p.mask, p.offset)
 	p.offset += int(k)
 	p.remaining -= k
-	if p.msgType == api.Text && !p.text.write(payload) {
+	checkText := p.msgType == api.Text && !p.compressed
+	if checkText && !p.text.write(payload) {
 		return Event{}, 0, p.fail(api.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
 	}
-	ev = Event{Kind: Data, Type: p.msgType, Payload: payload, First: p.first, FrameLen: p.frameLen}
+	ev = Event{Kind: Data, Type: p.msgType, Payload: payload, First: p.first, FrameLen: p.frameLen, Compressed: p.compressed}
 	p.first = false
 	if p.remaining == 0 {
 		p.inFrame = false
 		ev.Fin = p.fin
-		if ev.Fin && p.msgType == api.Text && !p.text.complete() {
+		if ev.Fin && checkText && !p.text.complete() {
 			return Event{}, 0, p.fail(api.StatusInvalidFramePayloadData, "text message ends inside a UTF-8 sequence")
 		}
 	}
@@ -195,6 +206,14 @@ func (p *Parser) header(b []byte) (h ws.Header, n int, ok bool, err error) {
 	state := ws.StateServerSide
 	if p.fragmented {
 		state = state.Set(ws.StateFragmented)
+	}
+	if h.Rsv != 0 {
+		// RSV1 is permessage-deflate's, on the first frame of a data
+		// message only; RSV2 and RSV3 belong to no extension here.
+		if !p.deflate || h.Rsv != 4 || h.OpCode.IsControl() || h.OpCode == ws.OpContinuation {
+			return h, 0, false, p.fail(api.StatusProtocolError, "non-zero rsv bits not allowed here")
+		}
+		state = state.Set(ws.StateExtended) // RSV checked above
 	}
 	if err := ws.CheckHeader(h, state); err != nil {
 		return h, 0, false, p.fail(api.StatusProtocolError, err.Error())

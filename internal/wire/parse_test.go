@@ -33,7 +33,7 @@ type outcome struct {
 // run feeds in to a parser in pieces of at most chunk bytes (0: all at
 // once), keeping unconsumed bytes as a runtime would.
 func run(limit int64, in []byte, chunk int) outcome {
-	p := NewParser(limit)
+	p := NewParser(limit, false)
 	var o outcome
 	var msg []byte
 	var buf []byte
@@ -172,7 +172,7 @@ func short(s []string) []string {
 // TestLimitCheckedBeforePayload: a header that announces too much fails
 // before any payload byte is given.
 func TestLimitCheckedBeforePayload(t *testing.T) {
-	p := NewParser(1 << 20)
+	p := NewParser(1<<20, false)
 	hdr := binary.BigEndian.AppendUint64([]byte{0x82, 0xFF}, 1<<40)
 	hdr = append(hdr, 1, 2, 3, 4)
 	_, _, err := p.Parse(hdr)
@@ -185,7 +185,7 @@ func TestLimitCheckedBeforePayload(t *testing.T) {
 // TestZeroCopy: a whole frame's payload aliases the input.
 func TestZeroCopy(t *testing.T) {
 	in := clientFrame(true, 0, ws.OpBinary, []byte("payload"))
-	ev, n, err := NewParser(0).Parse(in)
+	ev, n, err := NewParser(0, false).Parse(in)
 	if err != nil || n != len(in) || ev.Kind != Data || !ev.Fin || !ev.First {
 		t.Fatalf("ev %+v n %d err %v", ev, n, err)
 	}
@@ -257,7 +257,7 @@ func BenchmarkParseText1KiB(b *testing.B) {
 func benchParse(b *testing.B, text []byte) {
 	frame := clientFrame(true, 0, ws.OpText, text)
 	buf := make([]byte, len(frame))
-	p := NewParser(0)
+	p := NewParser(0, false)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	for b.Loop() {

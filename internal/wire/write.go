@@ -82,3 +82,12 @@ func HeaderLen(n int) int {
 	}
 	return 10
 }
+
+// AppendCompressedHeader appends the header of a final frame carrying a
+// compressed message: RSV1 set (permessage-deflate).
+func AppendCompressedHeader(dst []byte, op ws.OpCode, n int) []byte {
+	start := len(dst)
+	dst = AppendHeader(dst, op, n)
+	dst[start] |= 0x40
+	return dst
+}
