@@ -36,10 +36,10 @@ type Conn struct {
 	msg           []byte // the message being received
 	msgType       api.MessageType
 	msgCompressed bool
-	lastRead atomic.Int64  // unix nanoseconds of the last input
-	paused   atomic.Bool   // Feed stopped: the inbox is over its bounds
-	space    chan struct{} // ReadLoop waits here while paused (nil on event loops)
-	due      atomic.Int64  // unix nanoseconds when the clock should tick this conn
+	lastRead      atomic.Int64  // unix nanoseconds of the last input
+	paused        atomic.Bool   // Feed stopped: the inbox is over its bounds
+	space         chan struct{} // ReadLoop waits here while paused (nil on event loops)
+	due           atomic.Int64  // unix nanoseconds when the clock should tick this conn
 
 	// Lock-free mirrors for Feed's pause rule.
 	inN         atomic.Int32 // messages in the inbox
