@@ -22,6 +22,12 @@ try {
     await page.press('#text', 'Enter');
     await page.waitForSelector(`#log span:text-is("<<< ${line}")`, { timeout: 10000 });
   }
+  const big = 'ünïcödé ✓ '.repeat(500); // compressible, over the server's threshold
+  await page.fill('#text', big);
+  await page.press('#text', 'Enter');
+  await page.waitForSelector(`#log span:text-is("<<< ${big}")`, { timeout: 10000 });
+  const extensions = await page.evaluate(() => window.socketExtensions);
+  await page.evaluate(() => { for (const s of [...document.querySelectorAll('#log span, #log br')].slice(8)) s.remove(); });
   const spans = await page.$$eval('#log span', (els) => els.map((e) => [e.textContent, getComputedStyle(e).color]));
   await page.screenshot({ path: shot });
   const want = [
@@ -32,7 +38,7 @@ try {
     throw new Error(`log ${JSON.stringify(spans)}, want ${JSON.stringify(want)}`);
   }
   if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`);
-  console.log(`ok: ${spans.length} lines, screenshot ${shot}`);
+  console.log(`ok: ${spans.length} lines, extensions "${extensions}", screenshot ${shot}`);
 } finally {
   await browser.close();
 }

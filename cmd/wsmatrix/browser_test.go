@@ -33,28 +33,38 @@ func TestBrowserDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rt := range runtimes {
-		t.Run(rt, func(t *testing.T) {
-			s := startServe(t, "--runtime="+rt)
-			resp, err := http.Get("http://" + s.addr + "/healthz")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != "ok" {
-				t.Fatalf("/healthz: %d %q", resp.StatusCode, b)
-			}
-			shot := filepath.Join(out, "demo-"+rt+".png")
-			cmd := exec.Command("node", script, "http://"+s.addr+"/", shot)
-			res, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("browser: %v\n%s\nserver logs:\n%s", err, res, s.logs)
-			}
-			st, err := os.Stat(shot)
-			if err != nil || st.Size() < 1000 {
-				t.Fatalf("screenshot %s: %v", shot, err)
-			}
-			t.Logf("%s; screenshot %s (%d bytes)", strings.TrimSpace(string(res)), shot, st.Size())
-		})
+		for _, compression := range []string{"off", "no-context-takeover", "context-takeover"} {
+			t.Run(rt+"/compression="+compression, func(t *testing.T) {
+				browserDemo(t, script, out, rt, compression)
+			})
+		}
 	}
+}
+
+func browserDemo(t *testing.T, script, out, rt, compression string) {
+	s := startServe(t, "--runtime="+rt, "--compression="+compression)
+	resp, err := http.Get("http://" + s.addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || strings.TrimSpace(string(b)) != "ok" {
+		t.Fatalf("/healthz: %d %q", resp.StatusCode, b)
+	}
+	shot := filepath.Join(out, "demo-"+rt+"-"+compression+".png")
+	res, err := exec.Command("node", script, "http://"+s.addr+"/", shot).CombinedOutput()
+	if err != nil {
+		t.Fatalf("browser: %v\n%s\nserver logs:\n%s", err, res, s.logs)
+	}
+	st, err := os.Stat(shot)
+	if err != nil || st.Size() < 1000 {
+		t.Fatalf("screenshot %s: %v", shot, err)
+	}
+	// Chromium offers permessage-deflate on every socket.
+	negotiated := strings.Contains(string(res), `extensions "permessage-deflate`)
+	if negotiated != (compression != "off") {
+		t.Fatalf("compression %s, the browser negotiated: %s", compression, res)
+	}
+	t.Logf("%s (%d bytes)", strings.TrimSpace(string(res)), st.Size())
 }

@@ -114,6 +114,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		origins   = fs.String("origins", "", "comma-separated extra allowed Origin hosts (path.Match patterns, e.g. *.example.com)")
 		protos    = fs.String("subprotocols", "", "comma-separated subprotocols, in order of preference")
 		policy    = fs.String("send-queue-full", "block", "when a send queue is full: block (up to --write-timeout) or close (1008)")
+		compress  = fs.String("compression", "off", "permessage-deflate: off, no-context-takeover or context-takeover")
 		o         api.Options
 	)
 	fs.Int64Var(&o.ReadLimit, "read-limit", api.DefaultReadLimit, "largest message accepted, in bytes (past it: close 1009)")
@@ -129,6 +130,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.InboxSize, "inbox", api.DefaultInboxSize, "received messages that may wait for the handler per connection")
 	fs.IntVar(&o.InboxBytes, "inbox-bytes", api.DefaultInboxBytes, "bytes of received messages that may wait for a busy handler per connection")
 	fs.IntVar(&o.Workers, "workers", api.DefaultWorkers, "most event-style callbacks running at once")
+	fs.IntVar(&o.CompressionThreshold, "compression-threshold", api.DefaultCompressionThreshold, "messages shorter than this many bytes go uncompressed")
+	fs.IntVar(&o.CompressionLevel, "compression-level", api.DefaultCompressionLevel, "flate level, 1 (fastest) to 9 (smallest)")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " [" + envName(f.Name) + "]" })
 	if code, ok := parseFlags(fs, args, serveUsage, stdout, stderr); !ok {
 		return code
@@ -184,6 +187,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		o.SendQueueFull = api.QueueClose
 	default:
 		return bad("--send-queue-full %q: block or close", *policy)
+	}
+	switch *compress {
+	case "off":
+	case "no-context-takeover":
+		o.Compression = api.CompressionNoContextTakeover
+	case "context-takeover":
+		o.Compression = api.CompressionContextTakeover
+	default:
+		return bad("--compression %q: off, no-context-takeover or context-takeover", *compress)
 	}
 	if *anyOrigin {
 		o.CheckOrigin = func(*http.Request) bool { return true }
