@@ -41,6 +41,10 @@ type Conn interface {
 	SendText(s string) error
 	// SendBinary sends a binary message.
 	SendBinary(p []byte) error
+	// SendPrepared sends a message prepared once for many connections: the
+	// frame is built once per way of framing it and shared, so a broadcast
+	// frames (and compresses) once, not once per member.
+	SendPrepared(pm *PreparedMessage) error
 
 	// Close starts the closing handshake with code and reason (at most 123
 	// bytes, valid UTF-8), waits for the peer's answer for a bounded time

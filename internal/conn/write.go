@@ -8,6 +8,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/hook"
 	"github.com/wsmatrix/wsmatrix/internal/wire"
 )
 
@@ -89,9 +90,38 @@ func (c *Conn) sendData(op ws.OpCode, p []byte) error {
 		p, compressed = d.compress(p), true
 	}
 	size := wire.HeaderLen(len(p)) + len(p)
+	c.wmu.Lock()
+	if err := c.reserveLocked(size); err != nil {
+		return err
+	}
+	c.srv.obs.Sent(len(p))
+	if c.w.active {
+		c.w.queue = appendFrame(c.w.queue, op, p, compressed)
+		c.w.queued += size
+		c.wmu.Unlock()
+		return nil
+	}
+	c.w.active = true
+	c.wmu.Unlock()
+	return c.writeOwn(op, p, compressed, c.opts.SendQueueFull == api.QueueBlock)
+}
+
+// appendFrame appends a whole frame, marked compressed (RSV1) or not.
+func appendFrame(dst []byte, op ws.OpCode, p []byte, compressed bool) []byte {
+	if compressed {
+		return append(wire.AppendCompressedHeader(dst, op, len(p)), p...)
+	}
+	return wire.AppendFrame(dst, op, p)
+}
+
+// reserveLocked makes room for a frame of size bytes: it returns with wmu
+// held when the frame may be queued, or with wmu released and the error
+// Send returns — the connection is ending, or the queue is full and
+// SendQueueFull said to fail (QueueClose) or waited WriteTimeout in vain
+// (QueueBlock).
+func (c *Conn) reserveLocked(size int) error {
 	var deadline time.Time
 	refreshed := false
-	c.wmu.Lock()
 	for {
 		if c.ending.Load() || c.w.closeQueued || c.w.dead { // the handler was told: nothing more is sent
 			stalled := c.w.stalled && !deadline.IsZero()
@@ -103,7 +133,7 @@ func (c *Conn) sendData(op ws.OpCode, p []byte) error {
 		}
 		backlog := c.backlogLocked()
 		if backlog == 0 || backlog+size <= c.opts.SendQueueBytes {
-			break
+			return nil
 		}
 		if c.bl != nil && !refreshed { // the loop's figure may be stale
 			refreshed = true
@@ -125,24 +155,6 @@ func (c *Conn) sendData(op ws.OpCode, p []byte) error {
 			return c.queueFull(fmt.Errorf("wsmatrix: send: %w for %v (connection closed with 1008)", api.ErrQueueFull, c.opts.WriteTimeout))
 		}
 	}
-	c.srv.obs.Sent(len(p))
-	if c.w.active {
-		c.w.queue = appendFrame(c.w.queue, op, p, compressed)
-		c.w.queued += size
-		c.wmu.Unlock()
-		return nil
-	}
-	c.w.active = true
-	c.wmu.Unlock()
-	return c.writeOwn(op, p, compressed, c.opts.SendQueueFull == api.QueueBlock)
-}
-
-// appendFrame appends a whole frame, marked compressed (RSV1) or not.
-func appendFrame(dst []byte, op ws.OpCode, p []byte, compressed bool) []byte {
-	if compressed {
-		return append(wire.AppendCompressedHeader(dst, op, len(p)), p...)
-	}
-	return wire.AppendFrame(dst, op, p)
 }
 
 // waitRoomLocked waits, with wmu held on entry and on return, until the
@@ -296,6 +308,12 @@ func (c *Conn) writeOwn(op ws.OpCode, p []byte, compressed, mayWait bool) error 
 		c.w.scratch = appendFrame(c.w.scratch[:0], op, p, compressed)
 		a = c.w.scratch
 	}
+	return c.writeParts(a, b, mayWait)
+}
+
+// writeParts writes a then b as the holder of the writer role (see
+// writeOwn).
+func (c *Conn) writeParts(a, b []byte, mayWait bool) error {
 	n := 0
 	if c.tw != nil {
 		var err error
@@ -515,4 +533,56 @@ func (c *Conn) writeFailed(err error) {
 	c.wakeSendersLocked()
 	c.wmu.Unlock()
 	c.abort("write: " + err.Error())
+}
+
+// SendPrepared sends a prepared message: the frame for this connection's
+// way of framing (plain, or compressed without context takeover at its
+// level and window) is built once for all connections that share it. With
+// context takeover the message is compressed for this connection alone.
+func (c *Conn) SendPrepared(pm *api.PreparedMessage) error {
+	m := pm.Message()
+	op := wire.OpText
+	if m.Type == api.Binary {
+		op = wire.OpBinary
+	}
+	d := c.dfl
+	var key uint32 // 0: plain
+	switch {
+	case d == nil || len(m.Data) < d.threshold:
+	case !d.ServerNoContextTakeover:
+		return c.sendData(op, m.Data)
+	default:
+		key = 1<<16 | uint32(d.level)<<8 | uint32(d.ServerWindowBits)
+	}
+	frame := hook.PreparedFrame(pm, key, buildPrepared)
+	c.srv.obs.Sent(len(m.Data))
+	return c.sendFrame(frame)
+}
+
+// buildPrepared frames a prepared message for key (see SendPrepared).
+func buildPrepared(typ uint8, data []byte, key uint32) []byte {
+	op := ws.OpCode(typ)
+	if key == 0 {
+		return wire.AppendFrame(nil, op, data)
+	}
+	z := wire.Compress(nil, data, int(key>>8&0xff), int(key&0xff), nil)
+	return append(wire.AppendCompressedHeader(nil, op, len(z)), z...)
+}
+
+// sendFrame sends a whole frame built elsewhere and shared: it is never
+// changed, and copied only into the queue.
+func (c *Conn) sendFrame(frame []byte) error {
+	c.wmu.Lock()
+	if err := c.reserveLocked(len(frame)); err != nil {
+		return err
+	}
+	if c.w.active {
+		c.w.queue = append(c.w.queue, frame...)
+		c.w.queued += len(frame)
+		c.wmu.Unlock()
+		return nil
+	}
+	c.w.active = true
+	c.wmu.Unlock()
+	return c.writeParts(frame, nil, false)
 }

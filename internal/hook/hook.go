@@ -42,3 +42,7 @@ const (
 // Classify reports which kind of route r reaches on router, an
 // *api.Router; the api package sets it.
 var Classify func(router http.Handler, r *http.Request) Route
+
+// PreparedFrame returns the frame of an *api.PreparedMessage for key,
+// building it with build on first use; the api package sets it.
+var PreparedFrame func(pm any, key uint32, build func(typ uint8, data []byte, key uint32) []byte) []byte

@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/wsmatrix/wsmatrix/api"
@@ -234,4 +235,53 @@ func deflateCases() []testCase {
 		}})
 	}
 	return cases
+}
+
+func preparedCases() []testCase {
+	return []testCase{{"deflate/prepared_message_to_every_kind_of_connection", func(t *testing.T, k *kit) {
+		o := testOptions()
+		o.Compression = api.CompressionContextTakeover
+		joined := make(chan api.Conn, 8)
+		s := k.serve(o, func(r *api.Router) {
+			r.Handle("/sub", func(ws api.Conn) {
+				joined <- ws
+				ws.Receive()
+			})
+		})
+		offers := []string{
+			"",                   // plain
+			"permessage-deflate", // context takeover: compressed for it alone
+			"permessage-deflate; server_no_context_takeover",                             // a shared compressed frame
+			"permessage-deflate; server_no_context_takeover; client_no_context_takeover", // the same frame
+			"permessage-deflate; server_max_window_bits=9",                               // another shared frame
+		}
+		var clients []*client
+		var conns []api.Conn
+		for _, offer := range offers {
+			var extra []string
+			if offer != "" {
+				extra = append(extra, "Sec-WebSocket-Extensions: "+offer)
+			}
+			clients = append(clients, dial(t, s.addr, "/sub", extra...))
+			conns = append(conns, within(t, 5*time.Second, joined, "the handler"))
+		}
+		msg := api.TextMessage(strings.Repeat("broadcast to all, framed once per kind; ", 50))
+		pm := api.NewPreparedMessage(msg)
+		for range 2 { // the second time reuses the frames built the first
+			for _, ws := range conns {
+				if err := ws.SendPrepared(pm); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for i, c := range clients {
+			d := &deflatePeer{serverCT: offers[i] == "permessage-deflate"}
+			for n := range 2 {
+				op, got, compressed := c.nextMessage(d)
+				if op != ws.OpText || string(got) != msg.String() || compressed != (offers[i] != "") {
+					t.Fatalf("client %d (%q), message %d: op %v compressed %v equal %v", i, offers[i], n, op, compressed, string(got) == msg.String())
+				}
+			}
+		}
+	}}}
 }

@@ -54,6 +54,7 @@ func Run(t *testing.T, f Factory, cfg Config) {
 	cases = append(cases, hardeningCases()...)
 	cases = append(cases, httpCases()...)
 	cases = append(cases, deflateCases()...)
+	cases = append(cases, preparedCases()...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			// Like nettest: a stuck case panics, which prints every goroutine.
