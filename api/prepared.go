@@ -14,7 +14,7 @@ import (
 // and shared by all later ones. Send it with Conn.SendPrepared.
 type PreparedMessage struct {
 	msg    Message
-	mu     sync.Mutex                       // serializes building
+	mu     sync.Mutex                      // serializes building
 	frames atomic.Pointer[[]preparedFrame] // read without a lock
 }
 

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
+	"github.com/klauspost/compress/flate"
 )
 
 // EchoConfig describes the echo scenario: Conns connections, each with
@@ -25,6 +27,8 @@ type EchoConfig struct {
 	Sources  int
 	InFlight int           // messages in flight per connection; default 1
 	Text     bool          // send text (ASCII) instead of binary
+	JSON     bool          // send JSON-like text, which compresses as chat messages do
+	Compress bool          // offer permessage-deflate and send the message compressed
 	Progress *atomic.Int64 // if set, counts echoes
 }
 
@@ -39,6 +43,8 @@ type EchoResult struct {
 	ServerCPU       time.Duration  `json:"server_cpu_ns"`
 	ServerCPUPerMsg float64        `json:"server_cpu_us_per_message"`
 	ClientCPU       time.Duration  `json:"client_cpu_ns"`
+	WireIn          float64        `json:"wire_bytes_per_echo"` // frame bytes the server sent per echo
+	Compressed      bool           `json:"compressed"`          // the server compressed its echoes
 	Latency         Latency        `json:"round_trip_latency"`
 	Errors          map[string]int `json:"errors,omitempty"`
 }
@@ -56,6 +62,7 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 	if err != nil {
 		return EchoResult{}, err
 	}
+	d.compress = cfg.Compress
 	conns, err := d.dialAll(ctx, cfg.Conns)
 	defer closeAll(conns)
 	if err != nil {
@@ -63,9 +70,25 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 	}
 	op := ws.OpBinary
 	payload := bytes.Repeat([]byte{'x'}, cfg.Size)
-	if cfg.Text {
+	if cfg.Text || cfg.JSON {
 		op = ws.OpText
 	}
+	if cfg.JSON {
+		payload = jsonText(cfg.Size)
+	}
+	// The one frame every connection sends, masked and, with Compress,
+	// compressed once: the client spends nothing per message on it.
+	frame := ws.NewFrame(op, true, payload)
+	if cfg.Compress {
+		frame = ws.NewFrame(op, true, compressPayload(payload))
+		frame.Header.Rsv = ws.Rsv(true, false, false)
+	}
+	frame = ws.MaskFrameInPlace(frame)
+	msg, err := ws.CompileFrame(frame)
+	if err != nil {
+		return EchoResult{}, err
+	}
+	var wire, compressed atomic.Int64
 
 	before, err := ReadProc(cfg.PID)
 	if err != nil {
@@ -91,19 +114,24 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 				c.SetDeadline(time.Now().Add(10 * time.Second))
 				for i := range sent {
 					sent[i] = time.Now()
-					if err := wsutil.WriteClientMessage(c, op, payload); err != nil {
+					if _, err := c.Write(msg); err != nil {
 						ferr = err
 						break
 					}
 				}
 				for i := 0; i < len(sent) && ferr == nil; i++ {
-					p, _, err := wsutil.ReadServerData(c)
+					f, err := readServerFrame(c, &wire)
 					switch {
 					case err != nil:
 						ferr = err
-					case len(p) != len(payload):
+					case !f.Header.Rsv1() && len(f.Payload) != len(payload):
 						ferr = errors.New("echo of a different length")
 					default:
+						if f.Header.Rsv1() {
+							// Not inflated (the client would spend more than the
+							// server): its bytes are counted on the wire.
+							compressed.Add(1)
+						}
 						h.RecordValue(int64(time.Since(sent[i]) / time.Microsecond))
 						n++
 						if cfg.Progress != nil {
@@ -136,6 +164,60 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 	if r.Messages > 0 {
 		r.PerSecond = float64(r.Messages) / elapsed.Seconds()
 		r.ServerCPUPerMsg = float64(r.ServerCPU/time.Microsecond) / float64(r.Messages)
+		r.WireIn = float64(wire.Load()) / float64(r.Messages)
+		r.Compressed = compressed.Load() > 0
 	}
 	return r, nil
+}
+
+// readServerFrame reads one data frame (answering nothing: pings from the
+// server are skipped), counting its bytes on the wire.
+func readServerFrame(c net.Conn, wire *atomic.Int64) (ws.Frame, error) {
+	for {
+		f, err := ws.ReadFrame(c)
+		if err != nil {
+			return f, err
+		}
+		if f.Header.OpCode.IsControl() {
+			if f.Header.OpCode == ws.OpClose {
+				return f, errors.New("closed by the server")
+			}
+			continue
+		}
+		wire.Add(int64(f.Header.Length) + int64(headerLen(f.Header.Length)))
+		return f, nil
+	}
+}
+
+func headerLen(n int64) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xffff:
+		return 4
+	}
+	return 10
+}
+
+// jsonText is n bytes of JSON-like text: chat events with varying ids,
+// names and words, which compress about as real ones do.
+func jsonText(n int) []byte {
+	words := strings.Fields("the quick brown fox jumps over lazy dog hello world message room user joined left typing online away status update ping pong")
+	var b bytes.Buffer
+	seed := uint32(2166136261)
+	next := func() uint32 { seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5; return seed }
+	for b.Len() < n {
+		fmt.Fprintf(&b, `{"id":%d,"room":"room-%d","user":"user-%d","text":"%s %s %s","ts":%d},`,
+			next()%100000, next()%50, next()%1000, words[next()%uint32(len(words))], words[next()%uint32(len(words))], words[next()%uint32(len(words))], 1732000000+next()%100000)
+	}
+	return b.Bytes()[:n]
+}
+
+// compressPayload compresses p as one permessage-deflate message.
+func compressPayload(p []byte) []byte {
+	var b bytes.Buffer
+	w, _ := flate.NewWriter(&b, flate.BestSpeed)
+	w.Write(p)
+	w.Flush()
+	return b.Bytes()[:b.Len()-4]
 }

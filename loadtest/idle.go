@@ -16,6 +16,7 @@ type IdleConfig struct {
 	PID      int           // the server's process, for /proc
 	Conns    int           // connections to open
 	Sources  int           // loopback source addresses (127.0.0.1..); default 4
+	Compress bool          // offer permessage-deflate
 	Dialers  int           // handshakes in flight at once; default 64
 	Settle   time.Duration // wait after the ramp before reading memory; default 2 s
 	Timeout  time.Duration // bound on the whole ramp; default 2 min
@@ -55,6 +56,7 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 	if err != nil {
 		return IdleResult{}, err
 	}
+	d.compress = cfg.Compress
 	before, err := ReadProc(cfg.PID)
 	if err != nil {
 		return IdleResult{}, err

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 )
 
@@ -76,8 +77,9 @@ func parseProc(stat, status []byte) (Proc, error) {
 // source addresses, so that many connections do not exhaust one address's
 // ephemeral ports.
 type dialer struct {
-	u       *url.URL
-	sources []net.IP
+	u        *url.URL
+	sources  []net.IP
+	compress bool // offer permessage-deflate
 }
 
 func newDialer(rawURL string, sources int) (*dialer, error) {
@@ -106,6 +108,11 @@ func (d *dialer) dial(ctx context.Context, i int) (net.Conn, error) {
 	wd := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return nd.DialContext(ctx, network, addr)
 	}, Timeout: 10 * time.Second}
+	if d.compress {
+		// The client keeps no window of its own: it sends the same
+		// compressed frame again and again.
+		wd.Extensions = []httphead.Option{httphead.NewOption("permessage-deflate", map[string]string{"client_no_context_takeover": ""})}
+	}
 	c, br, _, err := wd.Dial(ctx, d.u.String())
 	if err != nil {
 		return nil, err

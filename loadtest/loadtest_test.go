@@ -100,3 +100,22 @@ func TestFlood(t *testing.T) {
 		t.Fatalf("a bounded server took %d bytes from a client that reads nothing (ended: %s)", r.Written, r.Ended)
 	}
 }
+
+func TestEchoCompressed(t *testing.T) {
+	r := api.NewRouter()
+	r.Handle("/echo", handlers.Echo)
+	s, err := stdhttp.New(r, api.Options{Compression: api.CompressionNoContextTakeover})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	res, err := loadtest.Echo(context.Background(), loadtest.EchoConfig{URL: "ws://" + a.String() + "/echo", PID: os.Getpid(), Conns: 10, Size: 1024, JSON: true, Compress: true, Duration: 300 * time.Millisecond})
+	if err != nil || res.Messages < 10 || len(res.Errors) != 0 || !res.Compressed || res.WireIn > 700 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	t.Logf("1 KiB of JSON-like text: %.0f bytes on the wire per echo", res.WireIn)
+}

@@ -48,6 +48,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		clientCPU = fs.Int("client-cpu", 1, "CPU this load client is pinned to (-1: not pinned)")
 		rate      = fs.Int("rate", 10, "broadcast: messages per second from the publisher")
 		inflight  = fs.Int("inflight", 1, "echo: messages in flight per connection")
+		compress  = fs.String("compression", "off", "echo, idle: permessage-deflate on the servers (serve --compression and the peers' --compression) and offered by the client: off, no-context-takeover or context-takeover")
+		payload   = fs.String("payload", "bytes", "echo: bytes (one repeated byte) or json (JSON-like text that compresses as chat messages do)")
 		jsonOut   = fs.String("json", "", "also write the results as JSON to this file")
 		svgOut    = fs.String("svg", "", "also draw the compared figure as an SVG bar chart in this file")
 	)
@@ -101,7 +103,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 					if err != nil {
 						return target{}, err
 					}
-					addr, child, err := startChild(rt, []string{self, "serve", "--runtime=" + rt, "--addr=127.0.0.1:0"}, *serverCPU)
+					addr, child, err := startChild(rt, []string{self, "serve", "--runtime=" + rt, "--addr=127.0.0.1:0", "--compression=" + *compress}, *serverCPU)
 					if err != nil {
 						return target{}, err
 					}
@@ -124,7 +126,11 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return fail(2, "--peers %q: want name=/path/to/binary", p)
 			}
 			targets = append(targets, func() (target, error) {
-				addr, child, err := startChild(name, []string{bin, "--addr=127.0.0.1:0"}, *serverCPU)
+				args := []string{bin, "--addr=127.0.0.1:0"}
+				if *compress != "off" {
+					args = append(args, "--compression="+*compress)
+				}
+				addr, child, err := startChild(name, args, *serverCPU)
 				if err != nil {
 					return target{}, err
 				}
@@ -156,7 +162,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		var done atomic.Int64
 		stopProgress := progress(stderr, t.name, &done)
-		res, figure, cells, err := sc.run(ctx, benchParams{url: t.url, pid: t.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, inflight: *inflight, progress: &done})
+		res, figure, cells, err := sc.run(ctx, benchParams{url: t.url, pid: t.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, inflight: *inflight,
+			compress: *compress != "off", json: *payload == "json", progress: &done})
 		stopProgress()
 		t.stop()
 		if err != nil {
@@ -214,6 +221,7 @@ type benchParams struct {
 	pid, conns, size int
 	rate, inflight   int
 	duration         time.Duration
+	compress, json   bool
 	progress         *atomic.Int64
 }
 
@@ -228,22 +236,26 @@ var scenarios = map[string]scenario{
 		header: "| target | conns | server RSS before | after | per connection | errors | ratio |",
 		figure: "server RSS per idle connection (lower is better)",
 		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
-			r, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: p.url, PID: p.pid, Conns: p.conns, Progress: p.progress})
+			r, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: p.url, PID: p.pid, Conns: p.conns, Compress: p.compress, Progress: p.progress})
 			return r, r.BytesPerConn, fmt.Sprintf("%d | %.1f MiB | %.1f MiB | %.0f B (%.2f KiB) | %s", r.Conns,
 				float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.BytesPerConn, r.BytesPerConn/1024, errText(r.Errors)), err
 		},
 	},
 	"echo": {
-		header: "| target | msgs/s | server CPU µs/msg | p50 | p99 | p99.9 | client CPU µs/msg | errors | ratio |",
+		header: "| target | msgs/s | server CPU µs/msg | p50 | p99 | p99.9 | client CPU µs/msg | bytes out per echo | errors | ratio |",
 		figure: "server CPU per echoed message (lower is better)",
 		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
-			r, err := loadtest.Echo(ctx, loadtest.EchoConfig{URL: p.url, PID: p.pid, Conns: p.conns, Size: p.size, InFlight: p.inflight, Duration: p.duration, Progress: p.progress})
+			r, err := loadtest.Echo(ctx, loadtest.EchoConfig{URL: p.url, PID: p.pid, Conns: p.conns, Size: p.size, InFlight: p.inflight, Duration: p.duration, JSON: p.json, Compress: p.compress, Progress: p.progress})
 			client := 0.0
 			if r.Messages > 0 {
 				client = float64(r.ClientCPU/time.Microsecond) / float64(r.Messages)
 			}
-			return r, r.ServerCPUPerMsg, fmt.Sprintf("%.0f | %.2f | %s | %s | %s | %.2f | %s", r.PerSecond, r.ServerCPUPerMsg,
-				us(r.Latency.P50), us(r.Latency.P99), us(r.Latency.P999), client, errText(r.Errors)), err
+			wire := fmt.Sprintf("%.0f", r.WireIn)
+			if r.Compressed {
+				wire += " (compressed)"
+			}
+			return r, r.ServerCPUPerMsg, fmt.Sprintf("%.0f | %.2f | %s | %s | %s | %.2f | %s | %s", r.PerSecond, r.ServerCPUPerMsg,
+				us(r.Latency.P50), us(r.Latency.P99), us(r.Latency.P999), client, wire, errText(r.Errors)), err
 		},
 	},
 	"broadcast": {

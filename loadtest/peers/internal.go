@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -66,4 +67,29 @@ func FreeAddr() string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// Compression is the --compression flag of the peers that can compress:
+// off, no-context-takeover or context-takeover, as wsmatrix serve takes
+// it. Threshold and level are wsmatrix's defaults: messages under 512
+// bytes go uncompressed, flate level 1.
+func Compression() *string {
+	return flag.String("compression", "off", "permessage-deflate: off, no-context-takeover or context-takeover")
+}
+
+// CompressionThreshold and CompressionLevel are wsmatrix's defaults.
+const (
+	CompressionThreshold = 512
+	CompressionLevel     = 1
+)
+
+// CheckCompression exits with a usage error for a mode a peer does not
+// know.
+func CheckCompression(mode string) {
+	switch mode {
+	case "off", "no-context-takeover", "context-takeover":
+		return
+	}
+	fmt.Fprintf(os.Stderr, "--compression %q: off, no-context-takeover or context-takeover\n", mode)
+	os.Exit(2)
 }

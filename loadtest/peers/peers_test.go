@@ -3,6 +3,7 @@ package peers_test
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
 
 	"github.com/wsmatrix/wsmatrix/loadtest/peers"
@@ -90,7 +92,13 @@ var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 // process is killed when the test ends.
 func start(t *testing.T, bin string) string {
 	t.Helper()
-	cmd := exec.Command(bin, "--addr=127.0.0.1:0")
+	return startArgs(t, bin)
+}
+
+// startArgs is start with more flags.
+func startArgs(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--addr=127.0.0.1:0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -359,5 +367,63 @@ func checkCloseHandshake(t *testing.T, peer, url string) {
 	c.wantClose(ws.StatusNormalClosure)
 	if _, err := c.br.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("after the close handshake: %v, want the server to end the connection", err)
+	}
+}
+
+// TestPeersCompress: the peers that compress negotiate permessage-deflate
+// with --compression and echo a compressed message compressed, as the
+// benchmark of compressed echo needs.
+func TestPeersCompress(t *testing.T) {
+	dir := t.TempDir()
+	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./gorilla", "./coder", "./gws")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, tt := range []struct{ peer, mode string }{
+		{"gorilla", "no-context-takeover"},
+		{"coder", "no-context-takeover"}, {"coder", "context-takeover"},
+		{"gws", "no-context-takeover"}, {"gws", "context-takeover"},
+	} {
+		t.Run(tt.peer+"/"+tt.mode, func(t *testing.T) {
+			addr := startArgs(t, filepath.Join(dir, tt.peer), "--compression="+tt.mode)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			d := ws.Dialer{Extensions: []httphead.Option{httphead.NewOption("permessage-deflate", map[string]string{"client_no_context_takeover": ""})}}
+			c, br, hs, err := d.Dial(ctx, "ws://"+addr+"/echo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if len(hs.Extensions) == 0 || string(hs.Extensions[0].Name) != "permessage-deflate" {
+				t.Fatalf("negotiated %v, want permessage-deflate", hs.Extensions)
+			}
+			r := io.Reader(c)
+			if br != nil {
+				r = io.MultiReader(br, c)
+			}
+			msg := bytes.Repeat([]byte(`{"event":"tick","user":"ada"}`), 100)
+			var z bytes.Buffer
+			fw, _ := flate.NewWriter(&z, 1)
+			fw.Write(msg)
+			fw.Flush()
+			payload := z.Bytes()[:z.Len()-4]
+			frame := ws.NewFrame(ws.OpText, true, payload)
+			frame.Header.Rsv = ws.Rsv(true, false, false)
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := ws.WriteFrame(c, ws.MaskFrameInPlace(frame)); err != nil {
+				t.Fatal(err)
+			}
+			f, err := ws.ReadFrame(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !f.Header.Rsv1() {
+				t.Fatalf("echo of %d bytes came back uncompressed", len(msg))
+			}
+			got, err := io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(f.Payload), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff}))))
+			if err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("inflated echo: %v, equal %v", err, bytes.Equal(got, msg))
+			}
+		})
 	}
 }

@@ -20,9 +20,18 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "TCP address to listen on")
+	compression := peers.Compression()
 	flag.Parse()
+	peers.CheckCompression(*compression)
+	opts := &websocket.AcceptOptions{InsecureSkipVerify: true}
+	switch *compression {
+	case "no-context-takeover":
+		opts.CompressionMode, opts.CompressionThreshold = websocket.CompressionNoContextTakeover, peers.CompressionThreshold
+	case "context-takeover":
+		opts.CompressionMode, opts.CompressionThreshold = websocket.CompressionContextTakeover, peers.CompressionThreshold
+	}
 	peers.Serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+		c, err := websocket.Accept(w, r, opts)
 		if err != nil {
 			return
 		}

@@ -8,7 +8,9 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"net/http"
+	"os"
 	"time"
 	"unicode/utf8"
 
@@ -19,8 +21,17 @@ import (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "TCP address to listen on")
+	compression := peers.Compression()
 	flag.Parse()
-	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	peers.CheckCompression(*compression)
+	if *compression == "context-takeover" {
+		fmt.Fprintln(os.Stderr, "gorilla compresses without context takeover only")
+		os.Exit(2)
+	}
+	// EnableCompression negotiates permessage-deflate without context
+	// takeover; writes are then compressed at level 1 (gorilla has no
+	// threshold).
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }, EnableCompression: *compression != "off"}
 	peers.Serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
@@ -28,6 +39,7 @@ func main() {
 		}
 		defer c.Close()
 		c.SetReadLimit(peers.ReadLimit)
+		c.SetCompressionLevel(peers.CompressionLevel)
 		for {
 			typ, p, err := c.ReadMessage()
 			if err != nil {

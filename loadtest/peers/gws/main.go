@@ -27,11 +27,22 @@ func (echo) OnPing(c *gws.Conn, payload []byte) { c.WritePong(payload) }
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "TCP address to listen on")
+	compression := peers.Compression()
 	flag.Parse()
-	up := gws.NewUpgrader(echo{}, &gws.ServerOption{
+	peers.CheckCompression(*compression)
+	opt := &gws.ServerOption{
 		CheckUtf8Enabled:   true,
 		ReadMaxPayloadSize: peers.ReadLimit,
-	})
+	}
+	if *compression != "off" {
+		opt.PermessageDeflate.Enabled = true
+		opt.PermessageDeflate.Level = peers.CompressionLevel
+		opt.PermessageDeflate.Threshold = peers.CompressionThreshold
+		takeover := *compression == "context-takeover"
+		opt.PermessageDeflate.ServerContextTakeover = takeover
+		opt.PermessageDeflate.ClientContextTakeover = takeover
+	}
+	up := gws.NewUpgrader(echo{}, opt)
 	peers.Serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r)
 		if err != nil {
