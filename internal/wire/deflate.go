@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"strconv"
@@ -184,7 +185,18 @@ func (d Deflate) response() string {
 // cleanly.
 var deflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
 
-var inflaters = sync.Pool{New: func() any { return flate.NewReader(nil) }}
+// inflater is a pooled decompressor with a buffered reader in front of
+// its input: flate reads a *bufio.Reader by its fast path, a plain
+// io.ByteReader one interface call per byte.
+type inflater struct {
+	fr  io.ReadCloser
+	br  *bufio.Reader
+	src tailReader
+}
+
+var inflaters = sync.Pool{New: func() any {
+	return &inflater{fr: flate.NewReader(nil), br: bufio.NewReaderSize(nil, 4<<10)}
+}}
 
 // tailReader reads p, then deflateTail, without allocating.
 type tailReader struct {
@@ -222,10 +234,16 @@ func (r *tailReader) ReadByte() (byte, error) {
 // limit; with text, the output is checked as UTF-8 as it comes (1007 at the
 // first bad byte). Data that is not valid deflate fails with 1007.
 func Inflate(dst, payload, dict []byte, limit int64, text bool) ([]byte, error) {
-	r := inflaters.Get().(io.ReadCloser)
-	defer inflaters.Put(r)
-	src := &tailReader{p: payload}
-	if err := r.(flate.Resetter).Reset(src, dict); err != nil {
+	in := inflaters.Get().(*inflater)
+	defer func() {
+		in.src = tailReader{}
+		in.br.Reset(nil)
+		inflaters.Put(in)
+	}()
+	in.src = tailReader{p: payload}
+	in.br.Reset(&in.src)
+	r := in.fr
+	if err := r.(flate.Resetter).Reset(in.br, dict); err != nil {
 		return dst, &api.CloseError{Code: api.StatusInvalidFramePayloadData, Reason: "invalid compressed data"}
 	}
 	var v utf8Validator
