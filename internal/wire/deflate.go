@@ -249,20 +249,34 @@ func Inflate(dst, payload, dict []byte, limit int64, text bool) ([]byte, error) 
 	var v utf8Validator
 	start := len(dst)
 	for {
+		if limit > 0 && int64(len(dst)-start) == limit {
+			// Full: one more byte of output is too many, and finding
+			// out costs a byte, not a larger buffer.
+			var one [1]byte
+			n, err := io.ReadFull(r, one[:])
+			if n > 0 {
+				return dst, &api.CloseError{Code: api.StatusMessageTooBig,
+					Reason: "message inflates past the read limit of " + strconv.FormatInt(limit, 10) + " bytes"}
+			}
+			if err != io.EOF {
+				return dst, &api.CloseError{Code: api.StatusInvalidFramePayloadData, Reason: "invalid compressed data: " + err.Error()}
+			}
+			break
+		}
 		if len(dst) == cap(dst) {
 			grow := max(cap(dst)-start, 4*len(payload), 512)
 			if limit > 0 {
-				grow = int(min(int64(grow), limit+1-int64(len(dst)-start)))
+				grow = int(min(int64(grow), limit-int64(len(dst)-start)))
 			}
-			dst = append(dst[:cap(dst)], make([]byte, max(grow, 1))...)[:len(dst)]
+			dst = append(dst, make([]byte, grow)...)[:len(dst)]
 		}
-		n, err := r.Read(dst[len(dst):cap(dst)])
+		end := cap(dst)
+		if limit > 0 {
+			end = min(end, start+int(limit))
+		}
+		n, err := r.Read(dst[len(dst):end])
 		chunk := dst[len(dst) : len(dst)+n]
 		dst = dst[:len(dst)+n]
-		if limit > 0 && int64(len(dst)-start) > limit {
-			return dst, &api.CloseError{Code: api.StatusMessageTooBig,
-				Reason: "message inflates past the read limit of " + strconv.FormatInt(limit, 10) + " bytes"}
-		}
 		if text && !v.write(chunk) {
 			return dst, &api.CloseError{Code: api.StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in text message"}
 		}

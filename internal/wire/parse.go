@@ -40,6 +40,9 @@ type Event struct {
 	// FrameLen is the declared payload length of the frame this Data
 	// piece belongs to (a hint for sizing a message buffer).
 	FrameLen int64
+	// FrameRest is how much of that frame's payload is still to come
+	// after this piece.
+	FrameRest int64
 	// Compressed is true for the pieces of a message sent compressed
 	// (RSV1 on its first frame, permessage-deflate): the payload is to be
 	// inflated once the message is whole, and its UTF-8 is checked then.
@@ -154,7 +157,7 @@ func (p *Parser) Parse(b []byte) (ev Event, n int, err error) {
 	if checkText && !p.text.write(payload) {
 		return Event{}, 0, p.fail(api.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
 	}
-	ev = Event{Kind: Data, Type: p.msgType, Payload: payload, First: p.first, FrameLen: p.frameLen, Compressed: p.compressed}
+	ev = Event{Kind: Data, Type: p.msgType, Payload: payload, First: p.first, FrameLen: p.frameLen, FrameRest: p.remaining, Compressed: p.compressed}
 	p.first = false
 	if p.remaining == 0 {
 		p.inFrame = false

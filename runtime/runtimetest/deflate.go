@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"crypto/rand"
 	"io"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -234,7 +235,47 @@ func deflateCases() []testCase {
 			c.finishClose(b.code)
 		}})
 	}
+	cases = append(cases, testCase{"deflate/1GiB_bomb_costs_ReadLimit_plus_a_constant", func(t *testing.T, k *kit) {
+		const limit = 2 << 20
+		o := testOptions()
+		o.Compression = api.CompressionNoContextTakeover
+		o.ReadLimit = limit
+		s := k.echo(o)
+		c := dial(t, s.addr, "/echo", "Sec-WebSocket-Extensions: permessage-deflate")
+		frame := encode(true, 4, ws.OpBinary, gibBomb(t))
+		// Every byte the process allocates while the server takes the
+		// frame, inflates it and closes (the client's share is a few
+		// hundred bytes): the compressed frame's buffer as it grows (at
+		// most doubling: under twice the frame), the inflated output the
+		// limit allows (ReadLimit, not a byte more), and a constant.
+		before := allocated()
+		c.write(frame)
+		c.finishClose(api.StatusMessageTooBig)
+		took := allocated() - before
+		t.Logf("a 1 GiB bomb in a %d-byte frame: %d bytes allocated (ReadLimit %d)", len(frame), took, limit)
+		if bound := 2*int64(len(frame)) + limit + 1<<20; took > bound {
+			t.Fatalf("the bomb took %d bytes, more than twice the frame (%d) + ReadLimit (%d) + 1 MiB", took, len(frame), limit)
+		}
+	}})
 	return cases
+}
+
+// gibBomb is a permessage-deflate payload (without the final sync marker)
+// that inflates to 1 GiB of zeros: 1,024 independent flushed segments of
+// 1 MiB each, about 1 MiB in all.
+func gibBomb(t testing.TB) []byte {
+	var seg bytes.Buffer
+	w, _ := flate.NewWriter(&seg, flate.BestCompression)
+	w.Write(make([]byte, 1<<20))
+	w.Flush()
+	return bytes.Repeat(seg.Bytes(), 1024)[:1024*seg.Len()-4]
+}
+
+// allocated is the bytes the process has allocated on the heap so far.
+func allocated() int64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return int64(s[0].Value.Uint64())
 }
 
 func preparedCases() []testCase {
