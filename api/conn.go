@@ -45,6 +45,12 @@ type Conn interface {
 	// frame is built once per way of framing it and shared, so a broadcast
 	// frames (and compresses) once, not once per member.
 	SendPrepared(pm *PreparedMessage) error
+	// TrySendPrepared is SendPrepared that never waits for room: when the
+	// send queue is full it returns ErrQueueFull at once, closing the
+	// connection with 1008 if closeIfFull, or leaving it as it was (this
+	// message dropped) if not. Fan-out uses it, so that one peer that
+	// stops reading never holds back the others.
+	TrySendPrepared(pm *PreparedMessage, closeIfFull bool) error
 
 	// Close starts the closing handshake with code and reason (at most 123
 	// bytes, valid UTF-8), waits for the peer's answer for a bounded time

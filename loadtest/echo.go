@@ -68,23 +68,7 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 	if err != nil {
 		return EchoResult{}, fmt.Errorf("loadtest: echo: %w", err)
 	}
-	op := ws.OpBinary
-	payload := bytes.Repeat([]byte{'x'}, cfg.Size)
-	if cfg.Text || cfg.JSON {
-		op = ws.OpText
-	}
-	if cfg.JSON {
-		payload = jsonText(cfg.Size)
-	}
-	// The one frame every connection sends, masked and, with Compress,
-	// compressed once: the client spends nothing per message on it.
-	frame := ws.NewFrame(op, true, payload)
-	if cfg.Compress {
-		frame = ws.NewFrame(op, true, compressPayload(payload))
-		frame.Header.Rsv = ws.Rsv(true, false, false)
-	}
-	frame = ws.MaskFrameInPlace(frame)
-	msg, err := ws.CompileFrame(frame)
+	msg, payload, err := echoFrame(cfg.Size, cfg.Text, cfg.JSON, cfg.Compress)
 	if err != nil {
 		return EchoResult{}, err
 	}
@@ -170,9 +154,35 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 	return r, nil
 }
 
-// readServerFrame reads one data frame (answering nothing: pings from the
-// server are skipped), counting its bytes on the wire.
+// echoFrame is the one frame every connection sends, masked and, with
+// compress, compressed once: the client spends nothing per message on it.
+// It returns the frame and its payload before compression.
+func echoFrame(size int, text, json, compress bool) (msg, payload []byte, err error) {
+	op := ws.OpBinary
+	payload = bytes.Repeat([]byte{'x'}, size)
+	if text || json {
+		op = ws.OpText
+	}
+	if json {
+		payload = jsonText(size)
+	}
+	frame := ws.NewFrame(op, true, payload)
+	if compress {
+		frame = ws.NewFrame(op, true, compressPayload(payload))
+		frame.Header.Rsv = ws.Rsv(true, false, false)
+	}
+	frame = ws.MaskFrameInPlace(frame)
+	msg, err = ws.CompileFrame(frame)
+	return msg, payload, err
+}
+
+// readServerFrame reads one data message (answering nothing: pings from
+// the server are skipped), counting its bytes on the wire. A fragmented
+// message comes back as one frame: the first frame's header (RSV1 says
+// whether it was compressed) with every fragment's payload.
 func readServerFrame(c net.Conn, wire *atomic.Int64) (ws.Frame, error) {
+	var msg ws.Frame
+	started := false
 	for {
 		f, err := ws.ReadFrame(c)
 		if err != nil {
@@ -185,7 +195,14 @@ func readServerFrame(c net.Conn, wire *atomic.Int64) (ws.Frame, error) {
 			continue
 		}
 		wire.Add(int64(f.Header.Length) + int64(headerLen(f.Header.Length)))
-		return f, nil
+		if !started {
+			msg, started = f, true
+		} else {
+			msg.Payload = append(msg.Payload, f.Payload...)
+		}
+		if f.Header.Fin {
+			return msg, nil
+		}
 	}
 }
 

@@ -21,6 +21,11 @@ type IdleConfig struct {
 	Settle   time.Duration // wait after the ramp before reading memory; default 2 s
 	Timeout  time.Duration // bound on the whole ramp; default 2 min
 	Progress *atomic.Int64 // if set, counts connections opened
+	// EchoSize is the JSON-like text message each connection then sends
+	// once and reads back (default 1 KiB; negative: no echo), after which
+	// memory is read again, and once more after Rest (default 5 s).
+	EchoSize int
+	Rest     time.Duration
 }
 
 // IdleResult is what the idle scenario measured.
@@ -31,6 +36,14 @@ type IdleResult struct {
 	BytesPerConn float64        `json:"bytes_per_conn"`
 	Ramp         time.Duration  `json:"ramp_ns"`
 	Errors       map[string]int `json:"errors,omitempty"`
+
+	// After every connection sent one message and read its echo, and
+	// after Rest more without traffic.
+	Echoed             int     `json:"echoed,omitempty"`
+	RSSAfterEcho       int64   `json:"rss_after_echo_bytes,omitempty"`
+	BytesPerConnEcho   float64 `json:"bytes_per_conn_after_echo,omitempty"`
+	RSSAfterRest       int64   `json:"rss_after_rest_bytes,omitempty"`
+	BytesPerConnRested float64 `json:"bytes_per_conn_after_rest,omitempty"`
 }
 
 // maxFiles is about what one process may open here.
@@ -51,6 +64,12 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Minute
+	}
+	if cfg.EchoSize == 0 {
+		cfg.EchoSize = 1024
+	}
+	if cfg.Rest <= 0 {
+		cfg.Rest = 5 * time.Second
 	}
 	d, err := newDialer(cfg.URL, cfg.Sources)
 	if err != nil {
@@ -109,8 +128,58 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 		return IdleResult{}, err
 	}
 	r := IdleResult{Conns: len(conns), RSSBefore: before.RSS, RSSAfter: after.RSS, Ramp: ramp, Errors: errs}
-	if len(conns) > 0 {
-		r.BytesPerConn = float64(after.RSS-before.RSS) / float64(len(conns))
+	if len(conns) == 0 {
+		return r, nil
+	}
+	r.BytesPerConn = float64(after.RSS-before.RSS) / float64(len(conns))
+	if cfg.EchoSize < 0 || ctx.Err() != nil {
+		return r, nil
+	}
+	msg, _, err := echoFrame(cfg.EchoSize, true, true, cfg.Compress)
+	if err != nil {
+		return r, err
+	}
+	var echoed atomic.Int64
+	next := make(chan net.Conn)
+	for range cfg.Dialers {
+		wg.Go(func() {
+			var wire atomic.Int64
+			for c := range next {
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				_, err := c.Write(msg)
+				if err == nil {
+					_, err = readServerFrame(c, &wire)
+				}
+				c.SetDeadline(time.Time{})
+				mu.Lock()
+				if err != nil {
+					errs["echo: "+errKind(err)]++
+				}
+				mu.Unlock()
+				if err == nil {
+					echoed.Add(1)
+				}
+			}
+		})
+	}
+	for _, c := range conns {
+		next <- c
+	}
+	close(next)
+	wg.Wait()
+	r.Echoed = int(echoed.Load())
+	if p, err := ReadProc(cfg.PID); err == nil {
+		r.RSSAfterEcho = p.RSS
+		r.BytesPerConnEcho = float64(p.RSS-before.RSS) / float64(len(conns))
+	}
+	select {
+	case <-time.After(cfg.Rest):
+	case <-ctx.Done():
+		return r, nil
+	}
+	if p, err := ReadProc(cfg.PID); err == nil {
+		r.RSSAfterRest = p.RSS
+		r.BytesPerConnRested = float64(p.RSS-before.RSS) / float64(len(conns))
 	}
 	return r, nil
 }

@@ -42,8 +42,8 @@ func TestReadProc(t *testing.T) {
 
 func TestIdle(t *testing.T) {
 	u := server(t)
-	r, err := loadtest.Idle(context.Background(), loadtest.IdleConfig{URL: u, PID: os.Getpid(), Conns: 50, Settle: 10 * time.Millisecond})
-	if err != nil || r.Conns != 50 || len(r.Errors) != 0 || r.RSSAfter <= 0 {
+	r, err := loadtest.Idle(context.Background(), loadtest.IdleConfig{URL: u, PID: os.Getpid(), Conns: 50, Settle: 10 * time.Millisecond, Rest: 10 * time.Millisecond})
+	if err != nil || r.Conns != 50 || len(r.Errors) != 0 || r.RSSAfter <= 0 || r.Echoed != 50 || r.RSSAfterEcho <= 0 || r.RSSAfterRest <= 0 {
 		t.Fatalf("%+v %v", r, err)
 	}
 }

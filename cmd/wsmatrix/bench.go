@@ -233,12 +233,14 @@ type scenario struct {
 
 var scenarios = map[string]scenario{
 	"idle": {
-		header: "| target | conns | server RSS before | after | per connection | errors | ratio |",
+		header: "| target | conns | server RSS before | after | per connection | after one 1 KiB echo each | and 5 s idle | errors | ratio |",
 		figure: "server RSS per idle connection (lower is better)",
 		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
 			r, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: p.url, PID: p.pid, Conns: p.conns, Compress: p.compress, Progress: p.progress})
-			return r, r.BytesPerConn, fmt.Sprintf("%d | %.1f MiB | %.1f MiB | %.0f B (%.2f KiB) | %s", r.Conns,
-				float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.BytesPerConn, r.BytesPerConn/1024, errText(r.Errors)), err
+			kib := func(b float64) string { return fmt.Sprintf("%.2f KiB", b/1024) }
+			return r, r.BytesPerConn, fmt.Sprintf("%d | %.1f MiB | %.1f MiB | %.0f B (%s) | %s | %s | %s", r.Conns,
+				float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.BytesPerConn, kib(r.BytesPerConn),
+				kib(r.BytesPerConnEcho), kib(r.BytesPerConnRested), errText(r.Errors)), err
 		},
 	},
 	"echo": {

@@ -61,7 +61,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) 
 		var d wire.Deflate
 		var ok bool
 		if ext, d, ok = wire.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"), s.opts.Compression == api.CompressionContextTakeover); ok {
-			dfl = newDeflater(d, &s.opts)
+			dfl = s.deflaterFor(d)
 		}
 	}
 	return s.newConnAdmitted(t, detach(r), proto, remote, dfl, wire.AppendResponse(nil, key, proto, ext))

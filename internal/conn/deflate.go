@@ -25,6 +25,21 @@ func newDeflater(d wire.Deflate, o *api.Options) *deflater {
 	return &deflater{Deflate: d, level: o.CompressionLevel, threshold: o.CompressionThreshold}
 }
 
+// deflaterFor returns the deflater of a connection that negotiated d.
+// Without context takeover either way a deflater holds no state of its
+// own (no window, its lock unused), so connections that negotiated the
+// same parameters share one: compression costs an idle connection nothing.
+func (s *Server) deflaterFor(d wire.Deflate) *deflater {
+	if !d.ServerNoContextTakeover || !d.ClientNoContextTakeover {
+		return newDeflater(d, &s.opts)
+	}
+	if v, ok := s.deflaters.Load(d); ok {
+		return v.(*deflater)
+	}
+	v, _ := s.deflaters.LoadOrStore(d, newDeflater(d, &s.opts))
+	return v.(*deflater)
+}
+
 // inflate decompresses a whole received message.
 func (d *deflater) inflate(payload []byte, limit int64, text bool) ([]byte, error) {
 	var dict []byte

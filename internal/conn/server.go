@@ -14,11 +14,12 @@ import (
 // Server holds what the connections of one runtime share: the options, the
 // event pool, the keepalive clock and the set of open connections.
 type Server struct {
-	router http.Handler // the *api.Router the runtime serves
-	opts   api.Options
-	obs    api.Observer // the options' observer, with no nil func
-	pool   pool
-	logs   refusalLog
+	router    http.Handler // the *api.Router the runtime serves
+	opts      api.Options
+	obs       api.Observer // the options' observer, with no nil func
+	pool      pool
+	logs      refusalLog
+	deflaters sync.Map // wire.Deflate -> *deflater, shared without context takeover
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -121,6 +122,12 @@ func (s *Server) newConnAdmitted(t Transport, r *http.Request, subprotocol strin
 	}
 	s.mu.Unlock()
 	c.drain()
+	c.wmu.Lock()
+	c.w.spare = nil // the handshake's buffer: an idle connection keeps none
+	if len(c.w.queue) == 0 {
+		c.w.queue = nil
+	}
+	c.wmu.Unlock()
 	if closing { // Shutdown began during the upgrade
 		c.closeWith(api.StatusGoingAway, "server shutting down")
 	}

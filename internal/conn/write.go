@@ -43,6 +43,15 @@ type writer struct {
 	room chan struct{} // closed when bytes left the queue, for Sends waiting for room
 }
 
+// fullPolicy is what a send does when the queue is full.
+type fullPolicy uint8
+
+const (
+	fullAsOptions fullPolicy = iota // Options.SendQueueFull decides
+	fullClose                       // fail at once and close with 1008
+	fullDrop                        // fail at once; the connection goes on
+)
+
 // bigFrame: payloads larger than this are written without a copy when the
 // socket takes them at once.
 const bigFrame = 64 << 10
@@ -79,6 +88,10 @@ func (c *Conn) backlogLocked() int {
 // backlog is empty or the frame fits in SendQueueBytes; otherwise the
 // queue is full and SendQueueFull decides.
 func (c *Conn) sendData(op ws.OpCode, p []byte) error {
+	return c.sendDataFull(op, p, fullAsOptions)
+}
+
+func (c *Conn) sendDataFull(op ws.OpCode, p []byte, full fullPolicy) error {
 	compressed := false
 	if d := c.dfl; d != nil && len(p) >= d.threshold {
 		if !d.ServerNoContextTakeover {
@@ -91,7 +104,7 @@ func (c *Conn) sendData(op ws.OpCode, p []byte) error {
 	}
 	size := wire.HeaderLen(len(p)) + len(p)
 	c.wmu.Lock()
-	if err := c.reserveLocked(size); err != nil {
+	if err := c.reserveLocked(size, full); err != nil {
 		return err
 	}
 	c.srv.obs.Sent(len(p))
@@ -103,7 +116,7 @@ func (c *Conn) sendData(op ws.OpCode, p []byte) error {
 	}
 	c.w.active = true
 	c.wmu.Unlock()
-	return c.writeOwn(op, p, compressed, c.opts.SendQueueFull == api.QueueBlock)
+	return c.writeOwn(op, p, compressed, full == fullAsOptions && c.opts.SendQueueFull == api.QueueBlock)
 }
 
 // appendFrame appends a whole frame, marked compressed (RSV1) or not.
@@ -118,8 +131,8 @@ func appendFrame(dst []byte, op ws.OpCode, p []byte, compressed bool) []byte {
 // held when the frame may be queued, or with wmu released and the error
 // Send returns — the connection is ending, or the queue is full and
 // SendQueueFull said to fail (QueueClose) or waited WriteTimeout in vain
-// (QueueBlock).
-func (c *Conn) reserveLocked(size int) error {
+// (QueueBlock); full may override SendQueueFull.
+func (c *Conn) reserveLocked(size int, full fullPolicy) error {
 	var deadline time.Time
 	refreshed := false
 	for {
@@ -144,7 +157,11 @@ func (c *Conn) reserveLocked(size int) error {
 		}
 		if deadline.IsZero() {
 			c.srv.obs.QueueFull()
-			if c.opts.SendQueueFull == api.QueueClose {
+			if full == fullDrop {
+				c.wmu.Unlock()
+				return fmt.Errorf("wsmatrix: send: %w: %d bytes wait for the peer (message dropped)", api.ErrQueueFull, backlog)
+			}
+			if full == fullClose || c.opts.SendQueueFull == api.QueueClose {
 				c.wmu.Unlock()
 				return c.queueFull(fmt.Errorf("wsmatrix: send: %w: %d bytes wait for the peer (connection closed with 1008)", api.ErrQueueFull, backlog))
 			}
@@ -540,6 +557,18 @@ func (c *Conn) writeFailed(err error) {
 // level and window) is built once for all connections that share it. With
 // context takeover the message is compressed for this connection alone.
 func (c *Conn) SendPrepared(pm *api.PreparedMessage) error {
+	return c.sendPrepared(pm, fullAsOptions)
+}
+
+// TrySendPrepared is SendPrepared that never waits for room in the queue.
+func (c *Conn) TrySendPrepared(pm *api.PreparedMessage, closeIfFull bool) error {
+	if closeIfFull {
+		return c.sendPrepared(pm, fullClose)
+	}
+	return c.sendPrepared(pm, fullDrop)
+}
+
+func (c *Conn) sendPrepared(pm *api.PreparedMessage, full fullPolicy) error {
 	m := pm.Message()
 	op := wire.OpText
 	if m.Type == api.Binary {
@@ -550,13 +579,16 @@ func (c *Conn) SendPrepared(pm *api.PreparedMessage) error {
 	switch {
 	case d == nil || len(m.Data) < d.threshold:
 	case !d.ServerNoContextTakeover:
-		return c.sendData(op, m.Data)
+		return c.sendDataFull(op, m.Data, full)
 	default:
 		key = 1<<16 | uint32(d.level)<<8 | uint32(d.ServerWindowBits)
 	}
 	frame := hook.PreparedFrame(pm, key, buildPrepared)
+	if err := c.sendFrame(frame, full); err != nil {
+		return err
+	}
 	c.srv.obs.Sent(len(m.Data))
-	return c.sendFrame(frame)
+	return nil
 }
 
 // buildPrepared frames a prepared message for key (see SendPrepared).
@@ -571,9 +603,9 @@ func buildPrepared(typ uint8, data []byte, key uint32) []byte {
 
 // sendFrame sends a whole frame built elsewhere and shared: it is never
 // changed, and copied only into the queue.
-func (c *Conn) sendFrame(frame []byte) error {
+func (c *Conn) sendFrame(frame []byte, full fullPolicy) error {
 	c.wmu.Lock()
-	if err := c.reserveLocked(len(frame)); err != nil {
+	if err := c.reserveLocked(len(frame), full); err != nil {
 		return err
 	}
 	if c.w.active {

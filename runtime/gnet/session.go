@@ -36,13 +36,12 @@ type session struct {
 	c      atomic.Pointer[conn.Conn]
 
 	mu         sync.Mutex
-	batch      []byte // bytes for the loop to write, in order
-	spare      []byte
-	queued     bool  // a flush task is on the loop's queue
-	closeWrite bool  // after the batch: end our sending side
-	closing    bool  // after the batch: close the socket
-	gone       bool  // gnet closed the connection (OnClose): its descriptor may be another's now
-	err        error // the loop refused a task: the engine is stopping
+	batch      *[]byte // bytes for the loop to write, in order; pooled, nil when none
+	queued     bool    // a flush task is on the loop's queue
+	closeWrite bool    // after the batch: end our sending side
+	closing    bool    // after the batch: close the socket
+	gone       bool    // gnet closed the connection (OnClose): its descriptor may be another's now
+	err        error   // the loop refused a task: the engine is stopping
 	flushTask  gnetv2.RunnableFunc
 
 	inflight atomic.Int64 // bytes in the batch
@@ -111,7 +110,10 @@ func (sess *session) TryWrite(a, b []byte) (int, error) {
 	if sess.closing {
 		return 0, net.ErrClosed
 	}
-	sess.batch = append(append(sess.batch, a...), b...)
+	if sess.batch == nil {
+		sess.batch = batches.Get().(*[]byte)
+	}
+	*sess.batch = append(append(*sess.batch, a...), b...)
 	sess.inflight.Add(int64(n))
 	if err := sess.scheduleLocked(); err != nil {
 		return 0, err
@@ -139,13 +141,18 @@ func (sess *session) scheduleLocked() error {
 // does not take), then half-closes or closes when asked.
 func (sess *session) flush(context.Context) error {
 	sess.mu.Lock()
-	buf := sess.batch
-	sess.batch, sess.spare = sess.spare[:0], nil
+	bp := sess.batch
+	sess.batch = nil
 	sess.queued = false
 	closeWrite, closing := sess.closeWrite, sess.closing
 	sess.closeWrite = false
 	gone := sess.gone
 	sess.mu.Unlock()
+	var buf []byte
+	if bp != nil {
+		buf = *bp
+		defer putBatch(bp)
+	}
 	if gone { // gnet writes to the descriptor number, which a new connection may hold now
 		sess.inflight.Add(-int64(len(buf)))
 		return nil
@@ -156,13 +163,6 @@ func (sess *session) flush(context.Context) error {
 	out := sess.gc.OutboundBuffered()
 	sess.outbound.Store(int64(out))
 	sess.inflight.Add(-int64(len(buf)))
-	if cap(buf) <= 64<<10 {
-		sess.mu.Lock()
-		if sess.spare == nil {
-			sess.spare = buf[:0]
-		}
-		sess.mu.Unlock()
-	}
 	switch {
 	case closing:
 		sess.gc.Close() // after what gnet holds is flushed
@@ -253,3 +253,16 @@ func (sess *session) WaitBacklog(n int, deadline time.Time, done <-chan struct{}
 
 // Resume asks the loop to parse again once the handler took a message.
 func (sess *session) Resume() { sess.gc.Wake(nil) }
+
+// batches pools the buffers of write batches across sessions: an idle
+// connection holds none (gnet copies what the socket does not take).
+var batches = sync.Pool{New: func() any { b := make([]byte, 0, 2<<10); return &b }}
+
+// putBatch empties a batch and pools it, unless it grew large.
+func putBatch(bp *[]byte) {
+	if cap(*bp) > 64<<10 {
+		return
+	}
+	*bp = (*bp)[:0]
+	batches.Put(bp)
+}
