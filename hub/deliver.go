@@ -1,0 +1,224 @@
+package hub
+
+import (
+	"errors"
+	"time"
+
+	"github.com/wsmatrix/wsmatrix/api"
+)
+
+// publish sends e: straight to the delivery loop without a backplane;
+// through the backplane while its subscription is live (and delivered
+// here when it comes back); here only, counted, when it is down or behind.
+// It never waits on the network.
+func (h *Hub) publish(e *envelope) error {
+	e.origin = h.node
+	h.st.published.Add(1)
+	if h.out != nil {
+		if h.up.Load() {
+			select {
+			case h.out <- e:
+				return nil
+			default: // the publisher is behind: this one stays here
+			}
+		}
+		h.st.uncrossed.Add(1)
+	}
+	return h.toInbox(e)
+}
+
+// toInbox queues e for the delivery loop, waiting while the loop is
+// behind (it never waits on a connection, so it catches up at CPU speed).
+func (h *Hub) toInbox(e *envelope) error {
+	select {
+	case h.inbox <- e:
+		return nil
+	case <-h.ctx.Done():
+		return errors.New("hub: closed")
+	}
+}
+
+// publishLoop hands envelopes to the backplane, one at a time; what the
+// backplane refuses is delivered here only.
+func (h *Hub) publishLoop() {
+	var buf []byte
+	var failed time.Time
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case e := <-h.out:
+			buf = appendEnvelope(buf[:0], e)
+			if err := h.opts.Backplane.Publish(h.ctx, buf); err != nil {
+				h.st.uncrossed.Add(1)
+				if time.Since(failed) > time.Second {
+					failed = time.Now()
+					h.log.Warn("hub: backplane publish failed: delivering in this process only", "err", err)
+				}
+				h.toInbox(e)
+			}
+		}
+	}
+}
+
+// fromBackplane takes an envelope from the backplane's subscription.
+func (h *Hub) fromBackplane(b []byte) {
+	e, err := decodeEnvelope(b)
+	if err != nil {
+		h.st.bad.Add(1)
+		return
+	}
+	if e.kind == kindEmit {
+		h.st.lag.Store(int64(time.Since(e.sent)))
+	}
+	h.toInbox(e)
+}
+
+// backplaneState is told when the subscription goes up or down.
+func (h *Hub) backplaneState(up bool, err error) {
+	was := h.up.Swap(up)
+	switch {
+	case up && !was:
+		if h.subscribedOnce.Swap(true) {
+			h.log.Info("hub: backplane subscription restored")
+		} else {
+			h.log.Debug("hub: backplane subscribed")
+		}
+	case !up && was:
+		h.st.reconnects.Add(1)
+		h.log.Warn("hub: backplane subscription lost: delivering in this process only until it is back", "err", err)
+	}
+}
+
+// deliverLoop delivers envelopes in the order they arrive.
+func (h *Hub) deliverLoop() {
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case e := <-h.inbox:
+			h.deliver(e)
+		}
+	}
+}
+
+func (h *Hub) deliver(e *envelope) {
+	switch e.kind {
+	case kindEmit:
+		ms := h.collect(&e.to)
+		if len(ms) == 0 {
+			return
+		}
+		pm := api.NewPreparedMessage(e.msg)
+		closeSlow := h.opts.SlowMember == CloseSlow
+		var delivered, dropped, gone uint64
+		for i, m := range ms {
+			ms[i] = nil
+			switch err := m.conn.TrySendPrepared(pm, closeSlow); {
+			case err == nil:
+				delivered++
+			case errors.Is(err, api.ErrQueueFull):
+				dropped++
+			default:
+				gone++
+			}
+		}
+		h.st.delivered.Add(delivered)
+		h.st.dropped.Add(dropped)
+		h.st.gone.Add(gone)
+	case kindJoin, kindLeave:
+		ms := h.collect(&e.to)
+		h.mu.Lock()
+		for i, m := range ms {
+			ms[i] = nil
+			if e.kind == kindJoin {
+				m.joinLocked(e.rooms)
+			} else {
+				m.leaveLocked(e.rooms)
+			}
+		}
+		h.mu.Unlock()
+	case kindDisconnect:
+		for i, m := range h.collect(&e.to) {
+			h.scratch[i] = nil
+			go m.conn.Close(api.StatusNormalClosure, "")
+		}
+	case kindQuery:
+		h.mu.RLock()
+		ids := h.localIDsLocked(e.room)
+		h.mu.RUnlock()
+		a := &envelope{kind: kindAnswer, origin: h.node, sent: time.Now(), query: e.query, replyTo: e.replyTo, ids: ids}
+		if e.replyTo == h.node {
+			h.answer(a)
+			return
+		}
+		select {
+		case h.out <- a:
+		default: // the asker gives up at its deadline
+		}
+	case kindAnswer:
+		if e.replyTo == h.node {
+			h.answer(e)
+		}
+	}
+}
+
+func (h *Hub) answer(a *envelope) {
+	h.qmu.Lock()
+	ch := h.queries[a.query]
+	h.qmu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- a.ids:
+		default:
+		}
+	}
+}
+
+// collect returns the members of this process that t targets, each once,
+// in the loop's scratch slice. Only the delivery loop calls it.
+func (h *Hub) collect(t *target) []*Member {
+	h.mark++
+	mark := h.mark
+	ms := h.scratch[:0]
+	h.mu.RLock()
+	for _, id := range t.except {
+		if m := h.members[id]; m != nil {
+			m.mark = mark
+		}
+	}
+	if t.all {
+		for _, m := range h.members {
+			if m.mark != mark {
+				m.mark = mark
+				ms = append(ms, m)
+			}
+		}
+	} else {
+		for _, r := range t.rooms {
+			for m := range h.rooms[r] {
+				if m.mark != mark {
+					m.mark = mark
+					ms = append(ms, m)
+				}
+			}
+		}
+		for _, id := range t.ids {
+			if m := h.members[id]; m != nil && m.mark != mark {
+				m.mark = mark
+				ms = append(ms, m)
+			}
+		}
+		for _, u := range t.users {
+			for m := range h.users[u] {
+				if m.mark != mark {
+					m.mark = mark
+					ms = append(ms, m)
+				}
+			}
+		}
+	}
+	h.mu.RUnlock()
+	h.scratch = ms
+	return ms
+}
