@@ -9,13 +9,18 @@ import (
 
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/handlers"
+	"github.com/wsmatrix/wsmatrix/hub"
 	"github.com/wsmatrix/wsmatrix/loadtest"
 	"github.com/wsmatrix/wsmatrix/runtime/stdhttp"
 )
 
 func server(t *testing.T) string { return serve(t, "/echo", handlers.Echo) }
 
-func broadcastServer(t *testing.T) string { return serve(t, "/broadcast", handlers.Broadcast()) }
+func broadcastServer(t *testing.T) string {
+	h := hub.New(hub.Options{})
+	t.Cleanup(func() { h.Close() })
+	return serve(t, "/broadcast", handlers.Room(h, "all"))
+}
 
 // serve serves h at path on a stdhttp runtime and returns its URL.
 func serve(t *testing.T, path string, h api.Handler) string {

@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/handlers"
+	"github.com/wsmatrix/wsmatrix/hub"
 	"github.com/wsmatrix/wsmatrix/runtime"
 	"github.com/wsmatrix/wsmatrix/runtime/all"
 )
@@ -45,7 +46,8 @@ func main() {
 const usage = `wsmatrix serves WebSocket handlers on interchangeable runtimes.
 
 Usage:
-  wsmatrix serve [flags]    serve the demo page and handlers (/, /healthz, /echo, /echo-event, /broadcast)
+  wsmatrix serve [flags]    serve the demo page and handlers (/, /healthz, /echo, /echo-event, /broadcast, /chat/{room})
+  wsmatrix emit [flags] TEXT  send TEXT to the rooms, users or ids of servers started with --redis
   wsmatrix bench [flags]    measure runtimes and peers side by side (echo, idle, broadcast, connect, flood, http)
   wsmatrix runtimes         list the runtimes built into this binary
 
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return bench(ctx, args[1:], stdout, stderr)
+	case "emit":
+		return emit(args[1:], stdout, stderr)
 	case "runtimes":
 		return listRuntimes(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
@@ -91,10 +95,14 @@ func listRuntimes(args []string, stdout, stderr io.Writer) int {
 
 const serveUsage = `Usage: wsmatrix serve [flags]
 
-Serves a demo page at / (type a line, see it echoed), /healthz, and the
-WebSocket routes /echo (blocking style), /echo-event (event style) and
-/broadcast (every message to every connection), all on one port. Durations need a unit (30s, 500ms);
-0 needs none. Every flag can also be set with the environment variable
+Serves a demo page at / (type a line, see it echoed; join a room chat),
+/healthz, and the WebSocket routes /echo (blocking style), /echo-event
+(event style), /chat/{room} (each message to every member of the room, the
+sender included, in the order the hub received them) and /broadcast (the
+room of all its connections), all on one port. With --redis, rooms span
+every process started with the same URL, whatever their runtimes, and
+'wsmatrix emit' reaches them. Durations need a unit (30s, 500ms); 0 needs
+none. Every flag can also be set with the environment variable
 shown in brackets.
 
 `
@@ -115,6 +123,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		protos    = fs.String("subprotocols", "", "comma-separated subprotocols, in order of preference")
 		policy    = fs.String("send-queue-full", "block", "when a send queue is full: block (up to --write-timeout) or close (1008)")
 		compress  = fs.String("compression", "off", "permessage-deflate: off, no-context-takeover or context-takeover")
+		redisURL  = fs.String("redis", "", "redis://HOST:PORT of the Redis that joins the rooms of several processes (and 'wsmatrix emit'); empty: this process only")
+		slow      = fs.String("slow-member", "close", "a room member whose send queue is full: close (1008) or drop (skip the message, counted)")
 		o         api.Options
 	)
 	fs.Int64Var(&o.ReadLimit, "read-limit", api.DefaultReadLimit, "largest message accepted, in bytes (past it: close 1009)")
@@ -212,9 +222,27 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	hubOpts := hub.Options{Logger: logger}
+	switch *slow {
+	case "close":
+	case "drop":
+		hubOpts.SlowMember = hub.DropSlow
+	default:
+		return bad("--slow-member %q: close or drop", *slow)
+	}
+	if *redisURL != "" {
+		bp, err := hub.NewRedis(*redisURL, hub.RedisOptions{})
+		if err != nil {
+			return bad("--redis: %v", err)
+		}
+		hubOpts.Backplane = bp
+	}
+	h := hub.New(hubOpts)
+	defer h.Close()
 	reg := prometheus.NewRegistry()
 	if *adminAddr != "" {
 		o.Observer = newMetrics(reg, *rtName).observer()
+		registerHub(reg, *rtName, h)
 	}
 
 	router := api.NewRouter()
@@ -222,7 +250,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	router.HandleHTTPFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	router.Handle("/echo", handlers.Echo)
 	router.Handle("/echo-event", handlers.EchoEvent)
-	router.Handle("/broadcast", handlers.Broadcast())
+	router.Handle("/chat/{room}", handlers.Chat(h))
+	router.Handle("/broadcast", handlers.Room(h, "/broadcast"))
 
 	rt, err := runtime.New(*rtName, router, o)
 	if err != nil {
@@ -258,7 +287,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.TLSConfig != nil {
 		scheme = "wss"
 	}
-	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/ /healthz /echo /echo-event /broadcast")
+	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/ /healthz /echo /echo-event /chat/{room} /broadcast", "redis", *redisURL, "hub", h.Node())
 	code := 0
 	select {
 	case <-ctx.Done():

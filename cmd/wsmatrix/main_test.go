@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,10 +42,18 @@ func TestMain(m *testing.M) {
 
 // server is a running `wsmatrix serve`.
 type server struct {
-	cmd  *exec.Cmd
-	addr string
-	logs *bytes.Buffer
-	done chan error
+	cmd    *exec.Cmd
+	addr   string
+	logs   *bytes.Buffer
+	logsMu sync.Mutex
+	done   chan error
+}
+
+// logText is what the server logged so far.
+func (s *server) logText() string {
+	s.logsMu.Lock()
+	defer s.logsMu.Unlock()
+	return s.logs.String()
 }
 
 var listening = regexp.MustCompile(`msg=listening runtime=(\S+) addr=(\S+)`)
@@ -68,7 +77,9 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *server {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			s.logsMu.Lock()
 			s.logs.WriteString(sc.Text() + "\n")
+			s.logsMu.Unlock()
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
 				addr <- m[2]
 			}

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/hub"
 )
 
 // metrics exports a runtime's events to Prometheus, labelled by runtime.
@@ -80,3 +81,30 @@ func (m *metrics) Sent(n int) {
 func (m *metrics) QueueFull()            { m.queueFull.Inc() }
 func (m *metrics) Refused(reason string) { m.refused.WithLabelValues(reason).Inc() }
 func (m *metrics) Panicked()             { m.panics.Inc() }
+
+// registerHub exports the hub's counters, read at each scrape.
+func registerHub(reg prometheus.Registerer, runtime string, h *hub.Hub) {
+	l := prometheus.Labels{"runtime": runtime}
+	gauge := func(name, help string, f func(hub.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: l}, func() float64 { return f(h.Stats()) })
+	}
+	counter := func(name, help string, f func(hub.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: l}, func() float64 { return float64(f(h.Stats())) })
+	}
+	reg.MustRegister(
+		gauge("wsmatrix_hub_rooms", "Rooms with members in this process.", func(s hub.Stats) float64 { return float64(s.Rooms) }),
+		gauge("wsmatrix_hub_members", "Hub members (connections) in this process.", func(s hub.Stats) float64 { return float64(s.Members) }),
+		counter("wsmatrix_hub_published_total", "Messages and room changes sent through this process's hub.", func(s hub.Stats) uint64 { return s.Published }),
+		counter("wsmatrix_hub_delivered_total", "Messages written or queued to a member in this process.", func(s hub.Stats) uint64 { return s.Delivered }),
+		counter("wsmatrix_hub_dropped_total", "Messages a member's full send queue refused (the member closed with 1008 under --slow-member=close).", func(s hub.Stats) uint64 { return s.Dropped }),
+		counter("wsmatrix_hub_uncrossed_total", "Messages delivered in this process only because the backplane was down or behind.", func(s hub.Stats) uint64 { return s.Uncrossed }),
+		counter("wsmatrix_hub_backplane_reconnects_total", "Backplane subscriptions lost (each one is then restored by itself).", func(s hub.Stats) uint64 { return s.Reconnects }),
+		gauge("wsmatrix_hub_backplane_up", "1 while the backplane subscription is live (always 1 without one).", func(s hub.Stats) float64 {
+			if s.BackplaneUp {
+				return 1
+			}
+			return 0
+		}),
+		gauge("wsmatrix_hub_backplane_lag_seconds", "Time the last message from the backplane took from its publisher to this hub.", func(s hub.Stats) float64 { return s.Lag.Seconds() }),
+	)
+}

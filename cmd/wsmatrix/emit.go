@@ -1,0 +1,87 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/wsmatrix/wsmatrix/hub"
+)
+
+const emitUsage = `Usage: wsmatrix emit --redis=redis://HOST:PORT [--room=NAME,...] [--user=KEY,...] [--id=ID,...] [--everyone] TEXT
+
+Sends TEXT as one text message (--binary: binary) to the connections of
+every 'wsmatrix serve --redis' process on that Redis, from a process with
+no WebSocket server: a cron job, a worker, a webhook. Targets add up, each
+connection getting the message once; --except leaves some out. Exit 0 once
+Redis took the message (it is not stored: servers that are not subscribed
+right now never see it), 1 when Redis could not be reached, 2 for bad usage.
+
+`
+
+func emit(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("emit", flag.ContinueOnError)
+	var (
+		redisURL = fs.String("redis", os.Getenv("WSMATRIX_REDIS"), "redis://HOST:PORT of the servers' --redis [WSMATRIX_REDIS]")
+		rooms    = fs.String("room", "", "comma-separated rooms whose members get the message")
+		users    = fs.String("user", "", "comma-separated user keys whose connections get the message")
+		ids      = fs.String("id", "", "comma-separated connection ids that get the message")
+		except   = fs.String("except", "", "comma-separated connection ids left out")
+		everyone = fs.Bool("everyone", false, "every connection of every server")
+		binary   = fs.Bool("binary", false, "send a binary message instead of text")
+		timeout  = durationFlag(fs, "timeout", 5*time.Second, "`duration` to wait for Redis")
+	)
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fmt.Fprint(stdout, emitUsage)
+			fs.SetOutput(stdout)
+			fs.PrintDefaults()
+			return 0
+		}
+		printError(stderr, "emit", err)
+		fmt.Fprintln(stderr, "Run 'wsmatrix emit --help' for the flags.")
+		return 2
+	}
+	bad := func(format string, a ...any) int {
+		printError(stderr, "emit", fmt.Errorf(format, a...))
+		return 2
+	}
+	if fs.NArg() != 1 {
+		return bad("one TEXT argument expected, got %d (quote it)", fs.NArg())
+	}
+	if *redisURL == "" {
+		return bad("--redis is required")
+	}
+	if *rooms == "" && *users == "" && *ids == "" && !*everyone {
+		return bad("no target: give --room, --user, --id or --everyone")
+	}
+	bp, err := hub.NewRedis(*redisURL, hub.RedisOptions{})
+	if err != nil {
+		return bad("--redis: %v", err)
+	}
+	e := hub.NewEmitter(bp)
+	e.Timeout = *timeout
+	defer e.Close()
+	var t hub.Target
+	if *everyone {
+		t = e.Everyone()
+	} else {
+		t = e.To(splitList(*rooms)...)
+	}
+	t = t.ToUser(splitList(*users)...).ToID(splitList(*ids)...).Except(splitList(*except)...)
+	text := fs.Arg(0)
+	if *binary {
+		err = t.SendBinary([]byte(text))
+	} else {
+		err = t.SendText(text)
+	}
+	if err != nil {
+		printError(stderr, "emit", err)
+		return 1
+	}
+	return 0
+}
