@@ -10,6 +10,7 @@ require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/lesismal/nbio v1.6.7
 	github.com/lxzan/gws v1.8.9
+	github.com/olahol/melody v1.1.4
 	github.com/valyala/fasthttp v1.74.0
 )
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 
 	"github.com/wsmatrix/wsmatrix/loadtest/peers"
 )
@@ -31,7 +32,7 @@ const readLimit = peers.ReadLimit
 // wsPeers are the WebSocket servers, which must do the work wsmatrix does
 // for every message. rawtcp is the ceiling of the echo comparison, not a
 // WebSocket server: it only echoes, and is only checked for that.
-var wsPeers = []string{"gorilla", "coder", "gws", "nbio", "fasthttpws"}
+var wsPeers = []string{"gorilla", "coder", "gws", "nbio", "fasthttpws", "melody"}
 
 // invalidUTF8Code is the close code a peer sends for a text message that is
 // not UTF-8: RFC 6455 says 1007; nbio checks (with utf8.Valid, as wsmatrix)
@@ -45,7 +46,7 @@ var invalidUTF8Code = map[string]ws.StatusCode{"nbio": ws.StatusProtocolError}
 // handshake. A peer that skipped one would be measured doing less.
 func TestPeersDoTheWork(t *testing.T) {
 	dir := t.TempDir()
-	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./gorilla", "./coder", "./gws", "./nbio", "./fasthttpws", "./rawtcp", "./nethttp")
+	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "./gorilla", "./coder", "./gws", "./nbio", "./fasthttpws", "./rawtcp", "./nethttp", "./melody")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -66,6 +67,12 @@ func TestPeersDoTheWork(t *testing.T) {
 			for _, c := range checks {
 				t.Run(c.name, func(t *testing.T) { c.fn(t, peer, url) })
 			}
+		})
+	}
+	// The hubs of the broadcast scenario relay to every connection.
+	for _, peer := range []string{"melody", "gws"} {
+		t.Run(peer+"/broadcast", func(t *testing.T) {
+			checkBroadcast(t, "ws://"+start(t, filepath.Join(dir, peer))+"/broadcast")
 		})
 	}
 	// rawtcp is the echo ceiling, not a WebSocket server: it only echoes.
@@ -425,5 +432,30 @@ func TestPeersCompress(t *testing.T) {
 				t.Fatalf("inflated echo: %v, equal %v", err, bytes.Equal(got, msg))
 			}
 		})
+	}
+}
+
+// checkBroadcast: a message from one of three connections reaches all
+// three.
+func checkBroadcast(t *testing.T, url string) {
+	var conns []net.Conn
+	for range 3 {
+		c, _, _, err := ws.Dial(context.Background(), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	time.Sleep(100 * time.Millisecond) // the last one is registered
+	if err := wsutil.WriteClientText(conns[0], []byte("to all")); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range conns {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		p, err := wsutil.ReadServerText(c)
+		if err != nil || string(p) != "to all" {
+			t.Fatalf("connection %d: %q %v", i, p, err)
+		}
 	}
 }

@@ -10,6 +10,7 @@ package main
 import (
 	"flag"
 	"net/http"
+	"sync"
 
 	"github.com/lxzan/gws"
 
@@ -24,6 +25,27 @@ func (echo) OnMessage(c *gws.Conn, m *gws.Message) {
 }
 
 func (echo) OnPing(c *gws.Conn, payload []byte) { c.WritePong(payload) }
+
+// room relays every message to every connection of /broadcast with gws's
+// Broadcaster: the frame is built once and written through each
+// connection's asynchronous write queue.
+type room struct {
+	gws.BuiltinEventHandler
+	members sync.Map // *gws.Conn -> struct{}
+}
+
+func (r *room) OnOpen(c *gws.Conn)                 { r.members.Store(c, struct{}{}) }
+func (r *room) OnClose(c *gws.Conn, _ error)       { r.members.Delete(c) }
+func (r *room) OnPing(c *gws.Conn, payload []byte) { c.WritePong(payload) }
+func (r *room) OnMessage(_ *gws.Conn, m *gws.Message) {
+	defer m.Close()
+	b := gws.NewBroadcaster(m.Opcode, m.Bytes())
+	defer b.Close()
+	r.members.Range(func(k, _ any) bool {
+		b.Broadcast(k.(*gws.Conn))
+		return true
+	})
+}
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "TCP address to listen on")
@@ -43,8 +65,14 @@ func main() {
 		opt.PermessageDeflate.ClientContextTakeover = takeover
 	}
 	up := gws.NewUpgrader(echo{}, opt)
+	roomOpt := *opt
+	roomUp := gws.NewUpgrader(&room{}, &roomOpt)
 	peers.Serve(*addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r)
+		u := up
+		if r.URL.Path == "/broadcast" {
+			u = roomUp
+		}
+		c, err := u.Upgrade(w, r)
 		if err != nil {
 			return
 		}
