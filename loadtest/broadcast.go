@@ -25,11 +25,17 @@ type BroadcastConfig struct {
 	Duration    time.Duration
 	Sources     int
 	Progress    *atomic.Int64 // if set, counts deliveries
+	// Stuck subscribers never read: their socket buffers fill and the
+	// server's policy for slow members applies. They count for nothing
+	// in the results; the others' latency shows whether they were held
+	// back.
+	Stuck int
 }
 
 // BroadcastResult is what the broadcast scenario measured.
 type BroadcastResult struct {
 	Subscribers     int            `json:"subscribers"`
+	Stuck           int            `json:"stuck,omitempty"`
 	Sent            int64          `json:"sent"`
 	Delivered       int64          `json:"delivered"`
 	DeliveryRatio   float64        `json:"delivery_ratio"` // delivered / (sent × subscribers)
@@ -80,6 +86,9 @@ func Broadcast(ctx context.Context, cfg BroadcastConfig) (BroadcastResult, error
 	grace := 2 * time.Second
 	for i, c := range conns {
 		publisher := i == len(conns)-1
+		if i < cfg.Stuck && !publisher {
+			continue
+		}
 		wg.Go(func() {
 			h := newHist()
 			var ferr error
@@ -134,10 +143,10 @@ func Broadcast(ctx context.Context, cfg BroadcastConfig) (BroadcastResult, error
 		return BroadcastResult{}, err
 	}
 	self1, _ := ReadProc(selfPID())
-	r := BroadcastResult{Subscribers: cfg.Subscribers, Sent: sent, Delivered: delivered.Load(), Errors: errs,
+	r := BroadcastResult{Subscribers: cfg.Subscribers, Stuck: cfg.Stuck, Sent: sent, Delivered: delivered.Load(), Errors: errs,
 		ClientCPU: self1.CPU - self0.CPU, Latency: latencyOf(hist)}
 	if sent > 0 {
-		r.DeliveryRatio = float64(r.Delivered) / float64(sent*int64(cfg.Subscribers))
+		r.DeliveryRatio = float64(r.Delivered) / float64(sent*int64(cfg.Subscribers-min(cfg.Stuck, cfg.Subscribers)))
 		r.PerSecond = float64(r.Delivered) / elapsed.Seconds()
 	}
 	if r.Delivered > 0 {

@@ -48,6 +48,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		clientCPU = fs.Int("client-cpu", 1, "CPU this load client is pinned to (-1: not pinned)")
 		rate      = fs.Int("rate", 10, "broadcast: messages per second from the publisher")
 		inflight  = fs.Int("inflight", 1, "echo: messages in flight per connection")
+		stuck     = fs.Int("stuck", 0, "broadcast: subscribers that never read (the others' latency shows whether they are held back)")
 		compress  = fs.String("compression", "off", "echo, idle: permessage-deflate on the servers (serve --compression and the peers' --compression) and offered by the client: off, no-context-takeover or context-takeover")
 		payload   = fs.String("payload", "bytes", "echo: bytes (one repeated byte) or json (JSON-like text that compresses as chat messages do)")
 		jsonOut   = fs.String("json", "", "also write the results as JSON to this file")
@@ -116,9 +117,6 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	if *scenario == "broadcast" && *peers != "" {
-		return fail(2, "the peers serve /echo only: --scenario=broadcast measures wsmatrix runtimes or --url")
-	}
 	if *rawURL == "" && *peers != "" {
 		for _, p := range strings.Split(*peers, ",") {
 			name, bin, ok := strings.Cut(p, "=")
@@ -162,7 +160,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		var done atomic.Int64
 		stopProgress := progress(stderr, t.name, &done)
-		res, figure, cells, err := sc.run(ctx, benchParams{url: t.url, pid: t.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, inflight: *inflight,
+		res, figure, cells, err := sc.run(ctx, benchParams{url: t.url, pid: t.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, inflight: *inflight, stuck: *stuck,
 			compress: *compress != "off", json: *payload == "json", progress: &done})
 		stopProgress()
 		t.stop()
@@ -220,6 +218,7 @@ type benchParams struct {
 	url              string
 	pid, conns, size int
 	rate, inflight   int
+	stuck            int
 	duration         time.Duration
 	compress, json   bool
 	progress         *atomic.Int64
@@ -264,7 +263,7 @@ var scenarios = map[string]scenario{
 		header: "| target | subscribers | sent | delivered | ratio delivered | deliveries/s | server CPU µs/delivery | p50 | p99 | p99.9 | errors | ratio |",
 		figure: "server CPU per delivered message (lower is better)",
 		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
-			r, err := loadtest.Broadcast(ctx, loadtest.BroadcastConfig{URL: p.url, PID: p.pid, Subscribers: p.conns, Rate: p.rate, Size: p.size, Duration: p.duration, Progress: p.progress})
+			r, err := loadtest.Broadcast(ctx, loadtest.BroadcastConfig{URL: p.url, PID: p.pid, Subscribers: p.conns, Rate: p.rate, Size: p.size, Duration: p.duration, Progress: p.progress, Stuck: p.stuck})
 			return r, r.ServerCPUPerDel, fmt.Sprintf("%d | %d | %d | %.4f | %.0f | %.2f | %s | %s | %s | %s", r.Subscribers, r.Sent, r.Delivered,
 				r.DeliveryRatio, r.PerSecond, r.ServerCPUPerDel, us(r.Latency.P50), us(r.Latency.P99), us(r.Latency.P999), errText(r.Errors)), err
 		},
