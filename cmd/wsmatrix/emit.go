@@ -8,11 +8,14 @@ import (
 	"time"
 
 	"github.com/wsmatrix/wsmatrix/hub"
+	"github.com/wsmatrix/wsmatrix/socketio"
 )
 
 const emitUsage = `Usage: wsmatrix emit --redis=redis://HOST:PORT [--room=NAME,...] [--user=KEY,...] [--id=ID,...] [--everyone] TEXT
 
-Sends TEXT as one text message (--binary: binary) to the connections of
+Sends TEXT as one text message (--binary: binary; --event=NAME: a
+Socket.IO event with TEXT as its argument, to Socket.IO clients) to the
+connections of
 every 'wsmatrix serve --redis' process on that Redis, from a process with
 no WebSocket server: a cron job, a worker, a webhook. Targets add up, each
 connection getting the message once; --except leaves some out. Exit 0 once
@@ -31,6 +34,8 @@ func emit(args []string, stdout, stderr io.Writer) int {
 		except   = fs.String("except", "", "comma-separated connection ids left out")
 		everyone = fs.Bool("everyone", false, "every connection of every server")
 		binary   = fs.Bool("binary", false, "send a binary message instead of text")
+		event    = fs.String("event", "", "send to Socket.IO clients: this event with TEXT as its one (string) argument, in --namespace")
+		nsp      = fs.String("namespace", "/", "Socket.IO namespace of --event")
 		timeout  = durationFlag(fs, "timeout", 5*time.Second, "`duration` to wait for Redis")
 	)
 	fs.Usage = func() {}
@@ -74,6 +79,21 @@ func emit(args []string, stdout, stderr io.Writer) int {
 	}
 	t = t.ToUser(splitList(*users)...).ToID(splitList(*ids)...).Except(splitList(*except)...)
 	text := fs.Arg(0)
+	if *event != "" {
+		if *binary {
+			return bad("--event and --binary do not go together")
+		}
+		packet, err := socketio.EventPacket(*nsp, *event, text)
+		if err != nil {
+			return bad("--event: %v", err)
+		}
+		err = socketioTarget(e, *nsp, *everyone, splitList(*rooms)).ToUser(splitList(*users)...).ToID(splitList(*ids)...).Except(splitList(*except)...).SendText(packet)
+		if err != nil {
+			printError(stderr, "emit", err)
+			return 1
+		}
+		return 0
+	}
 	if *binary {
 		err = t.SendBinary([]byte(text))
 	} else {
@@ -84,4 +104,17 @@ func emit(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// socketioTarget is the hub target of Socket.IO rooms of namespace nsp
+// (or of all its sockets).
+func socketioTarget(e *hub.Emitter, nsp string, everyone bool, rooms []string) hub.Target {
+	if everyone {
+		return e.To(socketio.HubRoom(nsp, ""))
+	}
+	hr := make([]string, len(rooms))
+	for i, r := range rooms {
+		hr[i] = socketio.HubRoom(nsp, r)
+	}
+	return e.To(hr...)
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/wsmatrix/wsmatrix/hub"
 	"github.com/wsmatrix/wsmatrix/runtime"
 	"github.com/wsmatrix/wsmatrix/runtime/all"
+	"github.com/wsmatrix/wsmatrix/socketio"
 )
 
 func main() {
@@ -98,8 +99,11 @@ const serveUsage = `Usage: wsmatrix serve [flags]
 Serves a demo page at / (type a line, see it echoed; join a room chat),
 /healthz, and the WebSocket routes /echo (blocking style), /echo-event
 (event style), /chat/{room} (each message to every member of the room, the
-sender included, in the order the hub received them) and /broadcast (the
-room of all its connections), all on one port. With --redis, rooms span
+sender included, in the order the hub received them), /broadcast (the
+room of all its connections) and Socket.IO at /socket.io/ (namespace "/":
+"echo" is acknowledged with its arguments, "join" (room) joins and
+acknowledges, "say" (room, msg) emits "said" (msg) to the room), all on one
+port. With --redis, rooms span
 every process started with the same URL, whatever their runtimes, and
 'wsmatrix emit' reaches them. Durations need a unit (30s, 500ms); 0 needs
 none. Every flag can also be set with the environment variable
@@ -252,6 +256,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	router.Handle("/echo-event", handlers.EchoEvent)
 	router.Handle("/chat/{room}", handlers.Chat(h))
 	router.Handle("/broadcast", handlers.Room(h, "/broadcast"))
+	sio := socketio.New(socketio.Options{Hub: h, Logger: logger})
+	defer sio.Close()
+	serveSocketIO(sio)
+	sio.Mount(router, "/socket.io/")
 
 	rt, err := runtime.New(*rtName, router, o)
 	if err != nil {
@@ -287,7 +295,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.TLSConfig != nil {
 		scheme = "wss"
 	}
-	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/ /healthz /echo /echo-event /chat/{room} /broadcast", "redis", *redisURL, "hub", h.Node())
+	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/ /healthz /echo /echo-event /chat/{room} /broadcast /socket.io/", "redis", *redisURL, "hub", h.Node())
 	code := 0
 	select {
 	case <-ctx.Done():
@@ -414,4 +422,29 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// serveSocketIO is serve's Socket.IO contract on namespace "/".
+func serveSocketIO(sio *socketio.Server) {
+	ns := sio.Of("/")
+	ns.OnConnection(func(s *socketio.Socket) {
+		s.On("echo", func(e *socketio.Event) { e.Ack(e.Values()...) })
+		s.On("join", func(e *socketio.Event) {
+			var room string
+			if e.Bind(0, &room) != nil {
+				e.Ack(false)
+				return
+			}
+			s.Join(room)
+			e.Ack(true)
+		})
+		s.On("say", func(e *socketio.Event) {
+			var room string
+			if e.Bind(0, &room) != nil || len(e.Args) < 2 {
+				return
+			}
+			ns.To(room).Emit("said", e.Args[1])
+			e.Ack(true)
+		})
+	})
 }

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wsmatrix/wsmatrix/internal/redistest"
+)
+
+func nodeScript(t *testing.T, name string) string {
+	t.Helper()
+	if _, err := os.Stat("../../interop/node_modules/socket.io-client"); err != nil {
+		t.Fatalf("socket.io-client is not installed: run `npm ci --prefix interop` (.ci/run does): %v", err)
+	}
+	p, err := filepath.Abs("../../interop/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestSocketIOClients: the official clients — socket.io-client 4 in
+// Node.js (default transports, which start on long-polling and upgrade,
+// and WebSocket only) and Debian's python3-socketio (polling, websocket)
+// — run serve's Socket.IO contract on every runtime: echo with JSON and
+// binary arguments acknowledged, join, say → said.
+func TestSocketIOClients(t *testing.T) {
+	node := nodeScript(t, "socketio-client.mjs")
+	py, _ := filepath.Abs("../../interop/socketio_client.py")
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			s := startServe(t, "--runtime="+rt)
+			url := "http://" + s.addr
+			for _, c := range [][]string{
+				{"node", node, url, "default"},
+				{"node", node, url, "websocket"},
+				{"/usr/bin/python3", py, url, "polling"},
+				{"/usr/bin/python3", py, url, "websocket"},
+			} {
+				out, err := exec.Command(c[0], c[1:]...).CombinedOutput()
+				if err != nil || !strings.HasPrefix(string(out), "ok") {
+					t.Fatalf("%s %s: %v\n%s\nserver:\n%s", filepath.Base(c[1]), c[3], err, out, s.logText())
+				}
+				t.Logf("%s %s: %s", filepath.Base(c[1]), c[3], strings.TrimSpace(string(out)))
+			}
+		})
+	}
+}
+
+// TestSocketIOAcrossProcesses: two serve processes (stdhttp, gnet) joined
+// by Redis: a say on one reaches a Socket.IO client on the other; wsmatrix
+// emit --event reaches Socket.IO clients.
+func TestSocketIOAcrossProcesses(t *testing.T) {
+	node := nodeScript(t, "socketio-client.mjs")
+	rs := redistest.Start(t)
+	a := startServe(t, "--runtime=stdhttp", "--redis="+rs.URL())
+	b := startServe(t, "--runtime=gnet", "--redis="+rs.URL())
+	for _, mode := range []string{"default", "websocket"} {
+		out, err := exec.Command("node", node, "http://"+a.addr, mode, "x-"+mode, "http://"+b.addr).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", mode, err, out)
+		}
+		t.Log(strings.TrimSpace(string(out)))
+	}
+	listener := exec.Command("node", nodeScript(t, "socketio-listen.mjs"), "http://"+b.addr, "news", "said")
+	stdout, err := listener.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := listener.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer listener.Process.Kill()
+	buf := make([]byte, 4096)
+	n, _ := stdout.Read(buf) // "joined"
+	if !strings.Contains(string(buf[:n]), "joined") {
+		t.Fatalf("listener: %q", buf[:n])
+	}
+	if code, out := runBinary(t, binary, nil, "emit", "--redis="+rs.URL(), "--event=said", "--room=news", "from the shell"); code != 0 {
+		t.Fatalf("emit: %d %s", code, out)
+	}
+	n, _ = stdout.Read(buf)
+	if got := strings.TrimSpace(string(buf[:n])); got != `said: "from the shell"` {
+		t.Fatalf("listener got %q", got)
+	}
+	listener.Wait()
+}

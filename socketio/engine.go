@@ -1,0 +1,457 @@
+package socketio
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/wsmatrix/wsmatrix/api"
+)
+
+// Engine.IO v4 packet types.
+const (
+	eOpen    = '0'
+	eClose   = '1'
+	ePing    = '2'
+	ePong    = '3'
+	eMessage = '4'
+	eUpgrade = '5'
+	eNoop    = '6'
+)
+
+// recordSeparator joins packets in a long-polling payload.
+const recordSeparator = '\x1e'
+
+// epacket is one Engine.IO packet waiting for a poll: text (type + data)
+// or a binary message.
+type epacket struct {
+	text   []byte // with its type byte
+	binary []byte
+}
+
+func (p epacket) size() int { return len(p.text) + len(p.binary) }
+
+// session is one Engine.IO connection: long-polling until (and unless)
+// it upgrades to WebSocket.
+type session struct {
+	srv *Server
+	sid string
+	req *http.Request
+
+	mu       sync.Mutex
+	ws       api.Conn  // the WebSocket transport, once active
+	queue    []epacket // for the next poll
+	queued   int
+	poll     chan struct{} // closed to wake the waiting poll; nil when none waits
+	polling  bool
+	closed   bool
+	reason   string
+	timer    *time.Timer
+	waitPong bool
+	sockets  map[string]*Socket
+	pending  *packet // a binary packet waiting for its attachments
+	atts     [][]byte
+	sendMu   sync.Mutex // keeps a packet and its attachments together
+}
+
+var errClosed = errors.New("socketio: session closed")
+
+func newSID() string {
+	var b [15]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// openPacket is the handshake's answer.
+func (s *Server) openPacket(sid string, upgrades []string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"sid": sid, "upgrades": upgrades,
+		"pingInterval": s.opts.PingInterval.Milliseconds(),
+		"pingTimeout":  s.opts.PingTimeout.Milliseconds(),
+		"maxPayload":   s.opts.MaxHTTPBufferSize,
+	})
+	return append([]byte{eOpen}, b...)
+}
+
+func (s *Server) newSession(r *http.Request) (*session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errClosed
+	}
+	if s.opts.MaxSessions > 0 && len(s.sessions) >= s.opts.MaxSessions {
+		return nil, errors.New("too many sessions")
+	}
+	sess := &session{srv: s, sid: newSID(), req: r, sockets: map[string]*Socket{}}
+	s.sessions[sess.sid] = sess
+	sess.timer = time.AfterFunc(s.opts.PingInterval, sess.heartbeat)
+	return sess, nil
+}
+
+// heartbeat sends a ping every PingInterval and closes the session when
+// the pong does not come within PingTimeout.
+func (sess *session) heartbeat() {
+	sess.mu.Lock()
+	if sess.closed {
+		sess.mu.Unlock()
+		return
+	}
+	if sess.waitPong {
+		sess.mu.Unlock()
+		sess.close("ping timeout")
+		return
+	}
+	sess.waitPong = true
+	sess.timer.Reset(sess.srv.opts.PingTimeout)
+	sess.mu.Unlock()
+	sess.send(epacket{text: []byte{ePing}}, false)
+}
+
+func (sess *session) pong() {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.waitPong && !sess.closed {
+		sess.waitPong = false
+		sess.timer.Reset(sess.srv.opts.PingInterval)
+	}
+}
+
+// send sends one Engine.IO packet on the active transport. Past
+// MaxBufferedBytes waiting for a poll, the session closes (fail says to
+// return ErrQueueFull instead and leave it open, for the hub's DropSlow).
+func (sess *session) send(p epacket, dropIfFull bool) error {
+	sess.mu.Lock()
+	if sess.closed {
+		sess.mu.Unlock()
+		return errClosed
+	}
+	if ws := sess.ws; ws != nil {
+		sess.mu.Unlock()
+		if p.binary != nil {
+			return ws.SendBinary(p.binary)
+		}
+		return ws.SendText(string(p.text))
+	}
+	if sess.queued+p.size() > sess.srv.opts.MaxBufferedBytes && sess.queued > 0 {
+		sess.mu.Unlock()
+		if dropIfFull {
+			return api.ErrQueueFull
+		}
+		sess.close("transport error")
+		return fmt.Errorf("socketio: %w: %d bytes wait for a poll", api.ErrQueueFull, sess.queued)
+	}
+	sess.queue = append(sess.queue, p)
+	sess.queued += p.size()
+	sess.wakeLocked()
+	sess.mu.Unlock()
+	return nil
+}
+
+func (sess *session) wakeLocked() {
+	if sess.poll != nil {
+		close(sess.poll)
+		sess.poll = nil
+	}
+}
+
+// close ends the session and its sockets once.
+func (sess *session) close(reason string) {
+	sess.mu.Lock()
+	if sess.closed {
+		sess.mu.Unlock()
+		return
+	}
+	sess.closed, sess.reason = true, reason
+	sess.timer.Stop()
+	ws := sess.ws
+	sockets := make([]*Socket, 0, len(sess.sockets))
+	for _, s := range sess.sockets {
+		sockets = append(sockets, s)
+	}
+	sess.sockets = map[string]*Socket{}
+	sess.wakeLocked()
+	sess.mu.Unlock()
+	sess.srv.mu.Lock()
+	delete(sess.srv.sessions, sess.sid)
+	sess.srv.mu.Unlock()
+	for _, s := range sockets {
+		s.ended(reason)
+	}
+	if ws != nil {
+		go ws.Close(api.StatusNormalClosure, "")
+	}
+}
+
+// servePolling is the HTTP side of /socket.io/: the handshake, polls
+// (GET) and posted packets (POST).
+func (s *Server) servePolling(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("EIO") != "4" {
+		engineError(w, 5, "Unsupported protocol version")
+		return
+	}
+	if q.Get("transport") != "polling" {
+		engineError(w, 0, "Transport unknown")
+		return
+	}
+	sid := q.Get("sid")
+	if sid == "" {
+		if r.Method != http.MethodGet {
+			engineError(w, 2, "Bad handshake method")
+			return
+		}
+		sess, err := s.newSession(r)
+		if err != nil {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		writePayload(w, []epacket{{text: s.openPacket(sess.sid, []string{"websocket"})}})
+		return
+	}
+	sess := s.session(sid)
+	if sess == nil {
+		engineError(w, 1, "Session ID unknown")
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		sess.servePoll(w, r)
+	case http.MethodPost:
+		sess.servePost(w, r)
+	default:
+		engineError(w, 3, "Bad request")
+	}
+}
+
+func (s *Server) session(sid string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[sid]
+}
+
+func engineError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	json.NewEncoder(w).Encode(map[string]any{"code": code, "message": msg})
+}
+
+// servePoll answers a GET with what is queued, waiting for something for
+// at most PingInterval + PingTimeout. A second concurrent poll ends the
+// session (the protocol allows one).
+func (sess *session) servePoll(w http.ResponseWriter, r *http.Request) {
+	sess.mu.Lock()
+	if sess.polling || sess.ws != nil {
+		sess.mu.Unlock()
+		engineError(w, 3, "Bad request")
+		sess.close("transport error")
+		return
+	}
+	if len(sess.queue) == 0 && !sess.closed {
+		wake := make(chan struct{})
+		sess.poll, sess.polling = wake, true
+		sess.mu.Unlock()
+		t := time.NewTimer(sess.srv.opts.PingInterval + sess.srv.opts.PingTimeout)
+		select {
+		case <-wake:
+		case <-r.Context().Done():
+		case <-t.C:
+		}
+		t.Stop()
+		sess.mu.Lock()
+		sess.polling = false
+		if sess.poll == wake {
+			sess.poll = nil
+		}
+	}
+	out := sess.queue
+	sess.queue, sess.queued = nil, 0
+	switch {
+	case len(out) == 0 && sess.closed:
+		out = []epacket{{text: []byte{eClose}}}
+	case len(out) == 0:
+		out = []epacket{{text: []byte{eNoop}}}
+	}
+	sess.mu.Unlock()
+	writePayload(w, out)
+}
+
+func writePayload(w http.ResponseWriter, ps []epacket) {
+	var b bytes.Buffer
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte(recordSeparator)
+		}
+		if p.binary != nil {
+			b.WriteByte('b')
+			b.WriteString(base64.StdEncoding.EncodeToString(p.binary))
+		} else {
+			b.Write(p.text)
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b.Bytes())
+}
+
+// servePost takes the packets of a POST body of at most
+// MaxHTTPBufferSize bytes.
+func (sess *session) servePost(w http.ResponseWriter, r *http.Request) {
+	limit := int64(sess.srv.opts.MaxHTTPBufferSize)
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		engineError(w, 3, "Bad request")
+		sess.close("transport error")
+		return
+	}
+	if int64(len(body)) > limit {
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		sess.close("transport error")
+		return
+	}
+	for part := range bytes.SplitSeq(body, []byte{recordSeparator}) {
+		if len(part) == 0 {
+			continue
+		}
+		if part[0] == 'b' {
+			bin, err := base64.StdEncoding.DecodeString(string(part[1:]))
+			if err != nil {
+				sess.parseError(w)
+				return
+			}
+			sess.onBinary(bin)
+			continue
+		}
+		if !sess.onText(part) {
+			sess.parseError(w)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/html")
+	io.WriteString(w, "ok")
+}
+
+func (sess *session) parseError(w http.ResponseWriter) {
+	engineError(w, 3, "Bad request")
+	sess.close("parse error")
+}
+
+// onText handles a text Engine.IO packet; false: it was malformed.
+func (sess *session) onText(p []byte) bool {
+	if len(p) == 0 {
+		return false
+	}
+	switch p[0] {
+	case eClose:
+		sess.close("client namespace disconnect")
+	case ePong:
+		sess.pong()
+	case ePing: // a v3 client's, or a probe outside an upgrade
+		sess.send(epacket{text: append([]byte{ePong}, p[1:]...)}, false)
+	case eMessage:
+		return sess.onMessage(p[1:])
+	case eNoop, eUpgrade:
+	default:
+		return false
+	}
+	return true
+}
+
+// serveWebSocket is the WebSocket side of /socket.io/: a session that
+// starts on WebSocket, or the upgrade of a polling session.
+func (s *Server) serveWebSocket(ws api.Conn) {
+	q := ws.Request().URL.Query()
+	if q.Get("EIO") != "4" || q.Get("transport") != "websocket" {
+		ws.Close(api.StatusPolicyViolation, "Engine.IO v4 over websocket expected")
+		return
+	}
+	sid := q.Get("sid")
+	if sid == "" {
+		sess, err := s.newSession(ws.Request())
+		if err != nil {
+			ws.Close(api.StatusTryAgainLater, err.Error())
+			return
+		}
+		sess.mu.Lock()
+		sess.ws = ws
+		sess.mu.Unlock()
+		ws.SendText(string(s.openPacket(sess.sid, []string{})))
+		sess.readWebSocket(ws)
+		return
+	}
+	sess := s.session(sid)
+	if sess == nil {
+		ws.Close(api.StatusPolicyViolation, "Session ID unknown")
+		return
+	}
+	upgraded := false
+	ws.OnClose(func(*api.CloseError) {
+		if upgraded {
+			sess.close("transport close")
+		}
+	})
+	ws.OnMessage(func(m api.Message) {
+		if upgraded {
+			sess.onWebSocket(m)
+			return
+		}
+		switch string(m.Data) {
+		case "2probe":
+			ws.SendText("3probe")
+			sess.mu.Lock()
+			sess.wakeLocked() // the pending poll returns (a noop) so the client can pause polling
+			sess.mu.Unlock()
+		case "5":
+			sess.mu.Lock()
+			if sess.closed || sess.ws != nil {
+				sess.mu.Unlock()
+				ws.Close(api.StatusPolicyViolation, "bad upgrade")
+				return
+			}
+			queued := sess.queue
+			sess.queue, sess.queued = nil, 0
+			sess.ws = ws
+			upgraded = true
+			sess.wakeLocked()
+			sess.mu.Unlock()
+			for _, p := range queued {
+				if p.binary != nil {
+					ws.SendBinary(p.binary)
+				} else {
+					ws.SendText(string(p.text))
+				}
+			}
+		default:
+			ws.Close(api.StatusPolicyViolation, "probe expected")
+		}
+	})
+}
+
+func (sess *session) readWebSocket(ws api.Conn) {
+	ws.OnClose(func(*api.CloseError) { sess.close("transport close") })
+	ws.OnMessage(sess.onWebSocket)
+}
+
+func (sess *session) onWebSocket(m api.Message) {
+	if m.Type == api.Binary {
+		sess.onBinary(m.Data)
+		return
+	}
+	if !sess.onText(m.Data) {
+		sess.close("parse error")
+	}
+}
+
+// wsConn returns the session's WebSocket once it is the transport.
+func (sess *session) wsConn() api.Conn {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.ws
+}
