@@ -5,7 +5,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/wsmatrix/wsmatrix/internal/redistest"
 )
@@ -87,4 +90,56 @@ func TestSocketIOAcrossProcesses(t *testing.T) {
 		t.Fatalf("listener got %q", got)
 	}
 	listener.Wait()
+}
+
+// TestSocketIOReconnect: socket.io-client reconnects by itself after the
+// server restarts on the same address.
+func TestSocketIOReconnect(t *testing.T) {
+	script := nodeScript(t, "socketio-reconnect.mjs")
+	s := startServe(t, "--runtime=gnet")
+	client := exec.Command("node", script, "http://"+s.addr)
+	var out syncBuffer
+	client.Stdout, client.Stderr = &out, &out
+	if err := client.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer client.Process.Kill()
+	waitFor := func(text string) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !strings.Contains(out.String(), text); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q: %s", text, out.String())
+			}
+		}
+	}
+	waitFor("connected 1 hello 1")
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	waitLog(t, s, "msg=stopped")
+	waitFor("disconnected: transport close")
+	startServe(t, "--runtime=stdhttp", "--addr="+s.addr) // another runtime, same address
+	if err := client.Wait(); err != nil {
+		t.Fatalf("client: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "connected 2 hello 2") {
+		t.Fatalf("no reconnection: %s", out.String())
+	}
+	t.Log(strings.ReplaceAll(out.String(), "\n", "; "))
+}
+
+// syncBuffer is a strings.Builder safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
