@@ -117,10 +117,27 @@ func (d *dialer) dial(ctx context.Context, i int) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if br != nil { // the server sent frames right behind its answer: not expected here
-		ws.PutReader(br)
+	if br != nil { // the server sent frames right behind its answer (Socket.IO's open packet)
+		return &bufferedConn{Conn: c, r: br}, nil
 	}
 	return c, nil
+}
+
+// bufferedConn reads what the handshake's reader buffered, then the
+// connection.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) {
+	if c.r != nil {
+		if c.r.Buffered() > 0 {
+			return c.r.Read(p)
+		}
+		c.r = nil
+	}
+	return c.Conn.Read(p)
 }
 
 // errKind names an error for the error counts of a result.

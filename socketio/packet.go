@@ -27,6 +27,8 @@ type packet struct {
 	id          int64
 	data        json.RawMessage
 	attachments int
+	args        []json.RawMessage // events and acks: data's elements
+	name        string            // events: the event's name
 }
 
 var errPacket = errors.New("socketio: malformed packet")
@@ -83,18 +85,21 @@ func decodePacket(s []byte) (packet, error) {
 	}
 	switch p.typ {
 	case pEvent, pBinaryEvent:
-		var args []json.RawMessage
-		if json.Unmarshal(p.data, &args) != nil || len(args) == 0 {
+		args, ok := splitArray(p.data)
+		if !ok || len(args) == 0 {
 			return p, errPacket
 		}
-		var name string
-		if json.Unmarshal(args[0], &name) != nil {
+		name, ok := jsonString(args[0])
+		if !ok {
 			return p, errPacket
 		}
+		p.name, p.args = name, args[1:]
 	case pAck, pBinaryAck:
-		if p.id < 0 || len(p.data) == 0 || p.data[0] != '[' {
+		args, ok := splitArray(p.data)
+		if p.id < 0 || !ok {
 			return p, errPacket
 		}
+		p.args = args
 	case pConnect:
 		if len(p.data) > 0 && p.data[0] != '{' {
 			return p, errPacket
@@ -134,18 +139,150 @@ type placeholder struct {
 }
 
 // encodeArgs encodes args as a JSON array; []byte values (at the top
-// level) become attachments, returned in order.
+// level) become attachments, returned in order. json.RawMessage values
+// are taken as they are (a client's arguments, already checked); other
+// values go through encoding/json.
 func encodeArgs(prefix []any, args []any) (json.RawMessage, [][]byte, error) {
-	all := append(prefix[:len(prefix):len(prefix)], args...)
 	var atts [][]byte
-	for i, a := range all {
-		if b, ok := a.([]byte); ok {
-			all[i] = placeholder{true, len(atts)}
-			atts = append(atts, b)
+	b := make([]byte, 0, 64)
+	b = append(b, '[')
+	n := 0
+	add := func(a any) error {
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		switch v := a.(type) {
+		case []byte:
+			b = append(b, `{"_placeholder":true,"num":`...)
+			b = strconv.AppendInt(b, int64(len(atts)), 10)
+			b = append(b, '}')
+			atts = append(atts, v)
+		case json.RawMessage:
+			if len(v) == 0 {
+				b = append(b, "null"...)
+			} else {
+				b = append(b, v...)
+			}
+		case string:
+			if plainString(v) {
+				b = append(append(append(b, '"'), v...), '"')
+				return nil
+			}
+			enc, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			b = append(b, enc...)
+		default:
+			enc, err := json.Marshal(v)
+			if err != nil {
+				return err
+			}
+			b = append(b, enc...)
+		}
+		return nil
+	}
+	for _, a := range prefix {
+		if err := add(a); err != nil {
+			return nil, nil, err
 		}
 	}
-	data, err := json.Marshal(all)
-	return data, atts, err
+	for _, a := range args {
+		if err := add(a); err != nil {
+			return nil, nil, err
+		}
+	}
+	return append(b, ']'), atts, nil
+}
+
+// plainString reports whether s needs no JSON escaping (encoding/json
+// also escapes <, > and &).
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// jsonString decodes a JSON string, without allocating more than the
+// result when it holds no escape.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1]), true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// splitArray returns the elements of a JSON array that json.Valid has
+// accepted, in one pass over its bytes.
+func splitArray(b []byte) ([]json.RawMessage, bool) {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '[' {
+		return nil, false
+	}
+	var out []json.RawMessage
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == ']' {
+		return out, true
+	}
+	for i < len(b) {
+		start := i
+		depth := 0
+		inString := false
+	scan:
+		for ; i < len(b); i++ {
+			c := b[i]
+			switch {
+			case inString:
+				// Jump to the next quote or backslash (vectorized).
+				j := bytes.IndexAny(b[i:], `"\\`)
+				if j < 0 {
+					return nil, false
+				}
+				i += j
+				if b[i] == '\\' {
+					i++
+				} else {
+					inString = false
+				}
+			case c == '"':
+				inString = true
+			case c == '[' || c == '{':
+				depth++
+			case c == ']' || c == '}':
+				if depth == 0 {
+					break scan
+				}
+				depth--
+			case c == ',' && depth == 0:
+				break scan
+			}
+		}
+		if i >= len(b) {
+			return nil, false
+		}
+		out = append(out, json.RawMessage(bytes.TrimRight(b[start:i], " \t\r\n")))
+		if b[i] == ']' {
+			return out, true
+		}
+		i = skipSpace(b, i+1)
+	}
+	return nil, false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
 }
 
 // isPlaceholder reports the attachment number of a placeholder argument.

@@ -536,31 +536,25 @@ func (sess *session) dispatch(p packet, atts [][]byte) {
 		if s == nil {
 			return
 		}
-		var args []json.RawMessage
-		json.Unmarshal(p.data, &args)
-		var name string
-		json.Unmarshal(args[0], &name)
 		s.mu.Lock()
-		fn := s.handlers[name]
+		fn := s.handlers[p.name]
 		s.mu.Unlock()
 		if fn == nil {
 			return
 		}
-		e := &Event{Socket: s, Name: name, Args: args[1:], atts: atts, ackID: p.id}
+		e := &Event{Socket: s, Name: p.name, Args: p.args, atts: atts, ackID: p.id}
 		s.protect(func() { fn(e) })
 	case pAck, pBinaryAck:
 		s := sess.socket(p.nsp)
 		if s == nil {
 			return
 		}
-		var args []json.RawMessage
-		json.Unmarshal(p.data, &args)
 		s.mu.Lock()
 		ch := s.acks[p.id]
 		delete(s.acks, p.id)
 		s.mu.Unlock()
 		if ch != nil {
-			ch <- args
+			ch <- p.args
 		}
 	}
 }

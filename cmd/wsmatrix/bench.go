@@ -35,7 +35,7 @@ prints a markdown table. Durations need a unit (10s, 500ms).
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var (
-		scenario  = fs.String("scenario", "echo", "echo, idle, broadcast, connect, flood or http")
+		scenario  = fs.String("scenario", "echo", "echo, idle, broadcast, connect, flood, http, socketio-idle or socketio-echo")
 		runtimes  = fs.String("runtimes", "stdhttp,fasthttp,gnet", "runtimes to start and measure, in order (the first is the baseline of the ratios)")
 		paths     = fs.String("paths", "", "handler routes to measure on each runtime (default: /echo,/echo-event; broadcast: /broadcast)")
 		peers     = fs.String("peers", "", "also start and measure peer servers: name=/path/to/binary,... (each takes --addr, serves /echo, logs addr=)")
@@ -62,7 +62,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if _, ok := scenarios[*scenario]; !ok {
-		return fail(2, "--scenario %q: echo, idle, broadcast, connect, flood or http", *scenario)
+		return fail(2, "--scenario %q: echo, idle, broadcast, connect, flood, http, socketio-idle or socketio-echo", *scenario)
 	}
 	if *rawURL == "" {
 		for _, rt := range strings.Split(*runtimes, ",") {
@@ -78,6 +78,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		if *scenario == "broadcast" {
 			*paths = "/broadcast"
+		}
+		if strings.HasPrefix(*scenario, "socketio") {
+			*paths = "/socket.io/"
 		}
 	}
 	if *clientCPU >= 0 {
@@ -138,6 +141,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 					path = "/broadcast"
 				case "http":
 					path = "/healthz"
+				case "socketio-idle", "socketio-echo":
+					path = "/socket.io/"
 				}
 				return target{name + " " + path, "ws://" + addr + path, child.Process.Pid, func() {
 					child.Process.Signal(unix.SIGTERM)
@@ -284,6 +289,24 @@ var scenarios = map[string]scenario{
 		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
 			r, err := loadtest.HTTP(ctx, loadtest.HTTPConfig{URL: p.url, PID: p.pid, Conns: p.conns, Duration: p.duration, Progress: p.progress})
 			return r, r.ServerCPUPerReq, fmt.Sprintf("%.0f | %.2f | %s | %s | %s", r.PerSecond, r.ServerCPUPerReq, r.LatencyP50, r.LatencyP99, r.Errors), err
+		},
+	},
+	"socketio-idle": {
+		header: "| target | Socket.IO clients | server RSS before | after | per client | errors | ratio |",
+		figure: "server RSS per connected Socket.IO client (lower is better)",
+		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
+			r, err := loadtest.SocketIO(ctx, loadtest.SocketIOConfig{URL: p.url, PID: p.pid, Conns: p.conns})
+			return r, r.BytesPerConn, fmt.Sprintf("%d | %.1f MiB | %.1f MiB | %.0f B (%.2f KiB) | %s", r.Conns,
+				float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.BytesPerConn, r.BytesPerConn/1024, errText(r.Errors)), err
+		},
+	},
+	"socketio-echo": {
+		header: "| target | clients | acked events/s | server CPU s | acked per server CPU-second | p50 | p99 | errors | ratio |",
+		figure: "acknowledged events per server CPU-second (higher is better)",
+		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
+			r, err := loadtest.SocketIO(ctx, loadtest.SocketIOConfig{URL: p.url, PID: p.pid, Conns: p.conns, Size: p.size, Duration: p.duration, Progress: p.progress})
+			return r, r.PerCPUSecond, fmt.Sprintf("%d | %.0f | %.2f | %.0f | %s | %s | %s", r.Conns, r.PerSecond, r.ServerCPU.Seconds(), r.PerCPUSecond,
+				us(r.Latency.P50), us(r.Latency.P99), errText(r.Errors)), err
 		},
 	},
 	"connect": {
