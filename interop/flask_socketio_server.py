@@ -11,6 +11,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
@@ -34,5 +35,5 @@ def echo(*args):
 server = WSGIServer((host, int(port)), app, handler_class=WebSocketHandler, log=None)
 server.start()
 print(f'msg=listening addr={server.address[0]}:{server.address[1]}', file=sys.stderr, flush=True)
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # serve_forever does not end on SystemExit
 server.serve_forever()
