@@ -440,6 +440,10 @@ func (sess *session) readWebSocket(ws api.Conn) {
 }
 
 func (sess *session) onWebSocket(m api.Message) {
+	if len(m.Data) > sess.srv.opts.MaxHTTPBufferSize { // as the Node.js server: one bound for any message
+		sess.close("transport error")
+		return
+	}
 	if m.Type == api.Binary {
 		sess.onBinary(m.Data)
 		return

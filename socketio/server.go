@@ -504,6 +504,15 @@ func (sess *session) onBinary(b []byte) {
 		return
 	}
 	sess.atts = append(sess.atts, b)
+	total := 0
+	for _, a := range sess.atts {
+		total += len(a)
+	}
+	if total > sess.srv.opts.MaxHTTPBufferSize { // a packet's attachments together
+		sess.mu.Unlock()
+		sess.close("parse error")
+		return
+	}
 	if len(sess.atts) < p.attachments {
 		sess.mu.Unlock()
 		return

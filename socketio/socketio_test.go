@@ -354,3 +354,58 @@ func TestRoomsAcrossTransports(t *testing.T) {
 		t.Fatalf("websocket: %q", got)
 	}
 }
+
+// TestWebSocketBounds: over WebSocket a message past MaxHTTPBufferSize,
+// or attachments past it together, end the session.
+func TestWebSocketBounds(t *testing.T) {
+	reasons := make(chan string, 4)
+	_, addr := start(t, "gnet", socketio.Options{MaxHTTPBufferSize: 1000}, func(s *socketio.Server) {
+		s.Of("/").OnConnection(func(so *socketio.Socket) {
+			so.On("x", func(*socketio.Event) {})
+			so.OnDisconnect(func(r string) { reasons <- r })
+		})
+	})
+	for _, c := range []struct {
+		name string
+		send func(c *websocket.Conn)
+		want string
+	}{
+		{"text", func(c *websocket.Conn) {
+			c.WriteMessage(websocket.TextMessage, []byte(`42["x","`+strings.Repeat("y", 1000)+`"]`))
+		}, "transport error"},
+		{"attachments", func(c *websocket.Conn) {
+			c.WriteMessage(websocket.TextMessage, []byte(`452-["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`))
+			c.WriteMessage(websocket.BinaryMessage, make([]byte, 600))
+			c.WriteMessage(websocket.BinaryMessage, make([]byte, 600))
+		}, "parse error"},
+		{"too many attachments", func(c *websocket.Conn) {
+			c.WriteMessage(websocket.TextMessage, []byte(`4511-["x"]`))
+		}, "parse error"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.ReadMessage()
+			conn.WriteMessage(websocket.TextMessage, []byte("40"))
+			conn.ReadMessage()
+			c.send(conn)
+			select {
+			case r := <-reasons:
+				if r != c.want {
+					t.Fatalf("reason %q, want %q", r, c.want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("still connected")
+			}
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for {
+				if _, _, err := conn.ReadMessage(); err != nil {
+					break // the WebSocket closes too
+				}
+			}
+		})
+	}
+}
