@@ -127,6 +127,12 @@ type Options struct {
 	// keeps an 8 KiB window instead.
 	CompressionLevel int
 
+	// ReusePort listens with SO_REUSEPORT, so that several processes (or
+	// servers) bound to the same address share it: the kernel spreads new
+	// connections among them (wsmatrix serve --workers). Give a fixed port:
+	// each listener on port 0 gets a port of its own.
+	ReusePort bool
+
 	// MaxConnections bounds the open WebSocket connections of a runtime;
 	// past it the upgrade gets 503. Default 0: no bound.
 	MaxConnections int

@@ -143,7 +143,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.SendQueueBytes, "send-queue-bytes", api.DefaultSendQueueBytes, "bytes that may wait to be written per connection (one message is always taken)")
 	fs.IntVar(&o.InboxSize, "inbox", api.DefaultInboxSize, "received messages that may wait for the handler per connection")
 	fs.IntVar(&o.InboxBytes, "inbox-bytes", api.DefaultInboxBytes, "bytes of received messages that may wait for a busy handler per connection")
-	fs.IntVar(&o.Workers, "workers", api.DefaultWorkers, "most event-style callbacks running at once")
+	fs.IntVar(&o.Workers, "event-workers", api.DefaultWorkers, "most event-style callbacks running at once (per process)")
+	workers := fs.Int("workers", 1, "processes serving the address together (SO_REUSEPORT), restarted when they die; SIGTERM stops them all")
+	fs.BoolVar(&o.ReusePort, "reuse-port", false, "listen with SO_REUSEPORT, to share the address with other processes (implied by --workers)")
 	fs.IntVar(&o.CompressionThreshold, "compression-threshold", api.DefaultCompressionThreshold, "messages shorter than this many bytes go uncompressed")
 	fs.IntVar(&o.CompressionLevel, "compression-level", api.DefaultCompressionLevel, "flate level, 1 (fastest) to 9 (smallest)")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " [" + envName(f.Name) + "]" })
@@ -186,6 +188,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return bad("--log-format %q: text or json", *logFormat)
 	}
 	logger := slog.New(handler)
+	if id := os.Getenv(workerEnv); id != "" {
+		logger = logger.With("worker", id)
+		o.ReusePort = true
+	} else if *workers > 1 {
+		return supervise(ctx, args, *workers, *addr, *adminAddr, stdout, stderr, logger)
+	} else if *workers < 1 {
+		return bad("--workers %d: at least 1", *workers)
+	}
 	o.Logger = logger
 
 	// On the command line 0 turns a duration off; in api.Options it means "default".

@@ -56,7 +56,7 @@ func (s *server) logText() string {
 	return s.logs.String()
 }
 
-var listening = regexp.MustCompile(`msg=listening runtime=(\S+) addr=(\S+)`)
+var listening = regexp.MustCompile(`msg=listening (?:worker=\d+ )?runtime=(\S+) addr=(\S+)`)
 
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
@@ -81,7 +81,10 @@ func startCmd(t *testing.T, cmd *exec.Cmd) *server {
 			s.logs.WriteString(sc.Text() + "\n")
 			s.logsMu.Unlock()
 			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[2]
+				select { // the first one; workers each log theirs
+				case addr <- m[2]:
+				default:
+				}
 			}
 		}
 		s.done <- cmd.Wait()

@@ -1,11 +1,14 @@
 package conn
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
+	"golang.org/x/sys/unix"
 	"log/slog"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/wsmatrix/wsmatrix/api"
@@ -81,7 +84,7 @@ func (c *writeDeadlineConn) Unwrap() net.Conn { return c.Conn }
 // served when the options hold a TLSConfig, and the server is HTTPServer's.
 // serve runs it until Shutdown, and reports http.ErrServerClosed as nil.
 func ListenHTTP(addr string, o *api.Options, h http.Handler) (l net.Listener, hs *http.Server, serve func() error, err error) {
-	l, err = net.Listen("tcp", addr)
+	l, err = Listen(addr, o)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -103,4 +106,22 @@ func ServeHTTP(l net.Listener, o *api.Options, h http.Handler) (hs *http.Server,
 		return nil
 	}
 	return hs, serve
+}
+
+// Listen listens on the TCP address addr, with SO_REUSEPORT when
+// o.ReusePort says so.
+func Listen(addr string, o *api.Options) (net.Listener, error) {
+	var lc net.ListenConfig
+	if o.ReusePort {
+		lc.Control = func(network, address string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	return lc.Listen(context.Background(), "tcp", addr)
 }

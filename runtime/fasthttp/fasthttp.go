@@ -288,7 +288,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 		MaxIdleWorkerDuration: 100 * time.Millisecond,
 		Logger:                slog.NewLogLogger(s.ws.Options().Logger.Handler(), slog.LevelWarn),
 	}
-	l, err := net.Listen("tcp", addr)
+	l, err := conn.Listen(addr, s.ws.Options())
 	if err != nil {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("wsmatrix: fasthttp: %w", err)

@@ -122,6 +122,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 		// A restart binds at once, as net.Listen does, though the last
 		// run's connections wait in TIME_WAIT.
 		gnetv2.WithReuseAddr(true),
+		gnetv2.WithReusePort(s.ws.Options().ReusePort),
 		gnetv2.WithTCPNoDelay(gnetv2.TCPNoDelay),
 		// Register (a socket coming back from net/http) needs it.
 		gnetv2.WithLoadBalancing(gnetv2.LeastConnections),

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -527,7 +528,59 @@ func hardeningCases() []testCase {
 		go func() { done <- rt.Shutdown(context.Background()) }()
 		within(t, 5*time.Second, done, "Shutdown after a failed Start")
 	}})
+	cases = append(cases, testCase{"lifecycle/reuse_port_servers_share_an_address", func(t *testing.T, k *kit) {
+		o := testOptions()
+		o.ReusePort = true
+		hits := make([]atomic.Int64, 2)
+		var addr string
+		for i := range hits {
+			r := api.NewRouter()
+			r.Handle("/echo", func(ws api.Conn) {
+				hits[i].Add(1)
+				echo(ws)
+			})
+			rt, err := k.f(r, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if addr == "" {
+				addr = freePort(t)
+			}
+			if _, err := rt.Start(addr); err != nil {
+				t.Fatalf("server %d on %s with ReusePort: %v", i, addr, err)
+			}
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				rt.Shutdown(ctx)
+			}()
+		}
+		// The kernel spreads connections by their source port: both
+		// servers get some of 64.
+		for range 64 {
+			c := dial(t, addr, "/echo")
+			c.text("hi")
+			c.expectMessage(ws.OpText, []byte("hi"))
+			c.closeFrame(api.StatusNormalClosure, "")
+			c.expectClose(api.StatusNormalClosure)
+			c.expectEOF()
+		}
+		if hits[0].Load() == 0 || hits[1].Load() == 0 {
+			t.Fatalf("connections per server: %d and %d", hits[0].Load(), hits[1].Load())
+		}
+	}})
 	return cases
+}
+
+// freePort is a loopback address with a port nothing listens on now.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 // floodAndMeasure writes msg to path again and again, reading nothing,

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// workerEnv tells a process started by supervise that it is worker N.
+const workerEnv = "WSMATRIX_WORKER_ID"
+
+// supervise runs n copies of `wsmatrix serve args` sharing addr with
+// SO_REUSEPORT (Gunicorn's --workers, fasthttp's prefork): each on the
+// chosen runtime, with the same flags. A worker that dies is restarted
+// and logged; SIGTERM or SIGINT is passed on to every worker, which
+// closes its connections with 1001 and exits, and supervise returns once
+// all have. With --admin-addr host:port, worker i serves its metrics at
+// port+i (port 0: each its own).
+func supervise(ctx context.Context, args []string, n int, addr, adminAddr string, stdout, stderr io.Writer, logger *slog.Logger) int {
+	exe, err := os.Executable()
+	if err != nil {
+		logger.Error("workers: cannot find this program", "err", err)
+		return 1
+	}
+	// Port 0 would give each worker a port of its own: choose one now.
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		printError(stderr, "serve", err)
+		return 2
+	}
+	if port == "0" {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			logger.Error("cannot listen", "addr", addr, "err", err)
+			return 1
+		}
+		addr = l.Addr().String()
+		l.Close()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger.Info("workers starting", "workers", n, "addr", addr)
+
+	var (
+		stopping atomic.Bool
+		mu       sync.Mutex
+		procs    = make([]*os.Process, n)
+		wg       sync.WaitGroup
+		failed   atomic.Bool
+	)
+	for i := range n {
+		wargs := append(append([]string(nil), args...), "--workers=1", "--addr="+addr)
+		if adminAddr != "" {
+			if h, p, err := net.SplitHostPort(adminAddr); err == nil {
+				if pn, err := strconv.Atoi(p); err == nil && pn != 0 {
+					p = strconv.Itoa(pn + i)
+				}
+				wargs = append(wargs, "--admin-addr="+net.JoinHostPort(h, p))
+			}
+		}
+		wg.Go(func() {
+			backoff := 100 * time.Millisecond
+			for !stopping.Load() {
+				cmd := exec.Command(exe, append([]string{"serve"}, wargs...)...)
+				cmd.Env = append(os.Environ(), workerEnv+"="+strconv.Itoa(i))
+				cmd.Stdout, cmd.Stderr = stdout, stderr
+				// A supervisor that dies (even killed) takes its workers along.
+				cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+				mu.Lock()
+				if stopping.Load() {
+					mu.Unlock()
+					return
+				}
+				if err := cmd.Start(); err != nil {
+					mu.Unlock()
+					logger.Error("worker did not start", "worker", i, "err", err)
+					failed.Store(true)
+					return
+				}
+				procs[i] = cmd.Process
+				mu.Unlock()
+				started := time.Now()
+				err := cmd.Wait()
+				if stopping.Load() {
+					if err != nil {
+						failed.Store(true)
+						logger.Error("worker stopped with an error", "worker", i, "err", err)
+					}
+					return
+				}
+				if time.Since(started) > 10*time.Second {
+					backoff = 100 * time.Millisecond
+				}
+				logger.Error("worker exited: restarting", "worker", i, "pid", cmd.Process.Pid, "err", err, "after", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+				}
+				backoff = min(2*backoff, 5*time.Second)
+			}
+		})
+	}
+	<-ctx.Done()
+	logger.Info("stopping workers", "workers", n)
+	mu.Lock()
+	stopping.Store(true)
+	for _, p := range procs {
+		if p != nil {
+			p.Signal(syscall.SIGTERM)
+		}
+	}
+	mu.Unlock()
+	wg.Wait()
+	logger.Info("stopped")
+	if failed.Load() {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+var adminOfWorker = regexp.MustCompile(`msg="admin listening" worker=(\d+) addr=(\S+)`)
+
+// TestWorkers: serve --workers=3 starts three processes on one address
+// (SO_REUSEPORT) that share the connections; a worker killed is restarted
+// and logged; SIGTERM to the parent closes every connection with 1001 and
+// exits 0.
+func TestWorkers(t *testing.T) {
+	for _, rt := range []string{"stdhttp", "gnet"} {
+		t.Run(rt, func(t *testing.T) {
+			s := startCmd(t, exec.Command(binary, "serve", "--workers=3", "--runtime="+rt, "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0"))
+			admins := map[string]string{}
+			for deadline := time.Now().Add(10 * time.Second); len(admins) < 3; time.Sleep(20 * time.Millisecond) {
+				for _, m := range adminOfWorker.FindAllStringSubmatch(s.logText(), -1) {
+					admins[m[1]] = m[2]
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("workers: %v\n%s", admins, s.logText())
+				}
+			}
+			var conns []*websocket.Conn
+			for range 60 {
+				c, _, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/echo-event", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				conns = append(conns, c)
+			}
+			total := 0
+			for w, a := range admins {
+				n := openConns(t, a)
+				if n == 0 {
+					t.Errorf("worker %s holds no connection", w)
+				}
+				total += n
+			}
+			if total != 60 {
+				t.Fatalf("workers hold %d connections, want 60", total)
+			}
+			// A worker that dies is restarted.
+			out, _ := exec.Command("pgrep", "-P", strconv.Itoa(s.cmd.Process.Pid)).Output()
+			children := strings.Fields(string(out))
+			if len(children) != 3 {
+				t.Fatalf("children: %q", out)
+			}
+			victim, _ := strconv.Atoi(children[0])
+			if err := syscall.Kill(victim, syscall.SIGKILL); err != nil {
+				t.Fatalf("kill %d: %v", victim, err)
+			}
+			waitLog(t, s, "worker exited: restarting")
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				out, _ := exec.Command("pgrep", "-P", strconv.Itoa(s.cmd.Process.Pid)).Output()
+				if len(strings.Fields(string(out))) == 3 && !strings.Contains(string(out), children[0]) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("not restarted: %q", out)
+				}
+			}
+			// SIGTERM: every connection still open (those of the killed
+			// worker are gone) gets 1001, and the parent exits 0.
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			got1001 := 0
+			for _, c := range conns {
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				_, _, err := c.ReadMessage()
+				if websocket.IsCloseError(err, websocket.CloseGoingAway) {
+					got1001++
+				}
+			}
+			if got1001 < 20 {
+				t.Fatalf("only %d connections closed with 1001", got1001)
+			}
+			select {
+			case err := <-s.done:
+				if err != nil {
+					t.Fatalf("parent: %v\n%s", err, s.logText())
+				}
+				s.done <- nil // for the cleanup
+			case <-time.After(15 * time.Second):
+				t.Fatal("parent still running")
+			}
+			t.Logf("60 connections over 3 workers; %d closed with 1001 after one worker was killed", got1001)
+		})
+	}
+}
+
+func openConns(t *testing.T, admin string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`wsmatrix_connections_open\{[^}]*\} (\d+)`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
+}
