@@ -49,6 +49,7 @@ const usage = `wsmatrix serves WebSocket handlers on interchangeable runtimes.
 Usage:
   wsmatrix serve [flags]    serve the demo page and handlers (/, /healthz, /echo, /echo-event, /broadcast, /chat/{room})
   wsmatrix emit [flags] TEXT  send TEXT to the rooms, users or ids of servers started with --redis
+  wsmatrix reach [flags]    measure one emit reaching every connection of a room, from several client processes
   wsmatrix bench [flags]    measure runtimes and peers side by side (echo, idle, broadcast, connect, flood, http)
   wsmatrix runtimes         list the runtimes built into this binary
 
@@ -69,6 +70,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return bench(ctx, args[1:], stdout, stderr)
 	case "emit":
 		return emit(args[1:], stdout, stderr)
+	case "reach":
+		return reach(args[1:], stdout, stderr)
+	case "bench-hold": // a client process of reach
+		return benchHold(args[1:], stdout, stderr)
 	case "runtimes":
 		return listRuntimes(args[1:], stdout, stderr)
 	case "-h", "--help", "help":

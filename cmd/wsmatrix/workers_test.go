@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsmatrix/wsmatrix/internal/redistest"
 )
 
 var adminOfWorker = regexp.MustCompile(`msg="admin listening" worker=(\d+) addr=(\S+)`)
@@ -115,4 +117,17 @@ func openConns(t *testing.T, admin string) int {
 	}
 	n, _ := strconv.Atoi(string(m[1]))
 	return n
+}
+
+// TestReach: `wsmatrix reach` from two client processes against two
+// workers joined by Redis: one emit reaches every connection.
+func TestReach(t *testing.T) {
+	rs := redistest.Start(t)
+	s := startCmd(t, exec.Command(binary, "serve", "--workers=2", "--runtime=gnet", "--addr=127.0.0.1:0", "--redis="+rs.URL()))
+	code, out := runBinary(t, binary, nil, "reach", "--url=ws://"+s.addr+"/chat/all", "--pid="+strconv.Itoa(s.cmd.Process.Pid),
+		"--redis="+rs.URL(), "--conns=400", "--clients=2", "--timeout=20s")
+	if code != 0 || !strings.Contains(out, "| 400 | 2 |") || !strings.Contains(out, "| 400 | 1.0000 |") {
+		t.Fatalf("reach: %d\n%s", code, out)
+	}
+	t.Log(out)
 }
