@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -91,7 +92,10 @@ func supervise(ctx context.Context, args []string, n int, addr, adminAddr string
 				started := time.Now()
 				err := cmd.Wait()
 				if stopping.Load() {
-					if err != nil {
+					// A worker still starting when SIGTERM came may end by
+					// the signal itself: that is a stop, not a failure.
+					var ee *exec.ExitError
+					if err != nil && !(errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGTERM) {
 						failed.Store(true)
 						logger.Error("worker stopped with an error", "worker", i, "err", err)
 					}

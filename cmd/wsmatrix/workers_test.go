@@ -91,10 +91,10 @@ func TestWorkers(t *testing.T) {
 			}
 			select {
 			case err := <-s.done:
+				s.done <- err // for the cleanup
 				if err != nil {
 					t.Fatalf("parent: %v\n%s", err, s.logText())
 				}
-				s.done <- nil // for the cleanup
 			case <-time.After(15 * time.Second):
 				t.Fatal("parent still running")
 			}
