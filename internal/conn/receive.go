@@ -34,10 +34,7 @@ func (q *inbox) pop() (api.Message, bool) {
 	q.head++
 	q.bytes -= int64(len(m.Data))
 	if q.head == len(q.msgs) {
-		q.msgs, q.head = q.msgs[:0], 0
-		if cap(q.msgs) > 4 {
-			q.msgs = nil // a burst's storage is not kept by an idle connection
-		}
+		q.msgs, q.head = nil, 0 // an idle connection keeps no storage, not even a small one
 	}
 	return m, true
 }

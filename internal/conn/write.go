@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -28,7 +29,6 @@ type writer struct {
 	queue    []byte // frames waiting, in order
 	spare    []byte // the flusher's other buffer
 	queued   int    // bytes in queue, plus those the flusher is writing
-	scratch  []byte // the role holder's frame buffer
 
 	pong    []byte // the answer to the latest ping, held while the queue is over budget
 	hasPong bool
@@ -313,19 +313,35 @@ func (c *Conn) queueClose(code api.StatusCode, reason string, finishAfter bool) 
 // would wait for room, so a peer that stops reading costs one message, not
 // two.
 func (c *Conn) writeOwn(op ws.OpCode, p []byte, compressed, mayWait bool) error {
+	// The frame is built in a pooled buffer: what the socket does not
+	// take is copied into the queue, so a connection keeps no frame
+	// buffer between messages.
+	bp := frameBuffers.Get().(*[]byte)
+	defer putFrameBuffer(bp)
 	var a, b []byte
 	if len(p) > bigFrame {
 		if compressed {
-			c.w.scratch = wire.AppendCompressedHeader(c.w.scratch[:0], op, len(p))
+			*bp = wire.AppendCompressedHeader((*bp)[:0], op, len(p))
 		} else {
-			c.w.scratch = wire.AppendHeader(c.w.scratch[:0], op, len(p))
+			*bp = wire.AppendHeader((*bp)[:0], op, len(p))
 		}
-		a, b = c.w.scratch, p
+		a, b = *bp, p
 	} else {
-		c.w.scratch = appendFrame(c.w.scratch[:0], op, p, compressed)
-		a = c.w.scratch
+		*bp = appendFrame((*bp)[:0], op, p, compressed)
+		a = *bp
 	}
 	return c.writeParts(a, b, mayWait)
+}
+
+// frameBuffers pools the frame buffers of writeOwn across connections.
+var frameBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+func putFrameBuffer(bp *[]byte) {
+	if cap(*bp) > bigFrame+16 {
+		*bp = nil
+	}
+	*bp = (*bp)[:0]
+	frameBuffers.Put(bp)
 }
 
 // writeParts writes a then b as the holder of the writer role (see
@@ -524,9 +540,6 @@ func (c *Conn) takePongLocked() {
 func (c *Conn) releaseLocked() func() {
 	c.w.active = false
 	c.wakeSendersLocked()
-	if cap(c.w.scratch) > bigFrame {
-		c.w.scratch = nil
-	}
 	if !c.w.closeQueued || c.w.closeWritten || c.w.dead {
 		return func() {}
 	}
