@@ -103,6 +103,7 @@ func (h *Hub) deliverLoop() {
 }
 
 func (h *Hub) deliver(e *envelope) {
+	defer clear(h.scratch) // the loop keeps no member alive between envelopes
 	switch e.kind {
 	case kindEmit:
 		ms := h.collect(&e.to)
@@ -112,8 +113,7 @@ func (h *Hub) deliver(e *envelope) {
 		pm := api.NewPreparedMessage(e.msg)
 		closeSlow := h.opts.SlowMember == CloseSlow
 		var delivered, dropped, gone uint64
-		for i, m := range ms {
-			ms[i] = nil
+		for _, m := range ms {
 			switch err := m.conn.TrySendPrepared(pm, closeSlow); {
 			case err == nil:
 				delivered++
@@ -129,8 +129,7 @@ func (h *Hub) deliver(e *envelope) {
 	case kindJoin, kindLeave:
 		ms := h.collect(&e.to)
 		h.mu.Lock()
-		for i, m := range ms {
-			ms[i] = nil
+		for _, m := range ms {
 			if e.kind == kindJoin {
 				m.joinLocked(e.rooms)
 			} else {
@@ -139,8 +138,7 @@ func (h *Hub) deliver(e *envelope) {
 		}
 		h.mu.Unlock()
 	case kindDisconnect:
-		for i, m := range h.collect(&e.to) {
-			h.scratch[i] = nil
+		for _, m := range h.collect(&e.to) {
 			go m.conn.Close(api.StatusNormalClosure, "")
 		}
 	case kindQuery:

@@ -21,17 +21,14 @@ import (
 	"github.com/wsmatrix/wsmatrix/runtime"
 	_ "github.com/wsmatrix/wsmatrix/runtime/fasthttp"
 	_ "github.com/wsmatrix/wsmatrix/runtime/gnet"
+	"github.com/wsmatrix/wsmatrix/runtime/runtimetest"
 	_ "github.com/wsmatrix/wsmatrix/runtime/stdhttp"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
-		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
-		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+	goleak.VerifyTestMain(m, append(runtimetest.ProcessWide(),
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"), // go-redis pool's idle reaper reading
-	)
+	)...)
 }
 
 // chatServer serves /chat/{room} on runtime rt with h: each member joins

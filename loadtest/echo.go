@@ -164,7 +164,7 @@ func echoFrame(size int, text, json, compress bool) (msg, payload []byte, err er
 		op = ws.OpText
 	}
 	if json {
-		payload = jsonText(size)
+		payload = JSONText(size)
 	}
 	frame := ws.NewFrame(op, true, payload)
 	if compress {
@@ -216,9 +216,9 @@ func headerLen(n int64) int {
 	return 10
 }
 
-// jsonText is n bytes of JSON-like text: chat events with varying ids,
+// JSONText is n bytes of JSON-like text: chat events with varying ids,
 // names and words, which compress about as real ones do.
-func jsonText(n int) []byte {
+func JSONText(n int) []byte {
 	words := strings.Fields("the quick brown fox jumps over lazy dog hello world message room user joined left typing online away status update ping pong")
 	var b bytes.Buffer
 	seed := uint32(2166136261)

@@ -83,36 +83,12 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		errs  = map[string]int{}
-		work  = make(chan int)
-		wg    sync.WaitGroup
-	)
 	start := time.Now()
-	for range cfg.Dialers {
-		wg.Go(func() {
-			for i := range work {
-				c, err := d.dial(ctx, i)
-				mu.Lock()
-				if err != nil {
-					errs[errKind(err)]++
-				} else {
-					conns = append(conns, c)
-					if cfg.Progress != nil {
-						cfg.Progress.Add(1)
-					}
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for i := 0; i < cfg.Conns && ctx.Err() == nil; i++ {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	conns, errs := dialMany(ctx, cfg.Conns, cfg.Dialers, 0, d.dial, cfg.Progress)
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
 	ramp := time.Since(start)
 	defer func() {
 		for _, c := range conns {

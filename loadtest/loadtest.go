@@ -15,6 +15,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/httphead"
@@ -201,4 +203,40 @@ func closeAll(conns []net.Conn) {
 	for _, c := range conns {
 		c.Close()
 	}
+}
+
+// dialMany opens n connections with dial (given the connection's index,
+// from offset), workers at a time, and returns those that opened with the
+// failures counted by kind; progress, if set, counts each one opened.
+func dialMany(ctx context.Context, n, workers, offset int, dial func(context.Context, int) (net.Conn, error), progress *atomic.Int64) ([]net.Conn, map[string]int) {
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		errs  = map[string]int{}
+		work  = make(chan int)
+		wg    sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for i := range work {
+				c, err := dial(ctx, offset+i)
+				mu.Lock()
+				if err != nil {
+					errs[errKind(err)]++
+				} else {
+					conns = append(conns, c)
+					if progress != nil {
+						progress.Add(1)
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	return conns, errs
 }

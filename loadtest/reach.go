@@ -47,32 +47,11 @@ func Hold(ctx context.Context, cfg HoldConfig) (HoldResult, error) {
 	if err != nil {
 		return HoldResult{}, err
 	}
+	conns, errs := dialMany(ctx, cfg.Conns, 64, cfg.Offset, d.dial, nil)
 	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		errs  = map[string]int{}
-		work  = make(chan int)
-		wg    sync.WaitGroup
+		mu sync.Mutex
+		wg sync.WaitGroup
 	)
-	for range 64 {
-		wg.Go(func() {
-			for i := range work {
-				c, err := d.dial(ctx, cfg.Offset+i)
-				mu.Lock()
-				if err != nil {
-					errs[errKind(err)]++
-				} else {
-					conns = append(conns, c)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for i := 0; i < cfg.Conns && ctx.Err() == nil; i++ {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
 	defer closeAll(conns)
 	if cfg.Ready != nil {
 		cfg.Ready(len(conns), errs)

@@ -100,32 +100,11 @@ func SocketIO(ctx context.Context, cfg SocketIOConfig) (SocketIOResult, error) {
 	if err != nil {
 		return SocketIOResult{}, err
 	}
+	conns, errs := dialMany(ctx, cfg.Conns, 64, 0, func(ctx context.Context, i int) (net.Conn, error) { return sioConnect(ctx, d, i) }, nil)
 	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		errs  = map[string]int{}
-		work  = make(chan int)
-		wg    sync.WaitGroup
+		mu sync.Mutex
+		wg sync.WaitGroup
 	)
-	for range 64 {
-		wg.Go(func() {
-			for i := range work {
-				c, err := sioConnect(ctx, d, i)
-				mu.Lock()
-				if err != nil {
-					errs[errKind(err)]++
-				} else {
-					conns = append(conns, c)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	for i := 0; i < cfg.Conns && ctx.Err() == nil; i++ {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
 	defer closeAll(conns)
 	r := SocketIOResult{Conns: len(conns), RSSBefore: before.RSS, Errors: errs}
 	if cfg.Duration <= 0 {

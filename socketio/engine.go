@@ -38,6 +38,15 @@ type epacket struct {
 
 func (p epacket) size() int { return len(p.text) + len(p.binary) }
 
+// sendOn sends p as one WebSocket message (Send copies nothing it keeps:
+// no conversion to a string on the way).
+func (p epacket) sendOn(ws api.Conn) error {
+	if p.binary != nil {
+		return ws.Send(api.Message{Type: api.Binary, Data: p.binary})
+	}
+	return ws.Send(api.Message{Type: api.Text, Data: p.text})
+}
+
 // session is one Engine.IO connection: long-polling until (and unless)
 // it upgrades to WebSocket.
 type session struct {
@@ -134,10 +143,7 @@ func (sess *session) send(p epacket, dropIfFull bool) error {
 	}
 	if ws := sess.ws; ws != nil {
 		sess.mu.Unlock()
-		if p.binary != nil {
-			return ws.SendBinary(p.binary)
-		}
-		return ws.SendText(string(p.text))
+		return p.sendOn(ws)
 	}
 	if sess.queued+p.size() > sess.srv.opts.MaxBufferedBytes && sess.queued > 0 {
 		sess.mu.Unlock()
@@ -382,7 +388,7 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 		sess.mu.Lock()
 		sess.ws = ws
 		sess.mu.Unlock()
-		ws.SendText(string(s.openPacket(sess.sid, []string{})))
+		epacket{text: s.openPacket(sess.sid, []string{})}.sendOn(ws)
 		sess.readWebSocket(ws)
 		return
 	}
@@ -422,11 +428,7 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 			sess.wakeLocked()
 			sess.mu.Unlock()
 			for _, p := range queued {
-				if p.binary != nil {
-					ws.SendBinary(p.binary)
-				} else {
-					ws.SendText(string(p.text))
-				}
+				p.sendOn(ws)
 			}
 		default:
 			ws.Close(api.StatusPolicyViolation, "probe expected")

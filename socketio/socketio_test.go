@@ -20,19 +20,16 @@ import (
 	"github.com/wsmatrix/wsmatrix/runtime"
 	_ "github.com/wsmatrix/wsmatrix/runtime/fasthttp"
 	_ "github.com/wsmatrix/wsmatrix/runtime/gnet"
+	"github.com/wsmatrix/wsmatrix/runtime/runtimetest"
 	_ "github.com/wsmatrix/wsmatrix/runtime/stdhttp"
 	"github.com/wsmatrix/wsmatrix/socketio"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
-		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
-		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+	goleak.VerifyTestMain(m, append(runtimetest.ProcessWide(),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-	)
+	)...)
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

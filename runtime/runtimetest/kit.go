@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"testing"
 	"time"
 
@@ -73,6 +74,11 @@ const caseTimeout = 60 * time.Second
 // processWide are goroutines that dependencies start once per process and
 // keep: gnet's ants worker pool (its idle workers too) and fasthttp's date
 // updater.
+//
+// ProcessWide returns them as goleak options, for the goroutine-leak
+// checks of packages that run servers in their tests.
+func ProcessWide() []goleak.Option { return slices.Clone(processWide) }
+
 var processWide = []goleak.Option{
 	goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
 	goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
@@ -116,8 +122,8 @@ func (k *kit) serve(o api.Options, setup func(r *api.Router)) *server {
 func (k *kit) serveRouter(o api.Options, r *api.Router) *server {
 	t := k.t
 	t.Helper()
-	before := goleak.IgnoreCurrent()                                                               // the goroutines that exist now are not this case's
-	t.Cleanup(func() { goleak.VerifyNone(t, append([]goleak.Option{before}, processWide...)...) }) // runs last
+	before := goleak.IgnoreCurrent()                                                                 // the goroutines that exist now are not this case's
+	t.Cleanup(func() { goleak.VerifyNone(t, append([]goleak.Option{before}, ProcessWide()...)...) }) // runs last
 	rt, err := k.f(r, o)
 	if err != nil {
 		t.Fatalf("new runtime: %v", err)
