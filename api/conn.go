@@ -61,7 +61,10 @@ type Conn interface {
 	// Context is done when the connection has ended, however it ended.
 	Context() context.Context
 	// Request is the HTTP upgrade request: URL variables (PathValue),
-	// headers, query and cookies. Its body is empty.
+	// headers, query, cookies and the values middleware put in its
+	// context. Its body is empty, and the headers that only carried the
+	// handshake (Upgrade, Connection, Sec-WebSocket-Key, -Version and
+	// -Extensions) are gone: a connection keeps the rest for its life.
 	Request() *http.Request
 	// Subprotocol is the negotiated subprotocol, or "".
 	Subprotocol() string

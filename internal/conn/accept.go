@@ -68,11 +68,69 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) 
 }
 
 // detach keeps what a handler may read of the request for the life of the
-// connection: its values without its cancellation, and no body.
+// connection: its values without its cancellation, no body, and its
+// headers without those that only carried the handshake, in one
+// allocation (a header map as read holds a string per value; an idle
+// connection keeps it for hours).
 func detach(r *http.Request) *http.Request {
 	r2 := r.WithContext(context.WithoutCancel(r.Context()))
 	r2.Body = http.NoBody
+	r2.GetBody = nil
+	r2.Header = compactHeader(r.Header)
 	return r2
+}
+
+// handshakeOnly reports the request headers that only carry the handshake:
+// they mean nothing once the connection is open.
+func handshakeOnly(key string) bool {
+	switch key {
+	case "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions":
+		return true
+	}
+	return false
+}
+
+// compactHeader copies h without the handshake's own headers: the keys and
+// values share one string, the value lists one slice.
+func compactHeader(h http.Header) http.Header {
+	kept := make([]string, 0, 16)
+	values, size := 0, 0
+	for k, vs := range h {
+		if handshakeOnly(k) {
+			continue
+		}
+		kept = append(kept, k)
+		values += len(vs)
+		size += len(k)
+		for _, v := range vs {
+			size += len(v)
+		}
+	}
+	out := make(http.Header, len(kept))
+	if len(kept) == 0 {
+		return out
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, k := range kept {
+		b.WriteString(k)
+		for _, v := range h[k] {
+			b.WriteString(v)
+		}
+	}
+	all, list := b.String(), make([]string, values)
+	for _, k := range kept {
+		vs := h[k]
+		key := all[:len(k)]
+		all = all[len(k):]
+		for i, v := range vs {
+			list[i] = all[:len(v)]
+			all = all[len(v):]
+		}
+		out[key] = list[:len(vs):len(vs)]
+		list = list[len(vs):]
+	}
+	return out
 }
 
 // refuse answers an upgrade that is not accepted, counts and logs it.
