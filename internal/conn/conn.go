@@ -25,7 +25,8 @@ type Conn struct {
 	t      Transport
 	tw     TryWriter  // t, when it writes without waiting
 	bl     Backlogger // t, when an event loop holds its writes
-	req    *http.Request
+	req    atomic.Pointer[http.Request] // nil once packed into kept
+	kept   atomic.Pointer[keptRequest]  // set when an event-style handler returned
 	proto  string
 	remote netip.AddrPort // a net.Addr is made only when asked for
 
@@ -69,7 +70,8 @@ type Conn struct {
 }
 
 func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip.AddrPort, dfl *deflater) *Conn {
-	c := &Conn{srv: s, opts: &s.opts, t: t, req: r, proto: proto, remote: remote, dfl: dfl}
+	c := &Conn{srv: s, opts: &s.opts, t: t, proto: proto, remote: remote, dfl: dfl}
+	c.req.Store(r)
 	c.tw, _ = t.(TryWriter)
 	c.bl, _ = t.(Backlogger)
 	if _, ok := t.(Resumer); !ok {
@@ -84,8 +86,43 @@ func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip
 
 var _ api.Conn = (*Conn)(nil)
 
-// Request returns the upgrade request.
-func (c *Conn) Request() *http.Request { return c.req }
+// Request returns the upgrade request. After an event-style handler
+// returned, the connection keeps it packed (keptRequest) and rebuilds it on
+// first use.
+func (c *Conn) Request() *http.Request {
+	if r := c.req.Load(); r != nil {
+		return r
+	}
+	r := c.kept.Load().request()
+	if c.req.CompareAndSwap(nil, r) {
+		return r
+	}
+	return c.req.Load()
+}
+
+// requestContext is the upgrade request's context, packed or not.
+func (c *Conn) requestContext() context.Context {
+	if r := c.req.Load(); r != nil {
+		return r.Context()
+	}
+	return c.kept.Load().ctx
+}
+
+// path is the upgrade request's URL path, for logs.
+func (c *Conn) path() string {
+	if r := c.req.Load(); r != nil {
+		return r.URL.Path
+	}
+	return c.kept.Load().path()
+}
+
+// packRequest keeps the upgrade request packed until it is asked for.
+func (c *Conn) packRequest() {
+	if r := c.req.Load(); r != nil {
+		c.kept.Store(keepRequest(r))
+		c.req.CompareAndSwap(r, nil)
+	}
+}
 
 // Subprotocol returns the negotiated subprotocol.
 func (c *Conn) Subprotocol() string { return c.proto }
@@ -101,7 +138,7 @@ func (c *Conn) Context() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.ctx == nil {
-		c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(c.req.Context()))
+		c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(c.requestContext()))
 		if c.state >= stClosing {
 			c.cancel()
 		}
@@ -123,6 +160,7 @@ func (c *Conn) Run(h api.Handler) {
 	c.mu.Unlock()
 	switch {
 	case keep:
+		c.packRequest()
 	case fail != nil:
 		c.closeWith(fail.Code, fail.Reason)
 		<-c.endedCh()
@@ -136,7 +174,7 @@ func (c *Conn) Run(h api.Handler) {
 func (c *Conn) protect(f func()) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			c.opts.Logger.Error("wsmatrix: handler panic", "path", c.req.URL.Path, "remote", c.remote.String(), "panic", v, "stack", string(debug.Stack()))
+			c.opts.Logger.Error("wsmatrix: handler panic", "path", c.path(), "remote", c.remote.String(), "panic", v, "stack", string(debug.Stack()))
 			c.srv.obs.Panicked()
 			c.closeWith(api.StatusInternalError, "")
 			ok = false

@@ -60,5 +60,5 @@ func (s *Server) logProtocolClose(c *Conn, ce *api.CloseError) {
 	}
 	s.obs.Refused(reason)
 	s.opts.Logger.Debug("wsmatrix: closing on bad input", "code", int(ce.Code), "reason", reason,
-		"detail", ce.Reason, "path", c.req.URL.Path, "remote", c.remote.String())
+		"detail", ce.Reason, "path", c.path(), "remote", c.remote.String())
 }

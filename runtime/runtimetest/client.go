@@ -174,8 +174,8 @@ func (c *client) expectMessage(op ws.OpCode, want []byte) {
 }
 
 func trunc(p []byte) []byte {
-	if len(p) > 40 {
-		return p[:40]
+	if len(p) > 160 {
+		return p[:160]
 	}
 	return p
 }

@@ -2,6 +2,7 @@ package runtimetest
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -182,7 +183,8 @@ func requestCases() []testCase {
 					r.Header.Add("X-Later", "ok") // the header stays an ordinary, writable map
 					ws.SendText(strings.Join([]string{r.PathValue("room"), r.URL.Query().Get("u"), user, ck.Value,
 						strings.Join(r.Header.Values("X-Multi"), ","), r.Header.Get("Sec-WebSocket-Protocol"),
-						r.Header.Get("User-Agent"), r.Header.Get("X-Later"), r.Host, strings.Join(gone, ",")}, "|"))
+						r.Header.Get("User-Agent"), r.Header.Get("X-Later"), r.Host, strings.Join(gone, ","),
+						r.Pattern, fmt.Sprint(r.RemoteAddr == ws.RemoteAddr().String()), r.Method + " " + r.RequestURI}, "|"))
 				})
 			})
 		})
@@ -191,7 +193,7 @@ func requestCases() []testCase {
 		for range 2 {
 			time.Sleep(20 * time.Millisecond)
 			c.text("?")
-			c.expectMessage(ws.OpText, []byte("r2|ann|user-7|s1|a,b, c|chat, superchat|kit/1|ok|"+s.addr+"|"))
+			c.expectMessage(ws.OpText, []byte("r2|ann|user-7|s1|a,b, c|chat, superchat|kit/1|ok|"+s.addr+"||GET /chat/{room}|true|GET /chat/r2?u=ann"))
 		}
 	}})
 	return cases

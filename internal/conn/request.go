@@ -1,0 +1,131 @@
+package conn
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// keptRequest is what an event-style connection keeps of its upgrade
+// request once its handler returned: the context (the values middleware put
+// there), the TLS state, and the rest in one string. An *http.Request with
+// its URL and header map costs about 600 bytes; an idle connection may wait
+// for hours. Request rebuilds one on first use.
+type keptRequest struct {
+	ctx  context.Context
+	tls  *tls.ConnectionState
+	text string // fields as written by keepRequest, each length-prefixed
+}
+
+// keepRequest packs r: method, URL, protocol, host, remote address, request
+// URI, pattern, the pattern's path values, and the headers.
+func keepRequest(r *http.Request) *keptRequest {
+	var b []byte
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	str(r.Method)
+	str(r.URL.String())
+	str(r.Proto)
+	str(r.Host)
+	str(r.RemoteAddr)
+	str(r.RequestURI)
+	str(r.Pattern)
+	names := wildcards(r.Pattern)
+	b = binary.AppendUvarint(b, uint64(len(names)))
+	for _, n := range names {
+		str(n)
+		str(r.PathValue(n))
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Header)))
+	for k, vs := range r.Header {
+		str(k)
+		b = binary.AppendUvarint(b, uint64(len(vs)))
+		for _, v := range vs {
+			str(v)
+		}
+	}
+	return &keptRequest{ctx: r.Context(), tls: r.TLS, text: string(b)}
+}
+
+// wildcards lists the names of a ServeMux pattern's wildcards: {name} and
+// {name...}.
+func wildcards(pattern string) []string {
+	var names []string
+	for {
+		i := strings.IndexByte(pattern, '{')
+		if i < 0 {
+			return names
+		}
+		j := strings.IndexByte(pattern[i:], '}')
+		if j < 0 {
+			return names
+		}
+		if n := strings.TrimSuffix(pattern[i+1:i+j], "..."); n != "$" && n != "" {
+			names = append(names, n)
+		}
+		pattern = pattern[i+j+1:]
+	}
+}
+
+// reader walks keptRequest.text; the strings it returns share it.
+type reader struct{ s string }
+
+func (r *reader) num() int {
+	n, w := binary.Uvarint([]byte(r.s[:min(len(r.s), binary.MaxVarintLen64)]))
+	r.s = r.s[w:]
+	return int(n)
+}
+
+func (r *reader) str() string {
+	n := r.num()
+	s := r.s[:n]
+	r.s = r.s[n:]
+	return s
+}
+
+// request rebuilds the upgrade request as the handler saw it (what
+// middleware changed in its fields included); path values set with
+// SetPathValue for names outside the pattern are not kept.
+func (k *keptRequest) request() *http.Request {
+	rd := reader{k.text}
+	r := &http.Request{Method: rd.str(), Body: http.NoBody, TLS: k.tls}
+	u, err := url.Parse(rd.str())
+	if err != nil {
+		u = &url.URL{}
+	}
+	r.URL = u
+	r.Proto = rd.str()
+	r.ProtoMajor, r.ProtoMinor, _ = http.ParseHTTPVersion(r.Proto)
+	r.Host, r.RemoteAddr, r.RequestURI, r.Pattern = rd.str(), rd.str(), rd.str(), rd.str()
+	for n := rd.num(); n > 0; n-- {
+		name, value := rd.str(), rd.str()
+		r.SetPathValue(name, value)
+	}
+	n := rd.num()
+	r.Header = make(http.Header, n)
+	for ; n > 0; n-- {
+		key := rd.str()
+		vs := make([]string, rd.num())
+		for i := range vs {
+			vs[i] = rd.str()
+		}
+		r.Header[key] = vs
+	}
+	return r.WithContext(k.ctx)
+}
+
+// path is the request's URL path, for logs.
+func (k *keptRequest) path() string {
+	rd := reader{k.text}
+	rd.str()
+	u := rd.str()
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i]
+	}
+	return u
+}

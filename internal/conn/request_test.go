@@ -1,0 +1,115 @@
+package conn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"testing"
+)
+
+type keyT struct{}
+
+// roundTrip packs the request a mux hands to its handler for target and
+// rebuilds it.
+func roundTrip(t *testing.T, pattern, target string, header http.Header) (before, after *http.Request) {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc(pattern, func(_ http.ResponseWriter, r *http.Request) {
+		r = r.WithContext(context.WithValue(r.Context(), keyT{}, "v"))
+		r.TLS = &tls.ConnectionState{ServerName: "x"}
+		before = detach(r)
+		after = keepRequest(before).request()
+	})
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	req.RemoteAddr = "192.0.2.1:1234"
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	mux.ServeHTTP(httptest.NewRecorder(), req)
+	if before == nil {
+		t.Fatalf("%s did not match %s", target, pattern)
+	}
+	return before, after
+}
+
+func TestKeptRequestRoundTrip(t *testing.T) {
+	cases := []struct{ pattern, target string }{
+		{"GET /chat/{room}", "/chat/lobby?u=ann&x=%26"},
+		{"/files/{rest...}", "/files/a/b%2Fc/d"},
+		{"/exact/{$}", "/exact/"},
+		{"/a/{x}/b/{y}", "/a/%7Bq%7D/b/%C3%A9"},
+		{"/plain", "/plain?"},
+	}
+	h := http.Header{"Cookie": {"a=1; session=xyz"}, "X-Multi": {"a", "b, c"}, "User-Agent": {"t/1"}, "X-Empty": {""}}
+	for _, c := range cases {
+		before, after := roundTrip(t, c.pattern, c.target, h)
+		if after.Method != before.Method || after.URL.String() != before.URL.String() || after.URL.Path != before.URL.Path ||
+			after.URL.RawPath != before.URL.RawPath || after.URL.RawQuery != before.URL.RawQuery ||
+			after.Proto != before.Proto || after.ProtoMajor != before.ProtoMajor || after.ProtoMinor != before.ProtoMinor ||
+			after.Host != before.Host || after.RemoteAddr != before.RemoteAddr || after.RequestURI != before.RequestURI ||
+			after.Pattern != before.Pattern || after.TLS != before.TLS {
+			t.Errorf("%s: rebuilt %+v, want %+v", c.target, after, before)
+		}
+		if !reflect.DeepEqual(after.Header, before.Header) {
+			t.Errorf("%s: header %v, want %v", c.target, after.Header, before.Header)
+		}
+		for _, n := range wildcards(c.pattern) {
+			if after.PathValue(n) != before.PathValue(n) {
+				t.Errorf("%s: PathValue(%q) = %q, want %q", c.target, n, after.PathValue(n), before.PathValue(n))
+			}
+		}
+		if after.Context().Value(keyT{}) != "v" {
+			t.Errorf("%s: context value lost", c.target)
+		}
+		if after.Body != http.NoBody {
+			t.Errorf("%s: body %v", c.target, after.Body)
+		}
+		if got := keepRequest(before).path(); got != before.URL.EscapedPath() {
+			t.Errorf("%s: path %q, want %q", c.target, got, before.URL.EscapedPath())
+		}
+	}
+}
+
+// FuzzKeptRequest: whatever a request holds comes back the same.
+func FuzzKeptRequest(f *testing.F) {
+	f.Add("GET", "/chat/r1?u=b", "X-A", "v", "room", "r1")
+	f.Add("", "", "", "", "", "")
+	f.Add("POST", "http://h/x%2F?#f", "K\x00", "\xff\xfe", "a...", "b/c")
+	f.Fuzz(func(t *testing.T, method, target, key, value, name, pv string) {
+		u, err := parseURL(target)
+		if err != nil {
+			t.Skip()
+		}
+		r := &http.Request{Method: method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Host: value,
+			RemoteAddr: key, RequestURI: target, Pattern: "/{" + name + "}", Header: http.Header{key: {value, pv}}}
+		r.SetPathValue(name, pv)
+		r = r.WithContext(context.Background())
+		after := keepRequest(r).request()
+		if after.Method != method || after.URL.String() != u.String() || after.Host != value || after.RemoteAddr != key ||
+			after.RequestURI != target || after.Pattern != r.Pattern || !reflect.DeepEqual(after.Header, r.Header) {
+			t.Fatalf("rebuilt %+v, want %+v", after, r)
+		}
+		for _, n := range wildcards(r.Pattern) {
+			if after.PathValue(n) != r.PathValue(n) {
+				t.Fatalf("PathValue(%q) = %q, want %q", n, after.PathValue(n), r.PathValue(n))
+			}
+		}
+	})
+}
+
+// parseURL is url.Parse for URLs that print back to themselves: the only
+// ones a server's request holds after parsing.
+func parseURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, err
+	}
+	if v, err := url.Parse(u.String()); err != nil || v.String() != u.String() {
+		return nil, errors.New("does not round-trip")
+	}
+	return u, nil
+}
