@@ -23,8 +23,8 @@ type Conn struct {
 	srv    *Server
 	opts   *api.Options
 	t      Transport
-	tw     TryWriter  // t, when it writes without waiting
-	bl     Backlogger // t, when an event loop holds its writes
+	tw     TryWriter                    // t, when it writes without waiting
+	bl     Backlogger                   // t, when an event loop holds its writes
 	req    atomic.Pointer[http.Request] // nil once packed into kept
 	kept   atomic.Pointer[keptRequest]  // set when an event-style handler returned
 	proto  string
