@@ -203,6 +203,7 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, upgrade func(http
 	}
 	rw := &recorder{ResponseWriter: w}
 	defer func() {
+		hook.Served(r.Context())
 		v := recover()
 		if v == nil {
 			return

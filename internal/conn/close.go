@@ -71,7 +71,7 @@ func (c *Conn) begin(ce *api.CloseError) bool {
 	if c.closeTimer != nil {
 		c.closeTimer.Stop() // the drain's timer
 	}
-	c.closeTimer = time.AfterFunc(c.opts.CloseTimeout, func() { c.abort("close handshake timed out") })
+	c.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, func() { c.abort("close handshake timed out") })
 	if c.ready != nil {
 		close(c.ready) // wakes every waiting Receive; nothing is delivered after this
 	}
@@ -129,7 +129,7 @@ func (c *Conn) protocolError(ce *api.CloseError) {
 		return
 	}
 	c.state, c.fail = stDraining, ce
-	c.closeTimer = time.AfterFunc(c.opts.CloseTimeout, func() { c.closeWith(ce.Code, ce.Reason) })
+	c.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, func() { c.closeWith(ce.Code, ce.Reason) })
 	now := c.drainedLocked()
 	c.mu.Unlock()
 	if now {

@@ -21,40 +21,39 @@ import (
 // handshake), keepalive.go (pings and idle timeouts).
 type Conn struct {
 	srv    *Server
-	opts   *api.Options
 	t      Transport
-	tw     TryWriter                    // t, when it writes without waiting
-	bl     Backlogger                   // t, when an event loop holds its writes
 	req    atomic.Pointer[http.Request] // nil once packed into kept
 	kept   atomic.Pointer[keptRequest]  // set when an event-style handler returned
 	proto  string
 	remote netip.AddrPort // a net.Addr is made only when asked for
-
-	dfl *deflater // permessage-deflate, when negotiated
+	dfl    *deflater      // permessage-deflate, when negotiated
 
 	// Read side, owned by the goroutine or event loop that feeds input.
+	// (Fields are ordered for size: an idle connection is mostly this
+	// struct, and the small ones share words.)
 	parser        wire.Parser
-	msg           []byte // the message being received
+	msg           []byte        // the message being received
+	lastRead      atomic.Int64  // unix nanoseconds of the last input
+	due           atomic.Int64  // unix nanoseconds when the clock should tick this conn
+	space         chan struct{} // ReadLoop waits here while paused (nil on event loops)
 	msgType       api.MessageType
 	msgCompressed bool
-	lastRead      atomic.Int64  // unix nanoseconds of the last input
-	paused        atomic.Bool   // Feed stopped: the inbox is over its bounds
-	space         chan struct{} // ReadLoop waits here while paused (nil on event loops)
-	due           atomic.Int64  // unix nanoseconds when the clock should tick this conn
+	paused        atomic.Bool // Feed stopped: the inbox is over its bounds
 
 	// Lock-free mirrors for Feed's pause rule.
-	inN         atomic.Int32 // messages in the inbox
 	inBytes     atomic.Int64 // bytes in the inbox
+	inN         atomic.Int32 // messages in the inbox
 	waiting     atomic.Int32 // the handler waits for a message: parked receivers, or an idle event-style conn
+	sendWaiting atomic.Int32 // Sends waiting for the peer to read (room in the queue, or their own big frame)
 	ending      atomic.Bool  // state >= stClosing
 	pongHeld    atomic.Bool  // a pong waits for the send queue to go under its budget
-	sendWaiting atomic.Int32 // Sends waiting for the peer to read (room in the queue, or their own big frame)
 
 	mu         sync.Mutex
 	state      state
+	peerClosed bool            // the peer's close frame arrived
+	busy       bool            // the handler took a message and has not come back for the next
 	closeErr   *api.CloseError // what the handler is told, once ending
 	fail       *api.CloseError // the protocol error being drained (stDraining)
-	peerClosed bool            // the peer's close frame arrived
 	ctx        context.Context // made on first Context call
 	cancel     context.CancelFunc
 	ended      chan struct{} // made by a waiter; closed at stClosed
@@ -62,7 +61,6 @@ type Conn struct {
 	pingSent   int64         // unix nanoseconds of the unanswered ping, or 0
 	inbox      inbox
 	ready      chan struct{} // one token: wakes a parked Receive
-	busy       bool          // the handler took a message and has not come back for the next
 	ev         events
 
 	wmu sync.Mutex
@@ -70,10 +68,8 @@ type Conn struct {
 }
 
 func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip.AddrPort, dfl *deflater) *Conn {
-	c := &Conn{srv: s, opts: &s.opts, t: t, proto: proto, remote: remote, dfl: dfl}
+	c := &Conn{srv: s, t: t, proto: proto, remote: remote, dfl: dfl}
 	c.req.Store(r)
-	c.tw, _ = t.(TryWriter)
-	c.bl, _ = t.(Backlogger)
 	if _, ok := t.(Resumer); !ok {
 		c.space = make(chan struct{}, 1)
 	}
@@ -174,7 +170,7 @@ func (c *Conn) Run(h api.Handler) {
 func (c *Conn) protect(f func()) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			c.opts.Logger.Error("wsmatrix: handler panic", "path", c.path(), "remote", c.remote.String(), "panic", v, "stack", string(debug.Stack()))
+			c.srv.opts.Logger.Error("wsmatrix: handler panic", "path", c.path(), "remote", c.remote.String(), "panic", v, "stack", string(debug.Stack()))
 			c.srv.obs.Panicked()
 			c.closeWith(api.StatusInternalError, "")
 			ok = false

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 	"github.com/wsmatrix/wsmatrix/api"
@@ -508,5 +509,13 @@ func TestPauseIsNotAFlood(t *testing.T) {
 	c.Unparsed(2 << 20) // an event loop holding 2 MiB more: that is a flood
 	if c.state < stClosing {
 		t.Fatal("2 MiB buffered by the runtime while the peer reads nothing: not cut")
+	}
+}
+
+// An idle event-style connection is mostly its Conn: the struct stays in
+// the allocator's 512-byte size class (the next one is 576).
+func TestConnFitsItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(Conn{}); n > 512 {
+		t.Fatalf("Conn is %d bytes: over 512, every connection pays the 576-byte size class", n)
 	}
 }

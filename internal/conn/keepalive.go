@@ -62,18 +62,18 @@ func (s *Server) runClock(stop chan struct{}) {
 func (c *Conn) nextTick(now time.Time) time.Duration {
 	last := time.Unix(0, c.lastRead.Load())
 	next := time.Duration(1<<63 - 1)
-	if c.opts.PingInterval > 0 {
+	if c.srv.opts.PingInterval > 0 {
 		if c.pingSent != 0 {
 			// Dead at PongTimeout, or, once an answer came, due for the next
 			// ping PingInterval after this one.
 			sent := time.Unix(0, c.pingSent)
-			next = min(next, sent.Add(c.opts.PongTimeout).Sub(now), sent.Add(c.opts.PingInterval).Sub(now))
+			next = min(next, sent.Add(c.srv.opts.PongTimeout).Sub(now), sent.Add(c.srv.opts.PingInterval).Sub(now))
 		} else {
-			next = min(next, last.Add(c.opts.PingInterval).Sub(now))
+			next = min(next, last.Add(c.srv.opts.PingInterval).Sub(now))
 		}
 	}
-	if c.opts.IdleTimeout > 0 {
-		next = min(next, last.Add(c.opts.IdleTimeout).Sub(now))
+	if c.srv.opts.IdleTimeout > 0 {
+		next = min(next, last.Add(c.srv.opts.IdleTimeout).Sub(now))
 	}
 	return max(next, time.Millisecond)
 }
@@ -93,11 +93,11 @@ func (c *Conn) tick(now time.Time) {
 	idle := now.Sub(time.Unix(0, last))
 	var ping, dead, idleOut bool
 	switch {
-	case c.opts.IdleTimeout > 0 && idle >= c.opts.IdleTimeout:
+	case c.srv.opts.IdleTimeout > 0 && idle >= c.srv.opts.IdleTimeout:
 		idleOut = true
-	case c.pingSent != 0 && now.Sub(time.Unix(0, c.pingSent)) >= c.opts.PongTimeout:
+	case c.pingSent != 0 && now.Sub(time.Unix(0, c.pingSent)) >= c.srv.opts.PongTimeout:
 		dead = true
-	case c.opts.PingInterval > 0 && c.pingSent == 0 && idle >= c.opts.PingInterval:
+	case c.srv.opts.PingInterval > 0 && c.pingSent == 0 && idle >= c.srv.opts.PingInterval:
 		ping = true
 		c.pingSent = now.UnixNano()
 	}

@@ -181,7 +181,7 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 				data := c.msg
 				c.msg = nil
 				if c.msgCompressed {
-					out, err := c.dfl.inflate(data, c.opts.ReadLimit, c.msgType == api.Text)
+					out, err := c.dfl.inflate(data, c.srv.opts.ReadLimit, c.msgType == api.Text)
 					if err != nil {
 						var ce *api.CloseError
 						errors.As(err, &ce)
@@ -219,16 +219,16 @@ func (c *Conn) mustPause() bool {
 		return true
 	}
 	n := c.inN.Load()
-	if int(n) >= c.opts.InboxSize {
+	if int(n) >= c.srv.opts.InboxSize {
 		return true
 	}
 	held := c.inBytes.Load() + int64(len(c.msg))
 	if held == 0 {
 		return false
 	}
-	limit := int64(c.opts.InboxBytes)
+	limit := int64(c.srv.opts.InboxBytes)
 	if n == 0 && c.waiting.Load() > 0 {
-		limit = max(limit, c.opts.ReadLimit+1) // the parser enforces ReadLimit itself
+		limit = max(limit, c.srv.opts.ReadLimit+1) // the parser enforces ReadLimit itself
 	}
 	return held >= limit
 }
@@ -245,9 +245,9 @@ func (c *Conn) checkFlood(unused int) {
 		return // the runtime holds no more than a read buffer: the kernel holds the rest, TCP pushes back
 	}
 	held := int64(unused) + c.inBytes.Load() + int64(len(c.msg))
-	budget := max(c.opts.ReadLimit, int64(c.opts.InboxBytes))
+	budget := max(c.srv.opts.ReadLimit, int64(c.srv.opts.InboxBytes))
 	if c.peerNotReading() {
-		budget = int64(c.opts.InboxBytes)
+		budget = int64(c.srv.opts.InboxBytes)
 	}
 	if held <= budget {
 		return

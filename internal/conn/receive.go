@@ -10,9 +10,8 @@ import (
 // inbox holds the received messages waiting for the handler. Its storage
 // is dropped whenever it empties, so an idle connection holds none.
 type inbox struct {
-	msgs  []api.Message
-	head  int
-	bytes int64
+	msgs []api.Message
+	head int
 }
 
 func (q *inbox) len() int { return len(q.msgs) - q.head }
@@ -22,7 +21,6 @@ func (q *inbox) push(m api.Message, max int) {
 		q.msgs = make([]api.Message, 0, min(max, 4))
 	}
 	q.msgs = append(q.msgs, m)
-	q.bytes += int64(len(m.Data))
 }
 
 func (q *inbox) pop() (api.Message, bool) {
@@ -32,7 +30,6 @@ func (q *inbox) pop() (api.Message, bool) {
 	m := q.msgs[q.head]
 	q.msgs[q.head] = api.Message{}
 	q.head++
-	q.bytes -= int64(len(m.Data))
 	if q.head == len(q.msgs) {
 		q.msgs, q.head = nil, 0 // an idle connection keeps no storage, not even a small one
 	}
@@ -152,7 +149,7 @@ func (c *Conn) deliver(m api.Message) {
 	if c.state >= stClosing {
 		return // after a close frame, data is dropped (RFC 6455 5.5.1)
 	}
-	c.inbox.push(m, c.opts.InboxSize) // Feed checked the bounds and is the only sender
+	c.inbox.push(m, c.srv.opts.InboxSize) // Feed checked the bounds and is the only sender
 	c.inN.Add(1)
 	c.inBytes.Add(int64(len(m.Data)))
 	c.srv.obs.Received(len(m.Data))

@@ -24,23 +24,21 @@ import (
 // the socket; only a Send that finds the queue over its budget waits, as
 // SendQueueFull says.
 type writer struct {
-	active   bool   // a goroutine holds the writer role
-	flushing bool   // the role is held by the flushing goroutine
-	queue    []byte // frames waiting, in order
-	spare    []byte // the flusher's other buffer
-	queued   int    // bytes in queue, plus those the flusher is writing
+	queue  []byte        // frames waiting, in order
+	spare  []byte        // the flusher's other buffer
+	queued int           // bytes in queue, plus those the flusher is writing
+	pong   []byte        // the answer to the latest ping, held while the queue is over budget
+	room   chan struct{} // closed when bytes left the queue, for Sends waiting for room
 
-	pong    []byte // the answer to the latest ping, held while the queue is over budget
-	hasPong bool
-
+	active       bool // a goroutine holds the writer role
+	flushing     bool // the role is held by the flushing goroutine
+	hasPong      bool
 	closeQueued  bool // a close frame is the last frame of the queue: nothing follows it
 	closeWritten bool // and it went out
 	finishAfter  bool // close the socket once the close frame is out (the peer's came first)
 	halfClose    bool // end our sending side once the close frame is out (the peer broke the protocol)
 	dead         bool // the socket is closed or a write failed: nothing is written any more
 	stalled      bool // a write made no progress for WriteTimeout: closing with 1008
-
-	room chan struct{} // closed when bytes left the queue, for Sends waiting for room
 }
 
 // fullPolicy is what a send does when the queue is full.
@@ -77,8 +75,8 @@ func (c *Conn) SendBinary(p []byte) error { return c.sendData(wire.OpBinary, p) 
 // loop holds.
 func (c *Conn) backlogLocked() int {
 	n := c.w.queued
-	if c.bl != nil {
-		n += c.bl.Backlog()
+	if bl, ok := c.t.(Backlogger); ok {
+		n += bl.Backlog()
 	}
 	return n
 }
@@ -116,7 +114,7 @@ func (c *Conn) sendDataFull(op ws.OpCode, p []byte, full fullPolicy) error {
 	}
 	c.w.active = true
 	c.wmu.Unlock()
-	return c.writeOwn(op, p, compressed, full == fullAsOptions && c.opts.SendQueueFull == api.QueueBlock)
+	return c.writeOwn(op, p, compressed, full == fullAsOptions && c.srv.opts.SendQueueFull == api.QueueBlock)
 }
 
 // appendFrame appends a whole frame, marked compressed (RSV1) or not.
@@ -145,13 +143,13 @@ func (c *Conn) reserveLocked(size int, full fullPolicy) error {
 			return c.sendErr()
 		}
 		backlog := c.backlogLocked()
-		if backlog == 0 || backlog+size <= c.opts.SendQueueBytes {
+		if backlog == 0 || backlog+size <= c.srv.opts.SendQueueBytes {
 			return nil
 		}
-		if c.bl != nil && !refreshed { // the loop's figure may be stale
+		if bl, ok := c.t.(Backlogger); ok && !refreshed { // the loop's figure may be stale
 			refreshed = true
 			c.wmu.Unlock()
-			c.bl.RefreshBacklog()
+			bl.RefreshBacklog()
 			c.wmu.Lock()
 			continue
 		}
@@ -161,15 +159,15 @@ func (c *Conn) reserveLocked(size int, full fullPolicy) error {
 				c.wmu.Unlock()
 				return fmt.Errorf("wsmatrix: send: %w: %d bytes wait for the peer (message dropped)", api.ErrQueueFull, backlog)
 			}
-			if full == fullClose || c.opts.SendQueueFull == api.QueueClose {
+			if full == fullClose || c.srv.opts.SendQueueFull == api.QueueClose {
 				c.wmu.Unlock()
 				return c.queueFull(fmt.Errorf("wsmatrix: send: %w: %d bytes wait for the peer (connection closed with 1008)", api.ErrQueueFull, backlog))
 			}
-			deadline = time.Now().Add(c.opts.WriteTimeout)
+			deadline = time.Now().Add(c.srv.opts.WriteTimeout)
 		}
 		if !c.waitRoomLocked(size, deadline) {
 			c.wmu.Unlock()
-			return c.queueFull(fmt.Errorf("wsmatrix: send: %w for %v (connection closed with 1008)", api.ErrQueueFull, c.opts.WriteTimeout))
+			return c.queueFull(fmt.Errorf("wsmatrix: send: %w for %v (connection closed with 1008)", api.ErrQueueFull, c.srv.opts.WriteTimeout))
 		}
 	}
 }
@@ -180,14 +178,14 @@ func (c *Conn) reserveLocked(size int, full fullPolicy) error {
 func (c *Conn) waitRoomLocked(size int, deadline time.Time) bool {
 	c.sendWaiting.Add(1)
 	defer c.sendWaiting.Add(-1)
-	noDeadline := c.opts.WriteTimeout <= 0
-	if c.bl != nil && c.w.queued == 0 {
+	noDeadline := c.srv.opts.WriteTimeout <= 0
+	if bl, ok := c.t.(Backlogger); ok && c.w.queued == 0 {
 		c.wmu.Unlock()
 		var d time.Time
 		if !noDeadline {
 			d = deadline
 		}
-		ok := c.bl.WaitBacklog(max(c.opts.SendQueueBytes-size, 0), d, c.endedCh())
+		ok := bl.WaitBacklog(max(c.srv.opts.SendQueueBytes-size, 0), d, c.endedCh())
 		c.wmu.Lock()
 		return ok || c.w.dead || c.w.closeQueued
 	}
@@ -246,7 +244,7 @@ func (c *Conn) sendPong(p []byte) {
 		c.wmu.Unlock()
 		return
 	}
-	if c.backlogLocked() >= c.opts.SendQueueBytes {
+	if c.backlogLocked() >= c.srv.opts.SendQueueBytes {
 		c.w.pong = append(c.w.pong[:0], p...)
 		c.w.hasPong = true
 		c.pongHeld.Store(true) // Feed pauses: a peer that does not read gets nothing more read
@@ -348,9 +346,9 @@ func putFrameBuffer(bp *[]byte) {
 // writeOwn).
 func (c *Conn) writeParts(a, b []byte, mayWait bool) error {
 	n := 0
-	if c.tw != nil {
+	if tw, ok := c.t.(TryWriter); ok {
 		var err error
-		if n, err = c.tw.TryWrite(a, b); err != nil {
+		if n, err = tw.TryWrite(a, b); err != nil {
 			c.writeFailed(err)
 			return c.sendErr()
 		}
@@ -364,7 +362,7 @@ func (c *Conn) writeParts(a, b []byte, mayWait bool) error {
 	} else {
 		a, b = nil, b[n-len(a):]
 	}
-	if mayWait && len(a)+len(b) > c.opts.SendQueueBytes {
+	if mayWait && len(a)+len(b) > c.srv.opts.SendQueueBytes {
 		return c.writeWaiting(a, b)
 	}
 	c.wmu.Lock()
@@ -407,7 +405,7 @@ func (c *Conn) writeWaiting(a, b []byte) error {
 		c.wmu.Unlock()
 		c.srv.obs.QueueFull()
 		c.closeWith(api.StatusPolicyViolation, "send queue full: the peer stopped reading")
-		return fmt.Errorf("wsmatrix: send: %w: the peer took nothing for %v (connection closed with 1008)", api.ErrQueueFull, c.opts.WriteTimeout)
+		return fmt.Errorf("wsmatrix: send: %w: the peer took nothing for %v (connection closed with 1008)", api.ErrQueueFull, c.srv.opts.WriteTimeout)
 	}
 	c.drain()
 	return nil
@@ -449,7 +447,8 @@ func (c *Conn) drain() {
 			after()
 			return
 		}
-		if c.tw == nil {
+		tw, ok := c.t.(TryWriter)
+		if !ok {
 			c.startFlusherLocked()
 			c.wmu.Unlock()
 			return
@@ -457,7 +456,7 @@ func (c *Conn) drain() {
 		buf := c.w.queue
 		c.w.queue = c.takeSpareLocked()
 		c.wmu.Unlock()
-		n, err := c.tw.TryWrite(buf, nil)
+		n, err := tw.TryWrite(buf, nil)
 		if err != nil {
 			c.writeFailed(err)
 			return
@@ -522,7 +521,7 @@ func (c *Conn) flushLoop() {
 // takePongLocked moves a held pong into the queue once the queue is under
 // its budget again.
 func (c *Conn) takePongLocked() {
-	if !c.w.hasPong || c.w.closeQueued || c.backlogLocked() >= c.opts.SendQueueBytes {
+	if !c.w.hasPong || c.w.closeQueued || c.backlogLocked() >= c.srv.opts.SendQueueBytes {
 		return
 	}
 	c.w.hasPong = false

@@ -15,15 +15,29 @@ type Upgrade func(w http.ResponseWriter, r *http.Request, h any)
 
 type upgradeKey struct{}
 
+// holder lets Served drop the Upgrade once the request is served.
+type holder struct{ up Upgrade }
+
 // WithUpgrade returns ctx carrying up, for the router's WebSocket routes.
 func WithUpgrade(ctx context.Context, up Upgrade) context.Context {
-	return context.WithValue(ctx, upgradeKey{}, up)
+	return context.WithValue(ctx, upgradeKey{}, &holder{up})
 }
 
 // UpgradeFrom returns the Upgrade in ctx, or nil.
 func UpgradeFrom(ctx context.Context) Upgrade {
-	up, _ := ctx.Value(upgradeKey{}).(Upgrade)
-	return up
+	if h, _ := ctx.Value(upgradeKey{}).(*holder); h != nil {
+		return h.up
+	}
+	return nil
+}
+
+// Served drops the Upgrade of ctx once the request it came with is served:
+// a connection keeps its request's context for its life, and the Upgrade
+// holds what served the handshake (a response, buffers).
+func Served(ctx context.Context) {
+	if h, _ := ctx.Value(upgradeKey{}).(*holder); h != nil {
+		h.up = nil
+	}
 }
 
 // Route is the kind of route a request reaches.

@@ -65,23 +65,23 @@ type Event struct {
 type Parser struct {
 	limit int64
 
-	inFrame   bool // a data frame header was read; its payload is pending
-	fin       bool
-	mask      [4]byte
 	remaining int64 // payload bytes of the current data frame still to come
 	frameLen  int64
 	offset    int // bytes of the current data frame already unmasked
+	msgLen    int64
+	err       error // the first error, returned again forever
 
+	// (Small fields last, sharing words: every connection holds a parser.)
+	inFrame    bool // a data frame header was read; its payload is pending
+	fin        bool
+	mask       [4]byte
 	fragmented bool // a message was started and awaits continuation frames
 	first      bool // the next Data piece is the first of its message
 	msgType    api.MessageType
-	msgLen     int64
 	text       utf8Validator
 	deflate    bool // permessage-deflate was negotiated: RSV1 marks a compressed message
 	compressed bool // the message being read is compressed
-
-	closed bool  // a close frame was received
-	err    error // the first error, returned again forever
+	closed     bool // a close frame was received
 }
 
 // NewParser returns a parser that fails messages longer than limit bytes
