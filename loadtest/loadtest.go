@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -81,7 +82,8 @@ func parseProc(stat, status []byte) (Proc, error) {
 type dialer struct {
 	u        *url.URL
 	sources  []net.IP
-	compress bool // offer permessage-deflate
+	compress bool          // offer permessage-deflate
+	timeout  time.Duration // bound on one dial and handshake; default 10 s
 }
 
 func newDialer(rawURL string, sources int) (*dialer, error) {
@@ -106,10 +108,14 @@ func newDialer(rawURL string, sources int) (*dialer, error) {
 // dial opens connection number i and completes the handshake.
 func (d *dialer) dial(ctx context.Context, i int) (net.Conn, error) {
 	src := d.sources[i%len(d.sources)]
-	nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 10 * time.Second}
+	timeout := d.timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: timeout}
 	wd := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return nd.DialContext(ctx, network, addr)
-	}, Timeout: 10 * time.Second}
+	}, Timeout: timeout}
 	if d.compress {
 		// The client keeps no window of its own: it sends the same
 		// compressed frame again and again.
@@ -160,6 +166,8 @@ func errKind(err error) string {
 		return "timeout"
 	case strings.Contains(err.Error(), "unexpected HTTP response status"):
 		return "handshake refused"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "closed by the server"
 	}
 	return "other"
 }

@@ -35,13 +35,14 @@ prints a markdown table. Durations need a unit (10s, 500ms).
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var (
-		scenario  = fs.String("scenario", "echo", "echo, idle, broadcast, connect, flood, http, socketio-idle or socketio-echo")
+		scenario  = fs.String("scenario", "echo", "echo, idle, capacity, broadcast, connect, flood, http, socketio-idle or socketio-echo")
 		runtimes  = fs.String("runtimes", "stdhttp,fasthttp,gnet", "runtimes to start and measure, in order (the first is the baseline of the ratios)")
 		paths     = fs.String("paths", "", "handler routes to measure on each runtime (default: /echo,/echo-event; broadcast: /broadcast)")
 		peers     = fs.String("peers", "", "also start and measure peer servers: name=/path/to/binary,... (each takes --addr, serves /echo, logs addr=)")
 		rawURL    = fs.String("url", "", "measure an external server at this ws:// URL instead (needs --pid)")
 		pid       = fs.Int("pid", 0, "process id of the external server")
-		conns     = fs.Int("conns", 1000, "connections (broadcast: subscribers; connect: concurrent dialers, at most 200)")
+		conns     = fs.Int("conns", 1000, "connections (broadcast: subscribers; connect: concurrent dialers, at most 200; capacity: the most to open)")
+		clients   = fs.Int("clients", 0, "capacity: client processes opening the connections (default: one per 19,000; one process may open about 19,900 files here)")
 		size      = fs.Int("size", 1024, "echo: message size in bytes")
 		duration  = durationFlag(fs, "duration", 10*time.Second, "echo, broadcast, connect: `duration` of the load")
 		serverCPU = fs.Int("server-cpu", 0, "CPU the started servers are pinned to (-1: not pinned)")
@@ -62,7 +63,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	if _, ok := scenarios[*scenario]; !ok {
-		return fail(2, "--scenario %q: echo, idle, broadcast, connect, flood, http, socketio-idle or socketio-echo", *scenario)
+		return fail(2, "--scenario %q: echo, idle, capacity, broadcast, connect, flood, http, socketio-idle or socketio-echo", *scenario)
 	}
 	if *rawURL == "" {
 		for _, rt := range strings.Split(*runtimes, ",") {
@@ -166,7 +167,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		var done atomic.Int64
 		stopProgress := progress(stderr, t.name, &done)
 		res, figure, cells, err := sc.run(ctx, benchParams{url: t.url, pid: t.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, inflight: *inflight, stuck: *stuck,
-			compress: *compress != "off", json: *payload == "json", progress: &done})
+			compress: *compress != "off", json: *payload == "json", progress: &done, clients: *clients})
 		stopProgress()
 		t.stop()
 		if err != nil {
@@ -227,6 +228,7 @@ type benchParams struct {
 	duration         time.Duration
 	compress, json   bool
 	progress         *atomic.Int64
+	clients          int
 }
 
 type scenario struct {
@@ -245,6 +247,23 @@ var scenarios = map[string]scenario{
 			return r, r.BytesPerConn, fmt.Sprintf("%d | %.1f MiB | %.1f MiB | %.0f B (%s) | %s | %s | %s", r.Conns,
 				float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.BytesPerConn, kib(r.BytesPerConn),
 				kib(r.BytesPerConnEcho), kib(r.BytesPerConnRested), errText(r.Errors)), err
+		},
+	},
+	"capacity": {
+		header: "| target | asked | client processes | held | ramp | client errors | server files | server RSS per conn | server CPU at the limit | held that echo | accepts again after closing | alive | ratio |",
+		figure: "connections held (higher is better)",
+		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
+			r, err := capacity(ctx, p.url, p.pid, p.conns, p.clients, func(n int) { p.progress.Store(int64(n)) })
+			again := "not within 15 s"
+			if r.Recovered >= 0 {
+				again = r.Recovered.Round(time.Millisecond).String()
+			}
+			per := 0.0
+			if r.Held > 0 {
+				per = float64(r.RSSHeld-r.RSSBefore) / float64(r.Held) / 1024
+			}
+			return r, float64(r.Held), fmt.Sprintf("%d | %d | %d | %v | %s | %d | %.2f KiB | %.1f %% | %d (%s) | %s | %v", r.Asked, r.Clients, r.Held,
+				r.Ramp.Round(time.Millisecond), errText(r.Errors), r.ServerFiles, per, r.CPUAtLimit, r.Echoed, errText(r.EchoErrors), again, r.Alive), err
 		},
 	},
 	"echo": {

@@ -74,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return reach(args[1:], stdout, stderr)
 	case "bench-hold": // a client process of reach
 		return benchHold(args[1:], stdout, stderr)
+	case "bench-open": // a client process of bench --scenario=capacity
+		return benchOpen(args[1:], os.Stdin, stdout, stderr)
 	case "runtimes":
 		return listRuntimes(args[1:], stdout, stderr)
 	case "-h", "--help", "help":

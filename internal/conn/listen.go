@@ -38,25 +38,54 @@ func HTTPServer(o *api.Options, h http.Handler) *http.Server {
 // Listener wraps l so that every write on an accepted connection gives up
 // after WriteTimeout without progress: a client that stops reading a
 // response cannot hold its goroutine forever, while a long response to a
-// client that reads goes on. Unwrap gives the connection back.
+// client that reads goes on. Unwrap gives the connection back. An accept
+// that fails for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+// ENOMEM) is retried after a pause (5 ms, doubling up to 1 s) and logged at
+// most once a second: a server at its file limit keeps serving what it
+// holds and accepts again once connections close, where a server that
+// returned the error would stop.
 func Listener(l net.Listener, o *api.Options) net.Listener {
-	if o.WriteTimeout <= 0 {
-		return l
-	}
-	return &listener{Listener: l, timeout: o.WriteTimeout}
+	return &listener{Listener: l, timeout: o.WriteTimeout, log: o.Logger}
 }
 
 type listener struct {
 	net.Listener
 	timeout time.Duration
+	log     *slog.Logger
+	logged  time.Time // the last exhaustion logged; Accept runs on one goroutine
+	missed  int       // exhaustions since, not logged
 }
 
 func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	pause := 5 * time.Millisecond
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if !exhausted(err) {
+				return nil, err
+			}
+			if now := time.Now(); now.Sub(l.logged) >= time.Second {
+				l.log.Warn("wsmatrix: accept: out of descriptors or memory; existing connections go on, new ones wait",
+					"err", err, "retry_in", pause, "not_logged", l.missed)
+				l.logged, l.missed = now, 0
+			} else {
+				l.missed++
+			}
+			time.Sleep(pause)
+			pause = min(2*pause, time.Second)
+			continue
+		}
+		if l.timeout <= 0 {
+			return c, nil
+		}
+		return &writeDeadlineConn{Conn: c, timeout: l.timeout}, nil
 	}
-	return &writeDeadlineConn{Conn: c, timeout: l.timeout}, nil
+}
+
+// exhausted reports an accept error that passes once resources are freed.
+func exhausted(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
 type writeDeadlineConn struct {

@@ -26,7 +26,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	gnetv2 "github.com/panjf2000/gnet/v2"
@@ -65,6 +67,8 @@ type Server struct {
 	bg       runtime.Background // the engine's run
 	hs       *http.Server       // serves handed-out connections
 	plain    *handoff
+	files    *files
+	addr     net.Addr
 	stopOnce sync.Once
 	stopErr  error
 
@@ -117,12 +121,31 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	s.started = true
 	s.booted = make(chan struct{})
 	s.plain = newHandoff() // before the engine: the loops hand connections to it
+	s.files = newFiles(s.ws.Options().Logger)
+	// Every loop accepts from a listener of its own (SO_REUSEPORT), one
+	// connection at a time with its OnOpen right after: the file guard
+	// (files.go) sees each socket before the next accept. The address is
+	// bound once first, without SO_REUSEPORT unless the options ask for
+	// it: a port in use fails here as it would with net.Listen, and port 0
+	// becomes one port for every loop.
+	probe, err := s.probe(addr)
+	if err != nil {
+		return nil, err
+	}
+	s.addr = probe.Addr()
+	bind := s.addr.String()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		bind = net.JoinHostPort(host, strconv.Itoa(s.addr.(*net.TCPAddr).Port)) // ":8080" stays every address, both families
+	}
+	if !s.ws.Options().ReusePort {
+		probe.Close()
+	}
 	opts := []gnetv2.Option{
 		gnetv2.WithTicker(true),
 		// A restart binds at once, as net.Listen does, though the last
 		// run's connections wait in TIME_WAIT.
 		gnetv2.WithReuseAddr(true),
-		gnetv2.WithReusePort(s.ws.Options().ReusePort),
+		gnetv2.WithReusePort(true),
 		gnetv2.WithTCPNoDelay(gnetv2.TCPNoDelay),
 		// Register (a socket coming back from net/http) needs it.
 		gnetv2.WithLoadBalancing(gnetv2.LeastConnections),
@@ -133,17 +156,17 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	} else {
 		opts = append(opts, gnetv2.WithMulticore(true))
 	}
-	s.bg.Go(func() error { return gnetv2.Run(s, "tcp://"+addr, opts...) })
+	s.bg.Go(func() error { return gnetv2.Run(s, "tcp://"+bind, opts...) })
 	select {
 	case <-s.booted:
+		if s.ws.Options().ReusePort {
+			probe.Close()
+		}
 	case <-s.bg.Done():
+		probe.Close()
 		return nil, fmt.Errorf("wsmatrix: gnet: %w", s.bg.Err())
 	}
-	la, err := s.listenAddr()
-	if err != nil {
-		s.eng.Stop(context.Background())
-		return nil, err
-	}
+	la := s.addr
 	s.plain.addr.Store(&la)
 	var serve func() error
 	s.hs, serve = conn.ServeHTTP(s.plain, s.ws.Options(), s)
@@ -151,24 +174,25 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	return la, nil
 }
 
-// listenAddr reads the engine's listening address.
-func (s *Server) listenAddr() (net.Addr, error) {
-	fd, err := s.eng.Dup()
+// probe binds addr as the engine's listeners will share it.
+func (s *Server) probe(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{}
+	if s.ws.Options().ReusePort {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	l, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("wsmatrix: gnet: listener: %w", err)
+		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
 	}
-	defer unix.Close(fd)
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return nil, fmt.Errorf("wsmatrix: gnet: listener address: %w", err)
-	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}, nil
-	case *unix.SockaddrInet6:
-		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}, nil
-	}
-	return nil, fmt.Errorf("wsmatrix: gnet: listener address of type %T", sa)
+	return l, nil
 }
 
 // Shutdown stops accepting, lets plain requests finish, closes every

@@ -73,7 +73,8 @@ func (s *Server) handOut(gc gnetv2.Conn, sess *session) gnetv2.Action {
 		return gnetv2.Close
 	}
 	sess.state.Store(stHandedOut)
-	s.plain.push(&prefixConn{Conn: nc, prefix: read})
+	s.files.open.Add(1) // nc's descriptor, until prefixConn lets it go
+	s.plain.push(&prefixConn{Conn: nc, prefix: read, files: s.files})
 	return gnetv2.Close // gnet closes its descriptor; the socket lives on in nc
 }
 
@@ -124,6 +125,7 @@ func (s *Server) upgradeFromHTTP(w http.ResponseWriter, r *http.Request, h api.H
 		}
 		if pc, ok := nc.(*prefixConn); ok {
 			sess.in = append(sess.in, pc.rest()...)
+			pc.let() // Register closes its descriptor; the loop's duplicate is counted in OnOpen
 			nc = pc.Conn
 		}
 		tc, ok := nc.(*net.TCPConn)
@@ -212,6 +214,16 @@ func (h *handoff) Addr() net.Addr {
 type prefixConn struct {
 	net.Conn
 	prefix []byte
+	files  *files
+	once   sync.Once
+}
+
+// let gives the connection's descriptor back to the count of files.
+func (c *prefixConn) let() { c.once.Do(c.files.release) }
+
+func (c *prefixConn) Close() error {
+	c.let()
+	return c.Conn.Close()
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

@@ -18,8 +18,12 @@ func (s *Server) OnBoot(eng gnetv2.Engine) gnetv2.Action {
 // from net/http after an upgrade, makes it the session's.
 func (s *Server) OnOpen(gc gnetv2.Conn) ([]byte, gnetv2.Action) {
 	if sess, ok := gc.Context().(*session); ok { // Register: back from net/http
+		s.files.open.Add(1)
 		sess.opened(gc)
 		return nil, gnetv2.None
+	}
+	if !s.files.admit() {
+		return busyResponse, gnetv2.Close
 	}
 	sess := &session{s: s}
 	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok { // gnet's address is only valid in the loop: copy it
@@ -39,6 +43,7 @@ func (s *Server) OnClose(gc gnetv2.Conn, err error) gnetv2.Action {
 	if sess == nil {
 		return gnetv2.None
 	}
+	s.files.release()
 	s.clearDeadline(sess)
 	sess.closed()
 	if c := sess.c.Load(); c != nil {

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+
+	"github.com/wsmatrix/wsmatrix/loadtest"
+)
+
+// capacityResult is what the capacity scenario measured: where a server
+// stops accepting, and how it behaves there.
+type capacityResult struct {
+	Asked   int `json:"asked"`
+	Clients int `json:"client_processes"`
+	// Held counts the connections open when every client stopped (the
+	// ramp of a client ends after 64 failed dials in a row).
+	Held        int            `json:"held"`
+	Ramp        time.Duration  `json:"ramp_ns"`
+	Errors      map[string]int `json:"errors,omitempty"`
+	ServerFiles int            `json:"server_files"` // descriptors the server held, /proc/PID/fd
+	RSSBefore   int64          `json:"rss_before_bytes"`
+	RSSHeld     int64          `json:"rss_held_bytes"`
+	// CPUAtLimit is the server's CPU use, in percent of one core, over
+	// 5 s right after the ramp: no traffic, but a listener it may no
+	// longer be able to accept from.
+	CPUAtLimit float64        `json:"cpu_at_limit_percent"`
+	Echoed     int            `json:"echoed"` // held connections that then echoed one 1 KiB message
+	EchoErrors map[string]int `json:"echo_errors,omitempty"`
+	// Recovered is the time from the clients closing everything to a new
+	// connection's echo (-1: none within 15 s); Alive says whether the
+	// server process was still running at the end.
+	Recovered time.Duration `json:"recovered_ns"`
+	Alive     bool          `json:"alive"`
+}
+
+// capacity runs the capacity scenario against the server at url (process
+// pid): client processes (bench-open, up to 19,000 connections each) open
+// connections until the server stops accepting or asked are open.
+func capacity(ctx context.Context, url string, pid, asked, clients int, progress func(int)) (capacityResult, error) {
+	const perProcess = 19000
+	if clients <= 0 {
+		clients = (asked + perProcess - 1) / perProcess
+	}
+	per := (asked + clients - 1) / clients
+	if per > perProcess {
+		return capacityResult{}, fmt.Errorf("capacity: %d connections over %d client processes: at most %d each", asked, clients, perProcess)
+	}
+	r := capacityResult{Asked: asked, Clients: clients, Recovered: -1}
+	p0, err := loadtest.ReadProc(pid)
+	if err != nil {
+		return r, err
+	}
+	r.RSSBefore = p0.RSS
+	exe, err := os.Executable()
+	if err != nil {
+		return r, err
+	}
+	type kid struct {
+		cmd *exec.Cmd
+		in  io.WriteCloser
+		out *bufio.Scanner
+	}
+	var kids []kid
+	defer func() {
+		for _, k := range kids {
+			k.in.Close()
+			k.cmd.Process.Kill()
+			k.cmd.Wait()
+		}
+	}()
+	for i := range clients {
+		n := min(per, asked-i*per)
+		if n <= 0 {
+			break
+		}
+		cmd := exec.CommandContext(ctx, exe, "bench-open", "--url="+url, "--conns="+strconv.Itoa(n), "--offset="+strconv.Itoa(i*per))
+		cmd.Stderr = os.Stderr
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return r, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return r, err
+		}
+		if err := cmd.Start(); err != nil {
+			return r, err
+		}
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		kids = append(kids, kid{cmd, in, sc})
+	}
+	r.Errors = map[string]int{}
+	for _, k := range kids {
+		if !k.out.Scan() {
+			return r, fmt.Errorf("capacity: a client process ended before its ramp did")
+		}
+		var o loadtest.Opened
+		if err := json.Unmarshal(k.out.Bytes(), &o); err != nil {
+			return r, fmt.Errorf("capacity: client: %v", err)
+		}
+		r.Held += o.Held
+		r.Ramp = max(r.Ramp, o.Ramp)
+		for e, n := range o.Errors {
+			r.Errors[e] += n
+		}
+		if progress != nil {
+			progress(r.Held)
+		}
+	}
+	files, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	r.ServerFiles = len(files)
+	p1, err := loadtest.ReadProc(pid)
+	if err != nil {
+		return r, fmt.Errorf("capacity: the server ended during the ramp: %v", err)
+	}
+	r.RSSHeld = p1.RSS
+	time.Sleep(5 * time.Second)
+	if p2, err := loadtest.ReadProc(pid); err == nil {
+		r.CPUAtLimit = 100 * float64(p2.CPU-p1.CPU) / float64(5*time.Second)
+	}
+	r.EchoErrors = map[string]int{}
+	for _, k := range kids {
+		fmt.Fprintln(k.in, "echo")
+	}
+	for _, k := range kids {
+		if !k.out.Scan() {
+			return r, fmt.Errorf("capacity: a client process ended before its echoes")
+		}
+		var e struct {
+			Echoed int            `json:"echoed"`
+			Errors map[string]int `json:"errors"`
+		}
+		if err := json.Unmarshal(k.out.Bytes(), &e); err != nil {
+			return r, fmt.Errorf("capacity: client: %v", err)
+		}
+		r.Echoed += e.Echoed
+		for k, n := range e.Errors {
+			r.EchoErrors[k] += n
+		}
+	}
+	for _, k := range kids {
+		k.in.Close()
+		k.cmd.Wait()
+	}
+	kids = nil
+	closed := time.Now()
+	for time.Since(closed) < 15*time.Second {
+		o, err := loadtest.Open(ctx, loadtest.OpenConfig{URL: url, Conns: 1, Dialers: 1, Handshake: 2 * time.Second, Offset: asked})
+		if err == nil && o.Held == 1 {
+			n, _ := o.Echo(1024, 2*time.Second)
+			o.Close()
+			if n == 1 {
+				r.Recovered = time.Since(closed)
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, err = loadtest.ReadProc(pid)
+	r.Alive = err == nil
+	return r, nil
+}
+
+// benchOpen is one client process of the capacity scenario: it opens its
+// connections and prints what it holds (one JSON line), echoes once on
+// each when it reads "echo", and closes them at the end of its input.
+func benchOpen(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench-open", flag.ContinueOnError)
+	var (
+		rawURL = fs.String("url", "", "")
+		conns  = fs.Int("conns", 0, "")
+		offset = fs.Int("offset", 0, "")
+	)
+	if code, ok := parseFlags(fs, args, "", stdout, stderr); !ok {
+		return code
+	}
+	o, err := loadtest.Open(context.Background(), loadtest.OpenConfig{URL: *rawURL, Conns: *conns, Offset: *offset})
+	if err != nil {
+		printError(stderr, "bench-open", err)
+		return 1
+	}
+	defer o.Close()
+	b, _ := json.Marshal(o)
+	fmt.Fprintf(stdout, "%s\n", b)
+	in := bufio.NewScanner(stdin)
+	for in.Scan() {
+		if in.Text() == "echo" {
+			n, errs := o.Echo(1024, 10*time.Second)
+			b, _ := json.Marshal(map[string]any{"echoed": n, "errors": errs})
+			fmt.Fprintf(stdout, "%s\n", b)
+		}
+	}
+	return 0
+}
