@@ -51,7 +51,8 @@ func TestRouter(t *testing.T) {
 			u := &recorder{}
 			req := httptest.NewRequest(tt.method, tt.target, nil)
 			req.Header.Set("Upgrade", "websocket")
-			req = req.WithContext(hook.WithUpgrade(req.Context(), u.upgrade))
+			ctx, _ := hook.WithUpgrade(req.Context(), u.upgrade)
+			req = req.WithContext(ctx)
 			w := httptest.NewRecorder()
 			r.ServeHTTP(w, req)
 			if w.Code != tt.status {

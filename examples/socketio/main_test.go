@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestQuickstartInChromium(t *testing.T) {
 			}
 			addr := l.Addr().String()
 			l.Close()
-			var logs bytes.Buffer
+			var logs lockedBuffer // the server writes while the test reads
 			cmd := exec.Command(bin, "--addr="+addr, "--runtime="+rt)
 			cmd.Stdout, cmd.Stderr = &logs, &logs
 			if err := cmd.Start(); err != nil {
@@ -64,4 +65,22 @@ func TestQuickstartInChromium(t *testing.T) {
 			t.Log(strings.TrimSpace(string(out)))
 		})
 	}
+}
+
+// lockedBuffer is a bytes.Buffer written by a process and read by the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

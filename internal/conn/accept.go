@@ -196,14 +196,17 @@ func selectSubprotocol(h http.Header, server []string) string {
 // 500 unless a response was already under way; the runtime goes on serving
 // everyone else.
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, upgrade func(http.ResponseWriter, *http.Request, api.Handler)) {
+	served := func() {}
 	if len(r.Header["Upgrade"]) > 0 { // a plain request never needs it: the router answers 426 itself
-		r = r.WithContext(hook.WithUpgrade(r.Context(), func(w http.ResponseWriter, r *http.Request, h any) {
+		var ctx context.Context
+		ctx, served = hook.WithUpgrade(r.Context(), func(w http.ResponseWriter, r *http.Request, h any) {
 			upgrade(w, r, h.(api.Handler))
-		}))
+		})
+		r = r.WithContext(ctx)
 	}
 	rw := &recorder{ResponseWriter: w}
 	defer func() {
-		hook.Served(r.Context())
+		served()
 		v := recover()
 		if v == nil {
 			return

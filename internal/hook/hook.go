@@ -18,9 +18,14 @@ type upgradeKey struct{}
 // holder lets Served drop the Upgrade once the request is served.
 type holder struct{ up Upgrade }
 
-// WithUpgrade returns ctx carrying up, for the router's WebSocket routes.
-func WithUpgrade(ctx context.Context, up Upgrade) context.Context {
-	return context.WithValue(ctx, upgradeKey{}, &holder{up})
+// WithUpgrade returns ctx carrying up, for the router's WebSocket routes,
+// and served, which drops up once the request is served: a connection
+// keeps its request's context for its life, and up holds what served the
+// handshake (a response, buffers). served must not look ctx up again: on
+// fasthttp the request's context is recycled once the response is done.
+func WithUpgrade(ctx context.Context, up Upgrade) (_ context.Context, served func()) {
+	h := &holder{up}
+	return context.WithValue(ctx, upgradeKey{}, h), func() { h.up = nil }
 }
 
 // UpgradeFrom returns the Upgrade in ctx, or nil.
@@ -29,15 +34,6 @@ func UpgradeFrom(ctx context.Context) Upgrade {
 		return h.up
 	}
 	return nil
-}
-
-// Served drops the Upgrade of ctx once the request it came with is served:
-// a connection keeps its request's context for its life, and the Upgrade
-// holds what served the handshake (a response, buffers).
-func Served(ctx context.Context) {
-	if h, _ := ctx.Value(upgradeKey{}).(*holder); h != nil {
-		h.up = nil
-	}
 }
 
 // Route is the kind of route a request reaches.
