@@ -23,33 +23,46 @@ type keptRequest struct {
 // keepRequest packs r: method, URL, protocol, host, remote address, request
 // URI, pattern, the pattern's path values, and the headers.
 func keepRequest(r *http.Request) *keptRequest {
-	var b []byte
-	str := func(s string) {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	str(r.Method)
-	str(r.URL.String())
-	str(r.Proto)
-	str(r.Host)
-	str(r.RemoteAddr)
-	str(r.RequestURI)
-	str(r.Pattern)
 	names := wildcards(r.Pattern)
-	b = binary.AppendUvarint(b, uint64(len(names)))
-	for _, n := range names {
-		str(n)
-		str(r.PathValue(n))
+	fields := []string{r.Method, r.URL.String(), r.Proto, r.Host, r.RemoteAddr, r.RequestURI, r.Pattern}
+	size := 2 * binary.MaxVarintLen16
+	for _, f := range fields {
+		size += binary.MaxVarintLen32 + len(f)
 	}
-	b = binary.AppendUvarint(b, uint64(len(r.Header)))
+	for _, n := range names {
+		size += 2*binary.MaxVarintLen32 + len(n) + len(r.PathValue(n))
+	}
+	for k, vs := range r.Header {
+		size += 2*binary.MaxVarintLen32 + len(k)
+		for _, v := range vs {
+			size += binary.MaxVarintLen32 + len(v)
+		}
+	}
+	var b strings.Builder // one allocation: the string is the builder's buffer
+	b.Grow(size)
+	var n [binary.MaxVarintLen64]byte
+	num := func(v int) { b.Write(binary.AppendUvarint(n[:0], uint64(v))) }
+	str := func(s string) {
+		num(len(s))
+		b.WriteString(s)
+	}
+	for _, f := range fields {
+		str(f)
+	}
+	num(len(names))
+	for _, name := range names {
+		str(name)
+		str(r.PathValue(name))
+	}
+	num(len(r.Header))
 	for k, vs := range r.Header {
 		str(k)
-		b = binary.AppendUvarint(b, uint64(len(vs)))
+		num(len(vs))
 		for _, v := range vs {
 			str(v)
 		}
 	}
-	return &keptRequest{ctx: r.Context(), tls: r.TLS, text: string(b)}
+	return &keptRequest{ctx: r.Context(), tls: r.TLS, text: b.String()}
 }
 
 // wildcards lists the names of a ServeMux pattern's wildcards: {name} and

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // HandshakeError is a refused upgrade: the HTTP status, the extra response
@@ -58,7 +59,12 @@ func ReadRequest(b []byte, max int) (r *http.Request, n int, err error) {
 	if end > max {
 		return nil, 0, refuse(http.StatusRequestHeaderFieldsTooLarge, "request header larger than the limit")
 	}
-	r, err = http.ReadRequest(bufio.NewReaderSize(bytes.NewReader(b[:end]), 16))
+	hr := headReaders.Get().(*headReader)
+	hr.b.Reset(b[:end])
+	hr.r.Reset(&hr.b)
+	r, err = http.ReadRequest(&hr.r) // what it keeps it copies: the reader goes back to the pool
+	hr.b.Reset(nil)
+	headReaders.Put(hr)
 	if err != nil {
 		return nil, 0, refuse(http.StatusBadRequest, "malformed request: "+err.Error())
 	}
@@ -67,6 +73,20 @@ func ReadRequest(b []byte, max int) (r *http.Request, n int, err error) {
 	}
 	return r, end, nil
 }
+
+// headReader reads a request head out of the bytes an event loop holds. Its
+// buffer holds a whole usual head, so net/textproto reads each line in
+// place rather than gathering it piece by piece.
+type headReader struct {
+	b bytes.Reader
+	r bufio.Reader
+}
+
+var headReaders = sync.Pool{New: func() any {
+	hr := &headReader{}
+	hr.r = *bufio.NewReaderSize(&hr.b, 4096)
+	return hr
+}}
 
 // headEnd returns the index just past the blank line that ends the request
 // head (CRLF CRLF, or bare LF as net/http accepts), or -1.
@@ -139,6 +159,9 @@ func AcceptKey(key string) string {
 // AppendResponse appends the 101 Switching Protocols response for the
 // client's key, naming subprotocol and extensions unless they are "".
 func AppendResponse(dst []byte, key, subprotocol, extensions string) []byte {
+	if dst == nil { // one allocation of the answer's size
+		dst = make([]byte, 0, 136+len(subprotocol)+26+len(extensions)+28)
+	}
 	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	dst = append(dst, AcceptKey(key)...)
 	if subprotocol != "" {
