@@ -32,10 +32,10 @@ type Conn struct {
 	// (Fields are ordered for size: an idle connection is mostly this
 	// struct, and the small ones share words.)
 	parser        wire.Parser
-	msg           []byte        // the message being received
-	lastRead      atomic.Int64  // unix nanoseconds of the last input
-	due           atomic.Int64  // unix nanoseconds when the clock should tick this conn
-	space         chan struct{} // ReadLoop waits here while paused (nil on event loops)
+	msg           []byte       // the message being received
+	lastRead      atomic.Int64 // unix nanoseconds of the last input
+	due           atomic.Int64 // unix nanoseconds when the clock should tick this conn
+	rd            *reader      // the read side on a blocking socket (nil on event loops)
 	msgType       api.MessageType
 	msgCompressed bool
 	paused        atomic.Bool // Feed stopped: the inbox is over its bounds
@@ -71,7 +71,7 @@ func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip
 	c := &Conn{srv: s, t: t, proto: proto, remote: remote, dfl: dfl}
 	c.req.Store(r)
 	if _, ok := t.(Resumer); !ok {
-		c.space = make(chan struct{}, 1)
+		c.rd = &reader{space: make(chan struct{}, 1)}
 	}
 	c.parser = *wire.NewParser(s.opts.ReadLimit, dfl != nil)
 	now := time.Now()

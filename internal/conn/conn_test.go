@@ -519,3 +519,22 @@ func TestConnFitsItsSizeClass(t *testing.T) {
 		t.Fatalf("Conn is %d bytes: over 512, every connection pays the 576-byte size class", n)
 	}
 }
+
+// Messages received before the close are handed out after it, however
+// many wait: taking one while others wait must not wake anyone through the
+// closed wake-up channel (it panicked with "send on closed channel").
+func TestPendingMessagesAfterClose(t *testing.T) {
+	s := newTestServer(t, api.Options{})
+	c := newTestConn(s, &fakeTransport{})
+	c.Feed(append(append(clientFrame(ws.OpText, []byte("a")), clientFrame(ws.OpText, []byte("b"))...), clientFrame(ws.OpText, []byte("c"))...))
+	c.closeWith(api.StatusGoingAway, "")
+	for _, want := range []string{"a", "b", "c"} {
+		m, err := c.Receive()
+		if err != nil || m.String() != want {
+			t.Fatalf("got %q, %v; want %q", m.String(), err, want)
+		}
+	}
+	if _, err := c.Receive(); err == nil {
+		t.Fatal("a fourth message after the close")
+	}
+}

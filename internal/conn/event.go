@@ -20,6 +20,7 @@ func (c *Conn) OnMessage(fn func(api.Message)) {
 	c.idleLocked()
 	c.mu.Unlock()
 	c.resumeReader()
+	c.help() // on a blocking socket, a helper reads for the callbacks
 }
 
 // OnClose registers fn to run once when the connection ends.
@@ -28,6 +29,7 @@ func (c *Conn) OnClose(fn func(*api.CloseError)) {
 	c.ev.onClose = fn
 	c.scheduleLocked()
 	c.mu.Unlock()
+	c.help()
 }
 
 // moreLocked reports whether the callbacks have something to run.

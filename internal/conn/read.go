@@ -3,8 +3,10 @@ package conn
 import (
 	"errors"
 	"io"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -12,124 +14,266 @@ import (
 	"github.com/wsmatrix/wsmatrix/internal/wire"
 )
 
-// ReadBufferSize is the size of ReadLoop's buffers.
+// ReadBufferSize is the size of a blocking socket's read buffers.
 const ReadBufferSize = 4096
 
 var readBufs = sync.Pool{New: func() any { b := make([]byte, ReadBufferSize); return &b }}
 
+// reader is the read side of a connection on a blocking socket. On a raw
+// socket (syscall.Conn) whoever holds role reads: a blocking handler that
+// waits in Receive reads the socket itself, as gorilla's handlers do (one
+// goroutine per connection, no hand-off per message); while the handler
+// is away for longer than awayGrace, or in event style, or while the
+// connection closes, a helper goroutine reads instead, so pings are
+// answered and closes completed while a handler is busy. An idle
+// connection holds no read buffer: it waits for readability through the
+// runtime poller and borrows a pooled buffer for the read itself and for
+// an incomplete frame.
+type reader struct {
+	role  sync.Mutex    // held by whoever reads the socket and feeds what it read
+	space chan struct{} // a paused helper waits here
+
+	// Guarded by role.
+	r     io.Reader
+	rc    syscall.RawConn // nil: no raw access (TLS): a helper reads all along
+	buf   *[]byte         // the borrowed buffer, nil while idle
+	n     int             // bytes in buf not fed yet (an incomplete frame, or input while paused)
+	ended bool            // the socket failed or ended: nobody reads any more
+
+	dl       interface{ SetReadDeadline(time.Time) error } // to interrupt a helper waiting in the poller
+	attached atomic.Bool
+	helping  atomic.Bool // a helper goroutine runs
+	yield    atomic.Bool // a receiver asks the helper to give the role up
+	away     *time.Timer // starts a helper once the handler stays away from Receive
+}
+
+// awayGrace is how long a blocking handler may stay away from Receive
+// before a helper goroutine reads for it.
+const awayGrace = 20 * time.Millisecond
+
 // ReadLoop reads from r until the connection ends, for runtimes with a
-// blocking socket. prefix holds bytes already read past the upgrade
-// request. While the inbox is over its bounds it stops reading, which
-// pushes back on the peer through TCP.
-//
-// On a socket (syscall.Conn) an idle connection holds no read buffer: it
-// waits for readability through the runtime poller and borrows a pooled
-// buffer only for the read itself and for an incomplete frame.
+// blocking socket that must hold their goroutine until then. prefix holds
+// bytes already read past the upgrade request.
 func (c *Conn) ReadLoop(r io.Reader, prefix []byte) {
+	c.Attach(r, prefix)
+	<-c.endedCh()
+}
+
+// Attach gives the connection its blocking socket r; prefix holds bytes
+// already read past the upgrade request. It returns at once: the handler
+// reads in Receive, and a helper goroutine when the handler is away, in
+// event style, or while the connection closes. While the inbox is over
+// its bounds the helper stops reading, which pushes back on the peer
+// through TCP.
+func (c *Conn) Attach(r io.Reader, prefix []byte) {
+	rd := c.rd
+	rd.role.Lock()
+	rd.r = r
 	if sc, ok := r.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			c.readRaw(rc, prefix)
-			return
+			rd.rc = rc
 		}
 	}
-	buf := make([]byte, max(ReadBufferSize, len(prefix)+wire.MinBuffer))
-	n := copy(buf, prefix)
-	for {
-		var stop bool
-		if n, stop = c.feedBuffered(buf, n); stop {
-			return
-		}
-		k, err := r.Read(buf[n:])
-		n += k
-		if err != nil {
-			c.Feed(buf[:n])
-			c.Gone(err)
-			return
-		}
-	}
-}
-
-// feedBuffered feeds buf[:n] until it is consumed or an incomplete frame
-// is left, waiting while Feed is paused; it returns the bytes left, moved
-// to the front of buf.
-func (c *Conn) feedBuffered(buf []byte, n int) (int, bool) {
-	for n > 0 {
-		used, paused := c.Feed(buf[:n])
-		n = copy(buf, buf[used:n])
-		if !paused {
-			break
-		}
-		<-c.space // room again, or the connection is ending (Feed then drops data)
-	}
-	if n == len(buf) { // cannot happen: Feed always consumes a MinBuffer
-		c.abort("read buffer stuck")
-		return n, true
-	}
-	return n, false
-}
-
-func (c *Conn) readRaw(rc syscall.RawConn, prefix []byte) {
-	var big *[]byte // the borrowed buffer, nil while idle
-	defer func() {
-		if big != nil && cap(*big) == ReadBufferSize {
-			readBufs.Put(big)
-		}
-	}()
-	n := 0
+	rd.dl, _ = r.(interface{ SetReadDeadline(time.Time) error })
 	if len(prefix) > 0 {
 		b := make([]byte, max(ReadBufferSize, len(prefix)+wire.MinBuffer))
-		big = &b
-		n = copy(b, prefix)
+		rd.buf = &b
+		rd.n = copy(b, prefix)
 	}
+	direct := rd.rc != nil && rd.dl != nil
+	pending := rd.n > 0
+	if direct {
+		rd.away = time.AfterFunc(time.Hour, c.help)
+		rd.away.Stop()
+	}
+	rd.role.Unlock()
+	rd.attached.Store(true)
+	if !direct || pending {
+		c.help() // no direct reads here, or frames already wait
+		return
+	}
+	c.mu.Lock()
+	waiting := c.waiting.Load() > 0 && !c.ev.eventStyle
+	c.wakeOneLocked() // a Receive that came first reads now
+	c.mu.Unlock()
+	if !waiting {
+		rd.away.Reset(awayGrace) // unless the handler comes to Receive first
+	}
+}
+
+// help starts a helper goroutine unless one runs or the socket ended.
+func (c *Conn) help() {
+	rd := c.rd
+	if rd == nil || !rd.attached.Load() || !rd.helping.CompareAndSwap(false, true) {
+		return
+	}
+	go c.helper()
+}
+
+// helper reads for the connection until the socket ends, or a receiver
+// takes the role over.
+func (c *Conn) helper() {
+	rd := c.rd
 	for {
-		if big != nil {
-			var stop bool
-			if n, stop = c.feedBuffered(*big, n); stop {
-				return
+		rd.role.Lock()
+		ended := rd.ended
+		if ended || (rd.yield.Load() && rd.rc != nil) {
+			rd.role.Unlock()
+			rd.helping.Store(false)
+			c.mu.Lock()
+			c.wakeOneLocked() // the receiver that asked reads now
+			c.mu.Unlock()
+			if !ended && !rd.yield.Load() {
+				c.help() // asked for again meanwhile
 			}
-			if n == 0 && cap(*big) == ReadBufferSize { // nothing pending: give it back while waiting
-				readBufs.Put(big)
-				big = nil
-			}
+			return
 		}
-		var k int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			if big == nil {
-				big = readBufs.Get().(*[]byte)
+		c.readStep(true)
+		rd.role.Unlock()
+	}
+}
+
+// readStep feeds what is pending and reads the socket once, then feeds
+// that, as the holder of the role. A helper waits while Feed is paused; a
+// receiver returns, to take what the inbox holds.
+func (c *Conn) readStep(helper bool) {
+	rd := c.rd
+	if rd.buf != nil && rd.n > 0 {
+		var stop bool
+		if rd.n, stop = c.feedBuffered(*rd.buf, rd.n, helper); stop {
+			rd.ended = true
+			return
+		}
+		if !helper && c.inN.Load() > 0 {
+			return // a receiver: take what the inbox holds before waiting for more
+		}
+	}
+	if rd.buf != nil && rd.n == 0 && cap(*rd.buf) == ReadBufferSize { // nothing pending: give it back while waiting
+		readBufs.Put(rd.buf)
+		rd.buf = nil
+	}
+	if rd.buf == nil && rd.rc == nil {
+		b := make([]byte, ReadBufferSize+wire.MinBuffer)
+		rd.buf = &b
+	}
+	var k int
+	var rerr error
+	if rd.rc == nil {
+		k, rerr = rd.r.Read((*rd.buf)[rd.n:])
+	} else {
+		err := rd.rc.Read(func(fd uintptr) bool {
+			if rd.buf == nil {
+				rd.buf = readBufs.Get().(*[]byte)
 			}
 			for {
-				k, rerr = syscall.Read(int(fd), (*big)[n:])
+				k, rerr = syscall.Read(int(fd), (*rd.buf)[rd.n:])
 				if rerr != syscall.EINTR {
 					break
 				}
 			}
 			if rerr == syscall.EAGAIN {
-				if n == 0 {
-					readBufs.Put(big)
-					big = nil
+				if rd.n == 0 {
+					readBufs.Put(rd.buf)
+					rd.buf = nil
 				}
 				return false // wait for readability, holding no buffer
 			}
 			return true
 		})
 		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// A receiver interrupted a waiting helper to take the role:
+			// whoever reads next clears the deadline first.
+			rd.dl.SetReadDeadline(time.Time{})
+			if rd.yield.Load() && !helper {
+				rd.yield.Store(false)
+			}
+			return
 		case err != nil:
 			rerr = err
 		case rerr == nil && k == 0:
 			rerr = io.EOF
 		}
-		if k > 0 {
-			n += k
-		}
-		if rerr != nil {
-			if big != nil && n > 0 {
-				c.Feed((*big)[:n])
-			}
-			c.Gone(rerr)
-			return
-		}
 	}
+	if k > 0 {
+		rd.n += k
+	}
+	if rerr != nil {
+		if rd.buf != nil && rd.n > 0 {
+			c.Feed((*rd.buf)[:rd.n])
+		}
+		rd.ended = true
+		if rd.buf != nil && cap(*rd.buf) == ReadBufferSize {
+			readBufs.Put(rd.buf)
+		}
+		rd.buf, rd.n = nil, 0
+		c.Gone(rerr)
+		return
+	}
+	var stop bool
+	if rd.n, stop = c.feedBuffered(*rd.buf, rd.n, helper); stop {
+		rd.ended = true
+	}
+}
+
+// receiveDirect is Receive's read of the socket when the inbox is empty:
+// it reads once if it can take the role, or asks the helper that holds it
+// to give it up; false: wait for a message instead.
+func (c *Conn) receiveDirect() bool {
+	rd := c.rd
+	if rd == nil || rd.rc == nil || rd.dl == nil || !rd.attached.Load() {
+		return false
+	}
+	if rd.away != nil {
+		rd.away.Stop()
+	}
+	if !rd.role.TryLock() {
+		rd.yield.Store(true)
+		rd.dl.SetReadDeadline(aLongTimeAgo) // out of the poller: the helper sees yield
+		return false
+	}
+	if rd.ended || rd.helping.Load() {
+		rd.role.Unlock()
+		return false
+	}
+	rd.yield.Store(false)
+	c.readStep(false)
+	rd.role.Unlock()
+	return true
+}
+
+// aLongTimeAgo is a read deadline in the past.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// handlerAway arms the helper's start: the handler took a message and may
+// not be back for the next one soon.
+func (c *Conn) handlerAway() {
+	if rd := c.rd; rd != nil && rd.away != nil {
+		rd.yield.Store(false)
+		rd.away.Reset(awayGrace)
+	}
+}
+
+// feedBuffered feeds buf[:n] until it is consumed or an incomplete frame
+// is left; while Feed is paused a helper waits for room, a receiver
+// returns. It returns the bytes left, moved to the front of buf.
+func (c *Conn) feedBuffered(buf []byte, n int, wait bool) (int, bool) {
+	for n > 0 {
+		used, paused := c.Feed(buf[:n])
+		n = copy(buf, buf[used:n])
+		if !paused {
+			break
+		}
+		if !wait {
+			return n, false
+		}
+		<-c.rd.space // room again, or the connection is ending (Feed then drops data)
+	}
+	if n == len(buf) { // cannot happen: Feed always consumes a MinBuffer
+		c.abort("read buffer stuck")
+		return n, true
+	}
+	return n, false
 }
 
 // Feed parses input and acts on it: messages go to the inbox, pings are
@@ -292,7 +436,7 @@ func (c *Conn) resumeReader() {
 		return
 	}
 	select {
-	case c.space <- struct{}{}:
+	case c.rd.space <- struct{}{}:
 	default:
 	}
 }

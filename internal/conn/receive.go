@@ -76,6 +76,7 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 				c.wakeOneLocked() // pass the wake-up on: another Receive may wait
 			}
 			c.mu.Unlock()
+			c.handlerAway()
 			return m, nil
 		}
 		if c.state == stDraining { // what came before the protocol error is done
@@ -94,6 +95,17 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 			c.mu.Unlock()
 			return api.Message{}, api.ErrTimeout
 		}
+		if timeout == nil && cancel == nil && c.rd != nil && c.rd.attached.Load() && c.rd.rc != nil {
+			// Read the socket in this goroutine, unless a helper reads.
+			c.waiting.Add(1)
+			c.mu.Unlock()
+			read := c.receiveDirect()
+			c.waiting.Add(-1)
+			c.mu.Lock()
+			if read {
+				continue
+			}
+		}
 		if c.ready == nil {
 			c.ready = make(chan struct{}, 1)
 		}
@@ -101,6 +113,7 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 		c.waiting.Add(1)
 		c.mu.Unlock()
 		c.resumeReader() // a waiting handler takes a message of up to ReadLimit
+		c.help()         // on a blocking socket: this wait does not read (a deadline, a context, or a helper reads now)
 		if testHookBeforeWait != nil {
 			testHookBeforeWait()
 		}
@@ -141,7 +154,7 @@ func (c *Conn) popLocked() (api.Message, bool) {
 
 // wakeOneLocked wakes one waiting Receive, if any.
 func (c *Conn) wakeOneLocked() {
-	if c.ready != nil {
+	if c.ready != nil && c.state < stClosing { // once closing, ready is closed: everyone is awake
 		select {
 		case c.ready <- struct{}{}:
 		default: // a token is pending: whoever takes it passes it on

@@ -85,16 +85,16 @@ func wildcards(pattern string) []string {
 	}
 }
 
-// reader walks keptRequest.text; the strings it returns share it.
-type reader struct{ s string }
+// textReader walks keptRequest.text; the strings it returns share it.
+type textReader struct{ s string }
 
-func (r *reader) num() int {
+func (r *textReader) num() int {
 	n, w := binary.Uvarint([]byte(r.s[:min(len(r.s), binary.MaxVarintLen64)]))
 	r.s = r.s[w:]
 	return int(n)
 }
 
-func (r *reader) str() string {
+func (r *textReader) str() string {
 	n := r.num()
 	s := r.s[:n]
 	r.s = r.s[n:]
@@ -105,7 +105,7 @@ func (r *reader) str() string {
 // middleware changed in its fields included); path values set with
 // SetPathValue for names outside the pattern are not kept.
 func (k *keptRequest) request() *http.Request {
-	rd := reader{k.text}
+	rd := textReader{k.text}
 	r := &http.Request{Method: rd.str(), Body: http.NoBody, TLS: k.tls}
 	u, err := url.Parse(rd.str())
 	if err != nil {
@@ -134,7 +134,7 @@ func (k *keptRequest) request() *http.Request {
 
 // path is the request's URL path, for logs.
 func (k *keptRequest) path() string {
-	rd := reader{k.text}
+	rd := textReader{k.text}
 	rd.str()
 	u := rd.str()
 	if i := strings.IndexAny(u, "?#"); i >= 0 {

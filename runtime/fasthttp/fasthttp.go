@@ -242,7 +242,7 @@ func (s *Server) hijacked(c *conn.Conn, hc, raw net.Conn, keep bool) {
 		return
 	}
 	if keep {
-		go c.ReadLoop(raw, prefix) // fasthttp releases its reader when we return
+		c.Attach(raw, prefix) // fasthttp releases its reader when we return
 		return
 	}
 	c.ReadLoop(raw, prefix) // fasthttp closes the socket when we return

@@ -94,9 +94,11 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, h api.Handler) 
 	if c == nil {
 		return
 	}
-	// Both on fresh goroutines, with small stacks: ServeHTTP returns, and
-	// net/http lets go of this request's goroutine and buffers.
-	go c.ReadLoop(nc, prefix)
+	// The handler on a fresh goroutine, with a small stack: ServeHTTP
+	// returns, and net/http lets go of this request's goroutine and
+	// buffers. The handler reads the socket in Receive (a helper goroutine
+	// when it is away, or in event style).
+	c.Attach(nc, prefix)
 	go c.Run(h)
 }
 
