@@ -25,12 +25,12 @@ import (
 //     hands the bytes to an event loop that holds them for the peer: they
 //     count against the send queue's budget.
 //   - Resume (Resumer) when the runtime feeds input itself (an event loop
-//     calling Feed); blocking runtimes call ReadLoop instead.
+//     calling Feed); blocking runtimes call Attach (or ReadLoop) instead.
 //   - CloseWrite (optional) to send FIN after the close frame that fails a
 //     connection, so that a peer that broke the protocol sees EOF.
 //
 // Input goes the other way: the runtime calls Feed with the bytes it read
-// (or runs ReadLoop on a blocking socket), Gone when the socket ended, and
+// (or hands it a blocking socket with Attach), Gone when the socket ended, and
 // Run once to run the handler.
 type Transport interface {
 	// Write writes all of b or fails, and returns how much it wrote. It

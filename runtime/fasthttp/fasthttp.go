@@ -8,9 +8,10 @@
 // (HijackSetNoResponse), so fasthttp's "Connection: close" handling
 // (a close token in the request, MaxRequestsPerConn) cannot spoil it.
 //
-// Per connection, after the upgrade: one reader goroutine with a 4 KiB
-// buffer reading the socket directly (bytes fasthttp had already buffered
-// are taken over first), plus the handler's goroutine in blocking style.
+// Per connection, after the upgrade: one goroutine, as on stdhttp: a
+// blocking handler reads the socket itself in Receive, a helper reads in
+// event style or while the handler is busy (bytes fasthttp had already
+// buffered are taken over first).
 // fasthttp's own 4 KiB read buffer is released when the server keeps
 // hijacked connections (Start does; call Configure on your own server).
 package fasthttp

@@ -3,9 +3,12 @@
 // connection reads, and the Server is an http.Handler that can be mounted
 // in any net/http mux.
 //
-// Per WebSocket connection it holds a reader goroutine, which while idle
-// waits in Go's poller holding no buffer (it borrows a pooled 4 KiB one
-// while data flows), and, in blocking style, the handler's goroutine.
+// Per WebSocket connection it holds one goroutine: in blocking style the
+// handler's, which reads the socket itself while it waits in Receive (a
+// helper goroutine reads while the handler is busy elsewhere for more than
+// 20 ms, or the connection closes); in event style a helper that reads.
+// Whoever reads waits in Go's poller holding no buffer (a pooled 4 KiB
+// one is borrowed while data flows).
 // ServeHTTP returns right after the upgrade, so net/http's request
 // goroutine and buffers are released; middleware therefore sees the
 // upgrade, not the life of the connection.
