@@ -73,7 +73,11 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) 
 // allocation (a header map as read holds a string per value; an idle
 // connection keeps it for hours).
 func detach(r *http.Request) *http.Request {
-	r2 := r.WithContext(context.WithoutCancel(r.Context()))
+	ctx := r.Context()
+	if ctx.Done() != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	r2 := r.WithContext(ctx)
 	r2.Body = http.NoBody
 	r2.GetBody = nil
 	r2.Header = compactHeader(r.Header)

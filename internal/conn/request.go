@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/wsmatrix/wsmatrix/internal/hook"
 )
 
 // keptRequest is what an event-style connection keeps of its upgrade
@@ -62,7 +64,11 @@ func keepRequest(r *http.Request) *keptRequest {
 			str(v)
 		}
 	}
-	return &keptRequest{ctx: r.Context(), tls: r.TLS, text: b.String()}
+	ctx := r.Context()
+	if parent, ok := hook.Parent(ctx); ok { // nothing but the router's hook was added
+		ctx = parent
+	}
+	return &keptRequest{ctx: ctx, tls: r.TLS, text: b.String()}
 }
 
 // wildcards lists the names of a ServeMux pattern's wildcards: {name} and

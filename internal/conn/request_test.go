@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"reflect"
 	"testing"
+
+	"github.com/wsmatrix/wsmatrix/internal/hook"
 )
 
 type keyT struct{}
@@ -112,4 +114,26 @@ func parseURL(s string) (*url.URL, error) {
 		return nil, errors.New("does not round-trip")
 	}
 	return u, nil
+}
+
+// A packed request keeps no router hook in its context when middleware
+// added nothing after it, and every value from before it.
+func TestKeptRequestDropsTheHook(t *testing.T) {
+	base := context.WithValue(context.Background(), keyT{}, "v")
+	ctx, served := hook.WithUpgrade(base, func(http.ResponseWriter, *http.Request, any) {})
+	served()
+	r := httptest.NewRequest(http.MethodGet, "/x", nil).WithContext(ctx)
+	k := keepRequest(detach(r))
+	if k.ctx != base {
+		t.Fatalf("kept context %v, want the one under the hook", k.ctx)
+	}
+	if k.request().Context().Value(keyT{}) != "v" {
+		t.Fatal("a value from before the hook was lost")
+	}
+	// Middleware that added a value keeps the whole chain.
+	mw := context.WithValue(ctx, struct{}{}, 1)
+	k = keepRequest(detach(r.WithContext(mw)))
+	if k.request().Context().Value(struct{}{}) != 1 || k.request().Context().Value(keyT{}) != "v" {
+		t.Fatal("middleware's value lost")
+	}
 }

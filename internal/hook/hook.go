@@ -15,8 +15,13 @@ type Upgrade func(w http.ResponseWriter, r *http.Request, h any)
 
 type upgradeKey struct{}
 
-// holder lets Served drop the Upgrade once the request is served.
-type holder struct{ up Upgrade }
+// holder lets served drop the Upgrade once the request is served, and
+// Parent find the context it was added to.
+type holder struct {
+	up     Upgrade
+	ctx    context.Context // the context WithUpgrade returned
+	parent context.Context
+}
 
 // WithUpgrade returns ctx carrying up, for the router's WebSocket routes,
 // and served, which drops up once the request is served: a connection
@@ -24,8 +29,19 @@ type holder struct{ up Upgrade }
 // handshake (a response, buffers). served must not look ctx up again: on
 // fasthttp the request's context is recycled once the response is done.
 func WithUpgrade(ctx context.Context, up Upgrade) (_ context.Context, served func()) {
-	h := &holder{up}
-	return context.WithValue(ctx, upgradeKey{}, h), func() { h.up = nil }
+	h := &holder{up: up, parent: ctx}
+	h.ctx = context.WithValue(ctx, upgradeKey{}, h)
+	return h.ctx, func() { h.up = nil }
+}
+
+// Parent returns the context WithUpgrade added to, when ctx is exactly
+// the one it returned (no middleware added values since): a connection
+// that keeps the request's context for its life need not keep the hook.
+func Parent(ctx context.Context) (context.Context, bool) {
+	if h, _ := ctx.Value(upgradeKey{}).(*holder); h != nil && h.ctx == ctx {
+		return h.parent, true
+	}
+	return nil, false
 }
 
 // UpgradeFrom returns the Upgrade in ctx, or nil.

@@ -38,9 +38,13 @@ func (s *Server) readRequest(gc gnetv2.Conn, sess *session) gnetv2.Action {
 	}
 	gc.Discard(n) // n > 0: a request head
 	s.clearDeadline(sess)
-	r.RemoteAddr = sess.remote.String()
+	var remote netip.AddrPort
+	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok { // gnet's address is only valid in the loop: copy it
+		remote = a.AddrPort()
+	}
+	r.RemoteAddr = remote.String()
 	sess.state.Store(stServing)
-	go s.serveUpgrade(sess, r)
+	go s.serveUpgrade(sess, r, remote)
 	return gnetv2.None
 }
 
@@ -80,13 +84,13 @@ func (s *Server) handOut(gc gnetv2.Conn, sess *session) gnetv2.Action {
 
 // serveUpgrade runs the router for an upgrade parsed in the loop:
 // middleware, then the upgrade, or the refusal written back.
-func (s *Server) serveUpgrade(sess *session, r *http.Request) {
+func (s *Server) serveUpgrade(sess *session, r *http.Request, remote netip.AddrPort) {
 	w := conn.NewResponse()
 	upgraded := false
 	s.ws.Serve(w, r, func(w http.ResponseWriter, r *http.Request, h api.Handler) {
 		c := s.ws.Upgrade(w, r, func() (conn.Transport, netip.AddrPort, error) {
 			upgraded = true
-			return sess, sess.remote, nil
+			return sess, remote, nil
 		})
 		if c != nil {
 			s.run(sess, c, h)
@@ -133,7 +137,7 @@ func (s *Server) upgradeFromHTTP(w http.ResponseWriter, r *http.Request, h api.H
 			nc.Close()
 			return nil, netip.AddrPort{}, fmt.Errorf("wsmatrix: gnet: a %T cannot go to an event loop", nc)
 		}
-		sess.remote = conn.AddrPort(tc.RemoteAddr())
+		remote := conn.AddrPort(tc.RemoteAddr())
 		res, err := s.eng.Register(gnetv2.NewNetConnContext(gnetv2.NewContext(context.Background(), sess), tc))
 		if err != nil {
 			tc.Close()
@@ -142,7 +146,7 @@ func (s *Server) upgradeFromHTTP(w http.ResponseWriter, r *http.Request, h api.H
 		if reg := <-res; reg.Err != nil { // Register closes tc: the loop holds a duplicate
 			return nil, netip.AddrPort{}, reg.Err
 		}
-		return sess, sess.remote, nil
+		return sess, remote, nil
 	})
 	if c != nil {
 		s.run(sess, c, h)

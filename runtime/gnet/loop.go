@@ -26,9 +26,6 @@ func (s *Server) OnOpen(gc gnetv2.Conn) ([]byte, gnetv2.Action) {
 		return busyResponse, gnetv2.Close
 	}
 	sess := &session{s: s}
-	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok { // gnet's address is only valid in the loop: copy it
-		sess.remote = a.AddrPort()
-	}
 	sess.opened(gc)
 	gc.SetContext(sess)
 	if d := s.ws.Options().HandshakeTimeout; d > 0 {

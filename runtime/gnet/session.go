@@ -3,7 +3,6 @@ package gnet
 import (
 	"context"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +30,6 @@ const (
 type session struct {
 	s      *Server
 	gc     gnetv2.Conn // set when the connection joined its loop
-	remote netip.AddrPort
 	state  atomic.Int32
 	c      atomic.Pointer[conn.Conn]
 
@@ -42,7 +40,6 @@ type session struct {
 	closing    bool    // after the batch: close the socket
 	gone       bool    // gnet closed the connection (OnClose): its descriptor may be another's now
 	err        error   // the loop refused a task: the engine is stopping
-	flushTask  gnetv2.RunnableFunc
 
 	inflight atomic.Int64 // bytes in the batch
 	outbound atomic.Int64 // bytes gnet held for the peer after the last flush
@@ -93,7 +90,6 @@ const maxIdleIn = 4 << 10
 func (sess *session) opened(gc gnetv2.Conn) {
 	sess.mu.Lock()
 	sess.gc = gc
-	sess.flushTask = sess.flush
 	sess.mu.Unlock()
 }
 
@@ -129,13 +125,19 @@ func (sess *session) scheduleLocked() error {
 	if sess.queued {
 		return nil
 	}
-	if err := sess.gc.EventLoop().Execute(context.Background(), sess.flushTask); err != nil {
+	if err := sess.gc.EventLoop().Execute(context.Background(), (*flushTask)(sess)); err != nil {
 		sess.err = err
 		return err
 	}
 	sess.queued = true
 	return nil
 }
+
+// flushTask is a session as the loop's task that flushes it (no func
+// value to allocate per connection).
+type flushTask session
+
+func (t *flushTask) Run(ctx context.Context) error { return (*session)(t).flush(ctx) }
 
 // flush runs on the loop: it writes the batch (gnet keeps what the socket
 // does not take), then half-closes or closes when asked.
