@@ -25,19 +25,21 @@ type keptRequest struct {
 // keepRequest packs r: method, URL, protocol, host, remote address, request
 // URI, pattern, the pattern's path values, and the headers.
 func keepRequest(r *http.Request) *keptRequest {
-	names := wildcards(r.Pattern)
+	var spare [4]string
+	names := appendWildcards(spare[:0], r.Pattern)
 	fields := []string{r.Method, r.URL.String(), r.Proto, r.Host, r.RemoteAddr, r.RequestURI, r.Pattern}
-	size := 2 * binary.MaxVarintLen16
+	field := func(s string) int { return uvarintLen(len(s)) + len(s) }
+	size := uvarintLen(len(names)) + uvarintLen(len(r.Header)) // exact: the string keeps the builder's whole buffer
 	for _, f := range fields {
-		size += binary.MaxVarintLen32 + len(f)
+		size += field(f)
 	}
 	for _, n := range names {
-		size += 2*binary.MaxVarintLen32 + len(n) + len(r.PathValue(n))
+		size += field(n) + field(r.PathValue(n))
 	}
 	for k, vs := range r.Header {
-		size += 2*binary.MaxVarintLen32 + len(k)
+		size += field(k) + uvarintLen(len(vs))
 		for _, v := range vs {
-			size += binary.MaxVarintLen32 + len(v)
+			size += field(v)
 		}
 	}
 	var b strings.Builder // one allocation: the string is the builder's buffer
@@ -71,10 +73,21 @@ func keepRequest(r *http.Request) *keptRequest {
 	return &keptRequest{ctx: ctx, tls: r.TLS, text: b.String()}
 }
 
+// uvarintLen is the length of n as a uvarint.
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
+}
+
 // wildcards lists the names of a ServeMux pattern's wildcards: {name} and
 // {name...}.
-func wildcards(pattern string) []string {
-	var names []string
+func wildcards(pattern string) []string { return appendWildcards(nil, pattern) }
+
+// appendWildcards appends the names of pattern's wildcards to names.
+func appendWildcards(names []string, pattern string) []string {
 	for {
 		i := strings.IndexByte(pattern, '{')
 		if i < 0 {

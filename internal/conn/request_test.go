@@ -137,3 +137,12 @@ func TestKeptRequestDropsTheHook(t *testing.T) {
 		t.Fatal("middleware's value lost")
 	}
 }
+
+// Packing costs the packed string, its struct and the URL's string: the
+// string is built in one allocation of its exact size.
+func TestKeepRequestAllocations(t *testing.T) {
+	_, r := roundTrip(t, "GET /chat/{room}", "/chat/lobby?u=ann", http.Header{"Cookie": {"a=1"}, "User-Agent": {"t/1"}})
+	if n := testing.AllocsPerRun(100, func() { keepRequest(r) }); n > 3 {
+		t.Fatalf("keepRequest made %.0f allocations, want at most 3", n)
+	}
+}

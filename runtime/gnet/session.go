@@ -28,10 +28,10 @@ const (
 // the calls, a burst of frames costs one task and one write, and the
 // socket is closed or half-closed only after what was written before.
 type session struct {
-	s      *Server
-	gc     gnetv2.Conn // set when the connection joined its loop
-	state  atomic.Int32
-	c      atomic.Pointer[conn.Conn]
+	s     *Server
+	gc    gnetv2.Conn // set when the connection joined its loop
+	state atomic.Int32
+	c     atomic.Pointer[conn.Conn]
 
 	mu         sync.Mutex
 	batch      *[]byte // bytes for the loop to write, in order; pooled, nil when none
