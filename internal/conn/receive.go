@@ -65,6 +65,7 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 	}
 	c.mu.Lock()
 	c.busy = false // the handler is back for its next message
+	triedDirect := false
 	for {
 		if c.ev.eventStyle {
 			c.mu.Unlock()
@@ -95,17 +96,19 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 			c.mu.Unlock()
 			return api.Message{}, api.ErrTimeout
 		}
-		if timeout == nil && cancel == nil && c.rd != nil && c.rd.attached.Load() && c.rd.rc != nil {
+		if !triedDirect && timeout == nil && cancel == nil && c.rd != nil && c.rd.attached.Load() && c.rd.rc != nil {
 			// Read the socket in this goroutine, unless a helper reads.
 			c.waiting.Add(1)
 			c.mu.Unlock()
 			read := c.receiveDirect()
 			c.waiting.Add(-1)
 			c.mu.Lock()
-			if read {
-				continue
-			}
+			// Either way look at the inbox again before waiting: a helper
+			// may have delivered while the lock was free.
+			triedDirect = !read
+			continue
 		}
+		triedDirect = false
 		if c.ready == nil {
 			c.ready = make(chan struct{}, 1)
 		}
