@@ -83,7 +83,7 @@ func (c *Conn) begin(ce *api.CloseError) bool {
 		cancel()
 	}
 	c.resumeReader() // a paused reader reads on: data is dropped now, the peer's close is read
-	c.help()         // on a blocking socket, someone reads the peer's close while the handler does not
+	c.helpNow()      // on a blocking socket, someone reads the peer's close while the handler does not
 	return true
 }
 

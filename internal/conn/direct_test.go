@@ -2,6 +2,7 @@ package conn
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,11 @@ import (
 // tcpConn opens a real loopback TCP connection and attaches its server
 // side to a connection of s, with handler h running as a runtime runs it.
 func tcpConn(t *testing.T, s *Server, prefix []byte, h api.Handler) (client net.Conn, c *Conn) {
+	return tcpConnTuned(t, s, prefix, nil, h)
+}
+
+// tcpConnTuned is tcpConn with tune applied to the server's socket first.
+func tcpConnTuned(t *testing.T, s *Server, prefix []byte, tune func(*net.TCPConn), h api.Handler) (client net.Conn, c *Conn) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -34,9 +40,12 @@ func tcpConn(t *testing.T, s *Server, prefix []byte, h api.Handler) (client net.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close(); server.Close() })
+	if tune != nil {
+		tune(server.(*net.TCPConn))
+	}
 	s.admit()
 	r := httptest.NewRequest(http.MethodGet, "/t", nil)
-	c = s.newConnAdmitted(NetTransport(server, time.Second), r, "", netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
+	c = s.newConnAdmitted(NetTransport(server, 10*time.Second), r, "", netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
 	c.Attach(server, prefix)
 	go c.Run(h)
 	return client, c
@@ -91,5 +100,103 @@ func TestDirectReadHandOver(t *testing.T) {
 			}
 		}
 		client.Close()
+	}
+}
+
+// A close that begins while a receiver is taking the read role over still
+// gets the peer's answer read: a helper started for the close does not
+// step aside for the receiver's hand-over request (it did, and the
+// connection waited for CloseTimeout).
+func TestCloseDuringHandOverIsRead(t *testing.T) {
+	s := newTestServer(t, api.Options{CloseTimeout: 5 * time.Second})
+	block := make(chan struct{})
+	defer close(block)
+	client, c := tcpConn(t, s, nil, func(api.Conn) { <-block }) // away: a helper reads
+	time.Sleep(3 * awayGrace)
+	if !c.rd.helping.Load() {
+		t.Fatal("no helper reads for a handler that is away")
+	}
+	// What a receiver does when a helper holds the role, without taking
+	// the role afterwards (its Receive ended: the close came first).
+	c.rd.yield.Store(true)
+	c.rd.dl.SetReadDeadline(aLongTimeAgo)
+	for c.rd.helping.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	c.closeWith(api.StatusNormalClosure, "")
+	client.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, _, err := wsutil.ReadServerData(client); err == nil {
+		t.Fatal("a message before the close frame")
+	}
+	client.Write(clientFrame(ws.OpClose, []byte{0x03, 0xe8}))
+	select {
+	case <-c.endedCh():
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("the close took %v: the peer's answer was not read", d)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the peer's close answer was never read")
+	}
+}
+
+// A handler reading its own socket that has a message's bytes in hand
+// while Feed pauses (a pong waits for room in a full send queue) does not
+// sit on them: a helper takes over and the message arrives once the peer
+// reads again. Before, the bytes waited for more input from the peer.
+func TestPausedReceiverHandsOver(t *testing.T) {
+	s := newTestServer(t, api.Options{SendQueueBytes: 8 << 10, WriteTimeout: 10 * time.Second})
+	small := func(tc *net.TCPConn) { tc.SetWriteBuffer(4096) }
+	got := make(chan string, 1)
+	client, c := tcpConnTuned(t, s, nil, small, func(w api.Conn) {
+		go func() { // fill the send queue while the peer does not read
+			for range 64 {
+				if w.Send(api.BinaryMessage(make([]byte, 4092))) != nil { // 4096-byte frames: two fill the budget exactly
+					return
+				}
+			}
+		}()
+		m, err := w.Receive()
+		if err == nil {
+			got <- m.String()
+		}
+		w.Receive()
+	})
+	client.(*net.TCPConn).SetReadBuffer(4096)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.wmu.Lock()
+		full := c.backlogLocked() >= c.srv.opts.SendQueueBytes
+		c.wmu.Unlock()
+		if full {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the send queue never filled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// One segment: the ping's pong cannot be queued, so Feed pauses
+	// with "A" in hand.
+	client.Write(append(clientFrame(ws.OpPing, []byte("q")), clientFrame(ws.OpText, []byte("A"))...))
+	for !c.pongHeld.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the pong was not held: the send queue was not full")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // the handler has gone back to its read, or handed over
+	go io.Copy(io.Discard, client)    // the peer reads again
+	select {
+	case m := <-got:
+		if m != "A" {
+			t.Fatalf("got %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		c.wmu.Lock()
+		state := fmt.Sprintf("pongHeld=%v hasPong=%v backlog=%d paused=%v helping=%v inN=%d n=%d waiting=%d state=%d dead=%v closeErr=%v",
+			c.pongHeld.Load(), c.w.hasPong, c.backlogLocked(), c.paused.Load(), c.rd.helping.Load(), c.inN.Load(), c.rd.n, c.waiting.Load(), c.state, c.w.dead, c.closeErr)
+		c.wmu.Unlock()
+		t.Fatalf("the message behind the held pong never reached the handler (%s)", state)
 	}
 }

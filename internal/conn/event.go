@@ -20,7 +20,7 @@ func (c *Conn) OnMessage(fn func(api.Message)) {
 	c.idleLocked()
 	c.mu.Unlock()
 	c.resumeReader()
-	c.help() // on a blocking socket, a helper reads for the callbacks
+	c.helpNow() // on a blocking socket, a helper reads for the callbacks
 }
 
 // OnClose registers fn to run once when the connection ends.
@@ -29,7 +29,7 @@ func (c *Conn) OnClose(fn func(*api.CloseError)) {
 	c.ev.onClose = fn
 	c.scheduleLocked()
 	c.mu.Unlock()
-	c.help()
+	c.helpNow()
 }
 
 // moreLocked reports whether the callbacks have something to run.
@@ -115,4 +115,11 @@ func (c *Conn) reschedule() bool {
 		c.resumeReader()
 	}
 	return more
+}
+
+// eventStyle reports whether OnMessage was called.
+func (c *Conn) eventStyle() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ev.eventStyle
 }

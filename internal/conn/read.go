@@ -92,12 +92,20 @@ func (c *Conn) Attach(r io.Reader, prefix []byte) {
 		c.help() // no direct reads here, or frames already wait
 		return
 	}
+	// Unless the handler reads first (receiveDirect stops the timer), a
+	// helper reads once awayGrace passes.
+	rd.away.Reset(awayGrace)
 	c.mu.Lock()
-	waiting := c.waiting.Load() > 0 && !c.ev.eventStyle
 	c.wakeOneLocked() // a Receive that came first reads now
 	c.mu.Unlock()
-	if !waiting {
-		rd.away.Reset(awayGrace) // unless the handler comes to Receive first
+}
+
+// helpNow starts a helper that no receiver's hand-over request can send
+// away: the connection is closing or in event style, and someone must read.
+func (c *Conn) helpNow() {
+	if c.rd != nil {
+		c.rd.yield.Store(false)
+		c.help()
 	}
 }
 
@@ -117,7 +125,7 @@ func (c *Conn) helper() {
 	for {
 		rd.role.Lock()
 		ended := rd.ended
-		if ended || (rd.yield.Load() && rd.rc != nil) {
+		if ended || (rd.yield.Load() && rd.rc != nil && !c.ending.Load() && !c.eventStyle()) {
 			rd.role.Unlock()
 			rd.helping.Store(false)
 			c.mu.Lock()
@@ -135,17 +143,22 @@ func (c *Conn) helper() {
 
 // readStep feeds what is pending and reads the socket once, then feeds
 // that, as the holder of the role. A helper waits while Feed is paused; a
-// receiver returns, to take what the inbox holds.
-func (c *Conn) readStep(helper bool) {
+// receiver returns, to take what the inbox holds. It reports false when a
+// receiver cannot go on reading: Feed is paused with input pending (a pong
+// waits for room in the send queue), and a helper must wait for room.
+func (c *Conn) readStep(helper bool) bool {
 	rd := c.rd
 	if rd.buf != nil && rd.n > 0 {
 		var stop bool
 		if rd.n, stop = c.feedBuffered(*rd.buf, rd.n, helper); stop {
 			rd.ended = true
-			return
+			return true
 		}
 		if !helper && c.inN.Load() > 0 {
-			return // a receiver: take what the inbox holds before waiting for more
+			return true // a receiver: take what the inbox holds before waiting for more
+		}
+		if !helper && (c.paused.Load() || rd.n == len(*rd.buf)) {
+			return false // input waits that Feed does not take now: a helper waits for room
 		}
 	}
 	if rd.buf != nil && rd.n == 0 && cap(*rd.buf) == ReadBufferSize { // nothing pending: give it back while waiting
@@ -173,7 +186,9 @@ func (c *Conn) readStep(helper bool) {
 			}
 			if rerr == syscall.EAGAIN {
 				if rd.n == 0 {
-					readBufs.Put(rd.buf)
+					if cap(*rd.buf) == ReadBufferSize { // a larger one (the prefix's) is not pooled
+						readBufs.Put(rd.buf)
+					}
 					rd.buf = nil
 				}
 				return false // wait for readability, holding no buffer
@@ -188,7 +203,7 @@ func (c *Conn) readStep(helper bool) {
 			if rd.yield.Load() && !helper {
 				rd.yield.Store(false)
 			}
-			return
+			return true
 		case err != nil:
 			rerr = err
 		case rerr == nil && k == 0:
@@ -208,12 +223,13 @@ func (c *Conn) readStep(helper bool) {
 		}
 		rd.buf, rd.n = nil, 0
 		c.Gone(rerr)
-		return
+		return true
 	}
 	var stop bool
 	if rd.n, stop = c.feedBuffered(*rd.buf, rd.n, helper); stop {
 		rd.ended = true
 	}
+	return true
 }
 
 // receiveDirect is Receive's read of the socket when the inbox is empty:
@@ -237,9 +253,9 @@ func (c *Conn) receiveDirect() bool {
 		return false
 	}
 	rd.yield.Store(false)
-	c.readStep(false)
+	ok := c.readStep(false)
 	rd.role.Unlock()
-	return true
+	return ok
 }
 
 // aLongTimeAgo is a read deadline in the past.
