@@ -131,8 +131,11 @@ func (c *Conn) helper() {
 			c.mu.Lock()
 			c.wakeOneLocked() // the receiver that asked reads now
 			c.mu.Unlock()
-			if !ended && !rd.yield.Load() {
-				c.help() // asked for again meanwhile
+			// Asked for again meanwhile (a close or event style cleared or
+			// overrides the hand-over request after help() found this one
+			// still running).
+			if !ended && (!rd.yield.Load() || c.ending.Load() || c.eventStyle()) {
+				c.help()
 			}
 			return
 		}
@@ -149,16 +152,16 @@ func (c *Conn) helper() {
 func (c *Conn) readStep(helper bool) bool {
 	rd := c.rd
 	if rd.buf != nil && rd.n > 0 {
-		var stop bool
-		if rd.n, stop = c.feedBuffered(*rd.buf, rd.n, helper); stop {
+		var paused, stop bool
+		if rd.n, paused, stop = c.feedBuffered(*rd.buf, rd.n, helper); stop {
 			rd.ended = true
 			return true
 		}
 		if !helper && c.inN.Load() > 0 {
 			return true // a receiver: take what the inbox holds before waiting for more
 		}
-		if !helper && (c.paused.Load() || rd.n == len(*rd.buf)) {
-			return false // input waits that Feed does not take now: a helper waits for room
+		if !helper && (paused || rd.n == len(*rd.buf)) {
+			return false // input waits that Feed did not take: a helper waits for room
 		}
 	}
 	if rd.buf != nil && rd.n == 0 && cap(*rd.buf) == ReadBufferSize { // nothing pending: give it back while waiting
@@ -226,7 +229,7 @@ func (c *Conn) readStep(helper bool) bool {
 		return true
 	}
 	var stop bool
-	if rd.n, stop = c.feedBuffered(*rd.buf, rd.n, helper); stop {
+	if rd.n, _, stop = c.feedBuffered(*rd.buf, rd.n, helper); stop {
 		rd.ended = true
 	}
 	return true
@@ -272,24 +275,25 @@ func (c *Conn) handlerAway() {
 
 // feedBuffered feeds buf[:n] until it is consumed or an incomplete frame
 // is left; while Feed is paused a helper waits for room, a receiver
-// returns. It returns the bytes left, moved to the front of buf.
-func (c *Conn) feedBuffered(buf []byte, n int, wait bool) (int, bool) {
+// returns (paused: Feed left input it did not take). It returns the bytes
+// left, moved to the front of buf.
+func (c *Conn) feedBuffered(buf []byte, n int, wait bool) (left int, paused, stop bool) {
 	for n > 0 {
-		used, paused := c.Feed(buf[:n])
+		used, p := c.Feed(buf[:n])
 		n = copy(buf, buf[used:n])
-		if !paused {
+		if !p {
 			break
 		}
 		if !wait {
-			return n, false
+			return n, true, false
 		}
 		<-c.rd.space // room again, or the connection is ending (Feed then drops data)
 	}
 	if n == len(buf) { // cannot happen: Feed always consumes a MinBuffer
 		c.abort("read buffer stuck")
-		return n, true
+		return n, false, true
 	}
-	return n, false
+	return n, false, false
 }
 
 // Feed parses input and acts on it: messages go to the inbox, pings are
