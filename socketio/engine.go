@@ -60,6 +60,7 @@ type session struct {
 	queued   int
 	poll     chan struct{} // closed to wake the waiting poll; nil when none waits
 	polling  bool
+	probing  int // WebSockets that answered a probe and have not upgraded: polls return at once
 	closed   bool
 	reason   string
 	timer    *time.Timer
@@ -260,7 +261,9 @@ func (sess *session) servePoll(w http.ResponseWriter, r *http.Request) {
 		sess.close("transport error")
 		return
 	}
-	if len(sess.queue) == 0 && !sess.closed {
+	if len(sess.queue) == 0 && !sess.closed && sess.probing == 0 {
+		// (While a WebSocket probes, a poll returns a noop at once: the
+		// client pauses polling before it upgrades.)
 		wake := make(chan struct{})
 		sess.poll, sess.polling = wake, true
 		sess.mu.Unlock()
@@ -397,10 +400,16 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 		ws.Close(api.StatusPolicyViolation, "Session ID unknown")
 		return
 	}
-	upgraded := false
+	upgraded, probed := false, false
 	ws.OnClose(func(*api.CloseError) {
 		if upgraded {
 			sess.close("transport close")
+			return
+		}
+		if probed { // the upgrade was given up: polling goes on as before
+			sess.mu.Lock()
+			sess.probing--
+			sess.mu.Unlock()
 		}
 	})
 	ws.OnMessage(func(m api.Message) {
@@ -412,7 +421,11 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 		case "2probe":
 			ws.SendText("3probe")
 			sess.mu.Lock()
-			sess.wakeLocked() // the pending poll returns (a noop) so the client can pause polling
+			if !probed {
+				probed = true
+				sess.probing++
+			}
+			sess.wakeLocked() // the pending poll, or the next one, returns (a noop) so the client can pause polling
 			sess.mu.Unlock()
 		case "5":
 			sess.mu.Lock()
@@ -425,6 +438,9 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 			sess.queue, sess.queued = nil, 0
 			sess.ws = ws
 			upgraded = true
+			if probed {
+				sess.probing--
+			}
 			sess.wakeLocked()
 			sess.mu.Unlock()
 			for _, p := range queued {

@@ -406,3 +406,37 @@ func TestWebSocketBounds(t *testing.T) {
 		})
 	}
 }
+
+// TestPollAfterProbeReturnsAtOnce: a client that sends its WebSocket probe
+// while no poll is pending, then polls, must get a noop at once to finish
+// pausing polling before it upgrades (the Node.js server forces a polling
+// cycle); it waited PingInterval + PingTimeout, and browsers' upgrades
+// stalled.
+func TestPollAfterProbeReturnsAtOnce(t *testing.T) {
+	for _, rt := range rts {
+		t.Run(rt, func(t *testing.T) {
+			_, addr := start(t, rt, socketio.Options{}, nil)
+			p := handshake(t, addr)
+			p.post("40")
+			if got := p.poll(); !strings.HasPrefix(got, "40") {
+				t.Fatalf("connect answer: %q", got)
+			}
+			c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket&sid="+p.sid, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.WriteMessage(websocket.TextMessage, []byte("2probe"))
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, b, err := c.ReadMessage(); err != nil || string(b) != "3probe" {
+				t.Fatalf("probe answer %q, %v", b, err)
+			}
+			start := time.Now()
+			got := p.poll()
+			if d := time.Since(start); got != "6" || d > 2*time.Second {
+				t.Fatalf("poll after the probe: %q after %v, want a noop at once", got, d)
+			}
+			c.WriteMessage(websocket.TextMessage, []byte("5"))
+		})
+	}
+}
