@@ -115,6 +115,9 @@ func (c *Conn) help() {
 	if rd == nil || !rd.attached.Load() || !rd.helping.CompareAndSwap(false, true) {
 		return
 	}
+	if rd.away != nil {
+		rd.away.Stop() // a helper reads: the timer would only start a goroutine to find that out
+	}
 	go c.helper()
 }
 
