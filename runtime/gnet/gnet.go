@@ -28,11 +28,9 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	gnetv2 "github.com/panjf2000/gnet/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/internal/conn"
@@ -176,19 +174,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 
 // probe binds addr as the engine's listeners will share it.
 func (s *Server) probe(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{}
-	if s.ws.Options().ReusePort {
-		lc.Control = func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			if err := c.Control(func(fd uintptr) {
-				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-			}); err != nil {
-				return err
-			}
-			return serr
-		}
-	}
-	l, err := lc.Listen(context.Background(), "tcp", addr)
+	l, err := conn.Listen(addr, s.ws.Options())
 	if err != nil {
 		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
 	}
