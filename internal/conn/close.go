@@ -120,19 +120,19 @@ func (c *Conn) peerClose(code api.StatusCode, reason string) {
 // with ce's code, and its sending side ends after the close frame so that
 // the peer sees EOF.
 func (c *Conn) protocolError(ce *api.CloseError) {
-	c.srv.logProtocolClose(c, ce)
 	c.wmu.Lock()
 	c.w.halfClose = true
 	c.wmu.Unlock()
 	c.mu.Lock()
 	if c.state != stOpen {
 		c.mu.Unlock()
-		return
+		return // already failing or closing: input is discarded, counted once
 	}
 	c.state, c.fail = stDraining, ce
 	c.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, func() { c.closeWith(ce.Code, ce.Reason) })
 	now := c.drainedLocked()
 	c.mu.Unlock()
+	c.srv.logProtocolClose(c, ce)
 	if now {
 		c.closeWith(ce.Code, ce.Reason)
 	}

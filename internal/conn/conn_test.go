@@ -538,3 +538,26 @@ func TestPendingMessagesAfterClose(t *testing.T) {
 		t.Fatal("a fourth message after the close")
 	}
 }
+
+// Input after a protocol error is discarded: the error is logged and
+// counted once however much more the peer sends (it was counted again for
+// every later read).
+func TestProtocolErrorCountedOnce(t *testing.T) {
+	var mu sync.Mutex
+	counts := map[string]int{}
+	s := newTestServer(t, api.Options{ReadLimit: 1000, Observer: &api.Observer{Refused: func(r string) {
+		mu.Lock()
+		counts[r]++
+		mu.Unlock()
+	}}})
+	c := newTestConn(s, &fakeTransport{})
+	frame := clientFrame(ws.OpBinary, make([]byte, 1001))
+	c.Feed(frame[:10]) // the header: too big
+	c.Feed(frame[10:]) // the payload, read later
+	c.Feed(clientFrame(ws.OpText, []byte("more")))
+	mu.Lock()
+	defer mu.Unlock()
+	if counts[api.ReasonTooBig] != 1 {
+		t.Fatalf("Refused(too_big) called %d times, want 1", counts[api.ReasonTooBig])
+	}
+}
