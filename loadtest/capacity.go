@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -26,13 +25,10 @@ type OpenConfig struct {
 
 // Opened is what one client process holds.
 type Opened struct {
-	Conns []net.Conn `json:"-"`
-	// Held counts the connections open when the ramp ended; FirstFailure
-	// is how many were open when the first dial failed (-1: none failed).
-	Held         int            `json:"held"`
-	FirstFailure int            `json:"first_failure"`
-	Ramp         time.Duration  `json:"ramp_ns"`
-	Errors       map[string]int `json:"errors,omitempty"`
+	Conns  []net.Conn     `json:"-"`
+	Held   int            `json:"held"` // connections open when the ramp ended
+	Ramp   time.Duration  `json:"ramp_ns"`
+	Errors map[string]int `json:"errors,omitempty"`
 }
 
 // Open runs the ramp of one client process of the capacity scenario.
@@ -59,55 +55,9 @@ func Open(ctx context.Context, cfg OpenConfig) (*Opened, error) {
 	d.timeout = cfg.Handshake
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	var (
-		mu      sync.Mutex
-		o       = &Opened{FirstFailure: -1, Errors: map[string]int{}}
-		inARow  int
-		stopped = make(chan struct{})
-		stop    sync.Once
-		work    = make(chan int)
-		wg      sync.WaitGroup
-	)
 	start := time.Now()
-	for range cfg.Dialers {
-		wg.Go(func() {
-			for i := range work {
-				c, err := d.dial(ctx, cfg.Offset+i)
-				mu.Lock()
-				if err != nil {
-					o.Errors[errKind(err)]++
-					if o.FirstFailure < 0 {
-						o.FirstFailure = len(o.Conns)
-					}
-					if inARow++; inARow >= cfg.StopAfter {
-						stop.Do(func() { close(stopped) })
-					}
-				} else {
-					inARow = 0
-					o.Conns = append(o.Conns, c)
-					if cfg.Progress != nil {
-						cfg.Progress.Add(1)
-					}
-				}
-				mu.Unlock()
-			}
-		})
-	}
-feed:
-	for i := 0; i < cfg.Conns; i++ {
-		select {
-		case work <- i:
-		case <-stopped:
-			break feed
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	o.Ramp = time.Since(start)
-	o.Held = len(o.Conns)
-	return o, nil
+	conns, errs := dialMany(ctx, cfg.Conns, cfg.Dialers, cfg.Offset, cfg.StopAfter, d.dial, cfg.Progress)
+	return &Opened{Conns: conns, Held: len(conns), Ramp: time.Since(start), Errors: errs}, nil
 }
 
 // Echo sends one message of size bytes on every held connection and reads
@@ -115,43 +65,10 @@ feed:
 // back and the failures by kind.
 func (o *Opened) Echo(size int, timeout time.Duration) (int, map[string]int) {
 	msg, _, err := echoFrame(size, true, true, false)
-	errs := map[string]int{}
 	if err != nil {
-		errs[err.Error()]++
-		return 0, errs
+		return 0, map[string]int{err.Error(): 1}
 	}
-	var (
-		mu     sync.Mutex
-		wg     sync.WaitGroup
-		echoed atomic.Int64
-		next   = make(chan net.Conn)
-	)
-	for range 64 {
-		wg.Go(func() {
-			var wire atomic.Int64
-			for c := range next {
-				c.SetDeadline(time.Now().Add(timeout))
-				_, err := c.Write(msg)
-				if err == nil {
-					_, err = readServerFrame(c, &wire)
-				}
-				c.SetDeadline(time.Time{})
-				if err != nil {
-					mu.Lock()
-					errs["echo: "+errKind(err)]++
-					mu.Unlock()
-					continue
-				}
-				echoed.Add(1)
-			}
-		})
-	}
-	for _, c := range o.Conns {
-		next <- c
-	}
-	close(next)
-	wg.Wait()
-	return int(echoed.Load()), errs
+	return echoEach(o.Conns, msg, 64, timeout)
 }
 
 // Close closes every held connection.

@@ -3,8 +3,6 @@ package loadtest
 import (
 	"context"
 	"fmt"
-	"net"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -49,6 +47,10 @@ type IdleResult struct {
 // maxFiles is about what one process may open here.
 const maxFiles = 19900
 
+// MaxConnsPerProcess is the most connections one load client process
+// opens: its files, less a few for itself.
+const MaxConnsPerProcess = maxFiles - 100
+
 // Idle runs the idle scenario. The connections are held by the client
 // without any goroutine of its own, and closed before it returns.
 func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
@@ -84,11 +86,7 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 	defer cancel()
 
 	start := time.Now()
-	conns, errs := dialMany(ctx, cfg.Conns, cfg.Dialers, 0, d.dial, cfg.Progress)
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
+	conns, errs := dialMany(ctx, cfg.Conns, cfg.Dialers, 0, 0, d.dial, cfg.Progress)
 	ramp := time.Since(start)
 	defer func() {
 		for _, c := range conns {
@@ -115,35 +113,11 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 	if err != nil {
 		return r, err
 	}
-	var echoed atomic.Int64
-	next := make(chan net.Conn)
-	for range cfg.Dialers {
-		wg.Go(func() {
-			var wire atomic.Int64
-			for c := range next {
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				_, err := c.Write(msg)
-				if err == nil {
-					_, err = readServerFrame(c, &wire)
-				}
-				c.SetDeadline(time.Time{})
-				mu.Lock()
-				if err != nil {
-					errs["echo: "+errKind(err)]++
-				}
-				mu.Unlock()
-				if err == nil {
-					echoed.Add(1)
-				}
-			}
-		})
+	var echoErrs map[string]int
+	r.Echoed, echoErrs = echoEach(conns, msg, cfg.Dialers, 10*time.Second)
+	for k, n := range echoErrs {
+		r.Errors[k] += n
 	}
-	for _, c := range conns {
-		next <- c
-	}
-	close(next)
-	wg.Wait()
-	r.Echoed = int(echoed.Load())
 	if p, err := ReadProc(cfg.PID); err == nil {
 		r.RSSAfterEcho = p.RSS
 		r.BytesPerConnEcho = float64(p.RSS-before.RSS) / float64(len(conns))

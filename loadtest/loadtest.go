@@ -215,14 +215,19 @@ func closeAll(conns []net.Conn) {
 
 // dialMany opens n connections with dial (given the connection's index,
 // from offset), workers at a time, and returns those that opened with the
-// failures counted by kind; progress, if set, counts each one opened.
-func dialMany(ctx context.Context, n, workers, offset int, dial func(context.Context, int) (net.Conn, error), progress *atomic.Int64) ([]net.Conn, map[string]int) {
+// failures counted by kind; progress, if set, counts each one opened. With
+// stopAfter > 0 it gives up once that many dials failed in a row (the
+// server stopped accepting).
+func dialMany(ctx context.Context, n, workers, offset, stopAfter int, dial func(context.Context, int) (net.Conn, error), progress *atomic.Int64) ([]net.Conn, map[string]int) {
 	var (
-		mu    sync.Mutex
-		conns []net.Conn
-		errs  = map[string]int{}
-		work  = make(chan int)
-		wg    sync.WaitGroup
+		mu      sync.Mutex
+		conns   []net.Conn
+		errs    = map[string]int{}
+		inARow  int
+		gaveUp  bool
+		stopped = make(chan struct{})
+		work    = make(chan int)
+		wg      sync.WaitGroup
 	)
 	for range workers {
 		wg.Go(func() {
@@ -231,7 +236,12 @@ func dialMany(ctx context.Context, n, workers, offset int, dial func(context.Con
 				mu.Lock()
 				if err != nil {
 					errs[errKind(err)]++
+					if inARow++; inARow == stopAfter && !gaveUp {
+						gaveUp = true
+						close(stopped)
+					}
 				} else {
+					inARow = 0
 					conns = append(conns, c)
 					if progress != nil {
 						progress.Add(1)
@@ -241,10 +251,63 @@ func dialMany(ctx context.Context, n, workers, offset int, dial func(context.Con
 			}
 		})
 	}
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		work <- i
+feed:
+	for i := 0; i < n; i++ {
+		select {
+		case work <- i:
+		case <-stopped:
+			break feed
+		case <-ctx.Done():
+			break feed
+		}
 	}
 	close(work)
 	wg.Wait()
 	return conns, errs
+}
+
+// eachConn runs f on every connection, workers at a time.
+func eachConn(conns []net.Conn, workers int, f func(net.Conn)) {
+	var wg sync.WaitGroup
+	next := make(chan net.Conn)
+	for range workers {
+		wg.Go(func() {
+			for c := range next {
+				f(c)
+			}
+		})
+	}
+	for _, c := range conns {
+		next <- c
+	}
+	close(next)
+	wg.Wait()
+}
+
+// echoEach sends msg (one frame) on every connection and reads the echo,
+// workers at a time, each within timeout; it returns how many came back
+// and the failures by kind.
+func echoEach(conns []net.Conn, msg []byte, workers int, timeout time.Duration) (int, map[string]int) {
+	var (
+		mu     sync.Mutex
+		echoed int
+		errs   = map[string]int{}
+	)
+	eachConn(conns, workers, func(c net.Conn) {
+		var wire atomic.Int64
+		c.SetDeadline(time.Now().Add(timeout))
+		_, err := c.Write(msg)
+		if err == nil {
+			_, err = readServerFrame(c, &wire)
+		}
+		c.SetDeadline(time.Time{})
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs["echo: "+errKind(err)]++
+			return
+		}
+		echoed++
+	})
+	return echoed, errs
 }

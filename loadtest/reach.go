@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws/wsutil"
@@ -47,49 +46,33 @@ func Hold(ctx context.Context, cfg HoldConfig) (HoldResult, error) {
 	if err != nil {
 		return HoldResult{}, err
 	}
-	conns, errs := dialMany(ctx, cfg.Conns, 64, cfg.Offset, d.dial, nil)
-	var (
-		mu sync.Mutex
-		wg sync.WaitGroup
-	)
+	conns, errs := dialMany(ctx, cfg.Conns, 64, cfg.Offset, 0, d.dial, nil)
+	var mu sync.Mutex
 	defer closeAll(conns)
 	if cfg.Ready != nil {
 		cfg.Ready(len(conns), errs)
 	}
-	var received atomic.Int64
+	var received int
 	hist := newHist()
 	deadline := time.Now().Add(cfg.Timeout)
-	next := make(chan net.Conn)
-	for range 256 {
-		wg.Go(func() {
-			h := newHist()
-			for c := range next {
-				c.SetReadDeadline(deadline)
-				p, err := wsutil.ReadServerText(c)
-				if err != nil {
-					mu.Lock()
-					errs["read: "+errKind(err)]++
-					mu.Unlock()
-					continue
-				}
-				received.Add(1)
-				// The message starts with its send time in Unix nanoseconds.
-				stamp, _, _ := strings.Cut(string(p), " ")
-				if ts, err := strconv.ParseInt(stamp, 10, 64); err == nil {
-					h.RecordValue(max(time.Now().UnixNano()-ts, 0) / int64(time.Microsecond))
-				}
-			}
-			mu.Lock()
-			hist.Merge(h)
-			mu.Unlock()
-		})
-	}
-	for _, c := range conns {
-		next <- c
-	}
-	close(next)
-	wg.Wait()
-	return HoldResult{Opened: len(conns), Received: int(received.Load()), Latency: latencyOf(hist), Errors: errs}, nil
+	eachConn(conns, 256, func(c net.Conn) {
+		c.SetReadDeadline(deadline)
+		p, err := wsutil.ReadServerText(c)
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs["read: "+errKind(err)]++
+			return
+		}
+		received++
+		// The message starts with its send time in Unix nanoseconds.
+		stamp, _, _ := strings.Cut(string(p), " ")
+		if ts, err := strconv.ParseInt(stamp, 10, 64); err == nil {
+			hist.RecordValue(max(now.UnixNano()-ts, 0) / int64(time.Microsecond))
+		}
+	})
+	return HoldResult{Opened: len(conns), Received: received, Latency: latencyOf(hist), Errors: errs}, nil
 }
 
 // TreeRSS is the resident memory of pid and of its children, for servers

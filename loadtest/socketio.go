@@ -100,7 +100,7 @@ func SocketIO(ctx context.Context, cfg SocketIOConfig) (SocketIOResult, error) {
 	if err != nil {
 		return SocketIOResult{}, err
 	}
-	conns, errs := dialMany(ctx, cfg.Conns, 64, 0, func(ctx context.Context, i int) (net.Conn, error) { return sioConnect(ctx, d, i) }, nil)
+	conns, errs := dialMany(ctx, cfg.Conns, 64, 0, 0, func(ctx context.Context, i int) (net.Conn, error) { return sioConnect(ctx, d, i) }, nil)
 	var (
 		mu sync.Mutex
 		wg sync.WaitGroup

@@ -62,6 +62,18 @@ func start(t *testing.T, rt string, o socketio.Options, setup func(*socketio.Ser
 	return sio, a.String()
 }
 
+// dialWS opens an Engine.IO WebSocket to addr (query is added to the
+// URL: "&sid=..." for an upgrade), closed at the end of the test.
+func dialWS(t *testing.T, addr, query string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket"+query, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // poller is a raw long-polling Engine.IO client.
 type poller struct {
 	t    *testing.T
@@ -264,11 +276,7 @@ func TestNamespacesAndMiddleware(t *testing.T) {
 					}()
 				})
 			})
-			c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialWS(t, addr, "")
 			read := func() string {
 				c.SetReadDeadline(time.Now().Add(5 * time.Second))
 				_, p, err := c.ReadMessage()
@@ -320,11 +328,7 @@ func TestRoomsAcrossTransports(t *testing.T) {
 	p := handshake(t, addr)
 	p.post("40")
 	p.poll()
-	c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialWS(t, addr, "")
 	c.ReadMessage()
 	c.WriteMessage(websocket.TextMessage, []byte("40"))
 	c.ReadMessage()
@@ -380,11 +384,7 @@ func TestWebSocketBounds(t *testing.T) {
 		}, "parse error"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
+			conn := dialWS(t, addr, "")
 			conn.ReadMessage()
 			conn.WriteMessage(websocket.TextMessage, []byte("40"))
 			conn.ReadMessage()
@@ -421,11 +421,7 @@ func TestPollAfterProbeReturnsAtOnce(t *testing.T) {
 			if got := p.poll(); !strings.HasPrefix(got, "40") {
 				t.Fatalf("connect answer: %q", got)
 			}
-			c, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?EIO=4&transport=websocket&sid="+p.sid, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dialWS(t, addr, "&sid="+p.sid)
 			c.WriteMessage(websocket.TextMessage, []byte("2probe"))
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
 			if _, b, err := c.ReadMessage(); err != nil || string(b) != "3probe" {

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"strconv"
 	"time"
 
 	"github.com/wsmatrix/wsmatrix/loadtest"
@@ -42,70 +40,26 @@ type capacityResult struct {
 }
 
 // capacity runs the capacity scenario against the server at url (process
-// pid): client processes (bench-open, up to 19,000 connections each) open
-// connections until the server stops accepting or asked are open.
+// pid): client processes (bench-open, startClients) open connections until
+// the server stops accepting or asked are open.
 func capacity(ctx context.Context, url string, pid, asked, clients int, progress func(int)) (capacityResult, error) {
-	const perProcess = 19000
-	if clients <= 0 {
-		clients = (asked + perProcess - 1) / perProcess
-	}
-	per := (asked + clients - 1) / clients
-	if per > perProcess {
-		return capacityResult{}, fmt.Errorf("capacity: %d connections over %d client processes: at most %d each", asked, clients, perProcess)
-	}
-	r := capacityResult{Asked: asked, Clients: clients, Recovered: -1}
+	r := capacityResult{Asked: asked, Recovered: -1}
 	p0, err := loadtest.ReadProc(pid)
 	if err != nil {
 		return r, err
 	}
 	r.RSSBefore = p0.RSS
-	exe, err := os.Executable()
+	kids, err := startClients(ctx, "bench-open", url, asked, clients, os.Stderr)
 	if err != nil {
-		return r, err
+		return r, fmt.Errorf("capacity: %v", err)
 	}
-	type kid struct {
-		cmd *exec.Cmd
-		in  io.WriteCloser
-		out *bufio.Scanner
-	}
-	var kids []kid
-	defer func() {
-		for _, k := range kids {
-			k.in.Close()
-			k.cmd.Process.Kill()
-			k.cmd.Wait()
-		}
-	}()
-	for i := range clients {
-		n := min(per, asked-i*per)
-		if n <= 0 {
-			break
-		}
-		cmd := exec.CommandContext(ctx, exe, "bench-open", "--url="+url, "--conns="+strconv.Itoa(n), "--offset="+strconv.Itoa(i*per))
-		cmd.Stderr = os.Stderr
-		in, err := cmd.StdinPipe()
-		if err != nil {
-			return r, err
-		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return r, err
-		}
-		if err := cmd.Start(); err != nil {
-			return r, err
-		}
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		kids = append(kids, kid{cmd, in, sc})
-	}
+	defer func() { killClients(kids) }()
+	r.Clients = len(kids)
 	r.Errors = map[string]int{}
 	for _, k := range kids {
-		if !k.out.Scan() {
-			return r, fmt.Errorf("capacity: a client process ended before its ramp did")
-		}
 		var o loadtest.Opened
-		if err := json.Unmarshal(k.out.Bytes(), &o); err != nil {
-			return r, fmt.Errorf("capacity: client: %v", err)
+		if err := k.readJSON(&o); err != nil {
+			return r, fmt.Errorf("capacity: ramp: %v", err)
 		}
 		r.Held += o.Held
 		r.Ramp = max(r.Ramp, o.Ramp)
@@ -132,25 +86,19 @@ func capacity(ctx context.Context, url string, pid, asked, clients int, progress
 		fmt.Fprintln(k.in, "echo")
 	}
 	for _, k := range kids {
-		if !k.out.Scan() {
-			return r, fmt.Errorf("capacity: a client process ended before its echoes")
-		}
 		var e struct {
 			Echoed int            `json:"echoed"`
 			Errors map[string]int `json:"errors"`
 		}
-		if err := json.Unmarshal(k.out.Bytes(), &e); err != nil {
-			return r, fmt.Errorf("capacity: client: %v", err)
+		if err := k.readJSON(&e); err != nil {
+			return r, fmt.Errorf("capacity: echoes: %v", err)
 		}
 		r.Echoed += e.Echoed
 		for k, n := range e.Errors {
 			r.EchoErrors[k] += n
 		}
 	}
-	for _, k := range kids {
-		k.in.Close()
-		k.cmd.Wait()
-	}
+	endClients(kids)
 	kids = nil
 	closed := time.Now()
 	for time.Since(closed) < 15*time.Second {

@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/wsmatrix/wsmatrix/hub"
@@ -53,54 +49,25 @@ func reach(args []string, stdout, stderr io.Writer) int {
 		return fail(2, "--url, --pid, --redis and --conns are required")
 	}
 	room := strings.TrimPrefix(u.Path, "/chat/")
-	if *clients <= 0 {
-		*clients = (*conns + 18999) / 19000
-	}
-	per := (*conns + *clients - 1) / *clients
-	exe, err := os.Executable()
-	if err != nil {
-		return fail(1, "%v", err)
-	}
 	rss0, err := loadtest.TreeRSS(*pid)
 	if err != nil {
 		return fail(1, "%v", err)
 	}
-	type child struct {
-		cmd    *exec.Cmd
-		out    *bufio.Scanner
-		opened int
-	}
-	var kids []*child
-	defer func() {
-		for _, k := range kids {
-			k.cmd.Process.Kill()
-			k.cmd.Wait()
-		}
-	}()
 	start := time.Now()
-	for i := range *clients {
-		n := min(per, *conns-i*per)
-		if n <= 0 {
-			break
-		}
-		cmd := exec.Command(exe, "bench-hold", "--url="+*rawURL, "--conns="+strconv.Itoa(n), "--offset="+strconv.Itoa(i*per), "--timeout="+timeout.String())
-		cmd.Stderr = stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return fail(1, "%v", err)
-		}
-		if err := cmd.Start(); err != nil {
-			return fail(1, "%v", err)
-		}
-		kids = append(kids, &child{cmd: cmd, out: bufio.NewScanner(out)})
+	kids, err := startClients(context.Background(), "bench-hold", *rawURL, *conns, *clients, stderr, "--timeout="+timeout.String())
+	if err != nil {
+		return fail(1, "%v", err)
 	}
+	defer func() { killClients(kids) }()
 	opened := 0
 	for _, k := range kids {
-		if !k.out.Scan() {
+		b, ok := k.line()
+		if !ok {
 			return fail(1, "a client process ended before connecting")
 		}
-		fmt.Sscanf(k.out.Text(), "ready %d", &k.opened)
-		opened += k.opened
+		var n int
+		fmt.Sscanf(string(b), "ready %d", &n)
+		opened += n
 	}
 	ramp := time.Since(start)
 	time.Sleep(2 * time.Second) // settle
@@ -115,26 +82,20 @@ func reach(args []string, stdout, stderr io.Writer) int {
 		return fail(1, "emit: %v", err)
 	}
 	var (
-		mu       sync.Mutex
 		received int
 		p50, p99 int64
 		errs     = map[string]int{}
 	)
 	for _, k := range kids {
-		if !k.out.Scan() {
-			return fail(1, "a client process gave no result")
-		}
 		var r loadtest.HoldResult
-		if err := json.Unmarshal(k.out.Bytes(), &r); err != nil {
+		if err := k.readJSON(&r); err != nil {
 			return fail(1, "client result: %v", err)
 		}
-		mu.Lock()
 		received += r.Received
 		p50, p99 = max(p50, r.Latency.P50), max(p99, r.Latency.P99)
 		for k, v := range r.Errors {
 			errs[k] += v
 		}
-		mu.Unlock()
 	}
 	fmt.Fprintf(stdout, "| connections | client processes | ramp | server RSS | per connection | received | ratio | p50 (slowest client) | p99 (slowest client) | errors |\n|---|---|---|---|---|---|---|---|---|---|\n")
 	fmt.Fprintf(stdout, "| %d | %d | %v | %.1f MiB | %.2f KiB | %d | %.4f | %s | %s | %s |\n", opened, len(kids), ramp.Round(time.Millisecond),

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,9 +36,15 @@ func TestQuickstartInChromium(t *testing.T) {
 			}
 			addr := l.Addr().String()
 			l.Close()
-			var logs lockedBuffer // the server writes while the test reads
+			// The server writes its log to a file the test reads when it fails.
+			logFile, err := os.Create(filepath.Join(t.TempDir(), "server.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer logFile.Close()
+			logs := func() string { b, _ := os.ReadFile(logFile.Name()); return string(b) }
 			cmd := exec.Command(bin, "--addr="+addr, "--runtime="+rt)
-			cmd.Stdout, cmd.Stderr = &logs, &logs
+			cmd.Stdout, cmd.Stderr = logFile, logFile
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -54,33 +58,15 @@ func TestQuickstartInChromium(t *testing.T) {
 					break
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("not serving: %s", logs.String())
+					t.Fatalf("not serving: %s", logs())
 				}
 			}
 			shot := filepath.Join(t.TempDir(), "quickstart.png")
 			out, err := exec.Command("node", script, "http://"+addr+"/", shot).CombinedOutput()
 			if err != nil || !strings.HasPrefix(string(out), "ok") {
-				t.Fatalf("browser: %v\n%s\nserver: %s", err, out, logs.String())
+				t.Fatalf("browser: %v\n%s\nserver: %s", err, out, logs())
 			}
 			t.Log(strings.TrimSpace(string(out)))
 		})
 	}
-}
-
-// lockedBuffer is a bytes.Buffer written by a process and read by the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/handlers"
 )
 
 // tcpConn opens a real loopback TCP connection and attaches its server
@@ -70,15 +71,7 @@ func TestDirectReadHandOver(t *testing.T) {
 		}
 		client, c := tcpConn(t, s, prefix, func(ws api.Conn) {
 			<-release
-			for {
-				m, err := ws.Receive()
-				if err != nil {
-					return
-				}
-				if ws.Send(m) != nil {
-					return
-				}
-			}
+			handlers.Echo(ws)
 		})
 		const n = 300
 		go func() {

@@ -52,8 +52,7 @@ type listener struct {
 	net.Listener
 	timeout time.Duration
 	log     *slog.Logger
-	logged  time.Time // the last exhaustion logged; Accept runs on one goroutine
-	missed  int       // exhaustions since, not logged
+	limit   LogLimit // exhaustions logged once a second
 }
 
 func (l *listener) Accept() (net.Conn, error) {
@@ -64,12 +63,9 @@ func (l *listener) Accept() (net.Conn, error) {
 			if !exhausted(err) {
 				return nil, err
 			}
-			if now := time.Now(); now.Sub(l.logged) >= time.Second {
+			if ok, held := l.limit.Allow(); ok {
 				l.log.Warn("wsmatrix: accept: out of descriptors or memory; existing connections go on, new ones wait",
-					"err", err, "retry_in", pause, "not_logged", l.missed)
-				l.logged, l.missed = now, 0
-			} else {
-				l.missed++
+					"err", err, "retry_in", pause, "not_logged", held)
 			}
 			time.Sleep(pause)
 			pause = min(2*pause, time.Second)

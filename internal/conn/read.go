@@ -40,11 +40,13 @@ type reader struct {
 	n     int             // bytes in buf not fed yet (an incomplete frame, or input while paused)
 	ended bool            // the socket failed or ended: nobody reads any more
 
+	// Set by Attach before attached, read-only after.
+	direct   bool                                          // a raw socket with read deadlines: receivers read it themselves
 	dl       interface{ SetReadDeadline(time.Time) error } // to interrupt a helper waiting in the poller
+	away     *time.Timer                                   // starts a helper once the handler stays away from Receive (direct only)
 	attached atomic.Bool
 	helping  atomic.Bool // a helper goroutine runs
 	yield    atomic.Bool // a receiver asks the helper to give the role up
-	away     *time.Timer // starts a helper once the handler stays away from Receive
 }
 
 // awayGrace is how long a blocking handler may stay away from Receive
@@ -80,15 +82,16 @@ func (c *Conn) Attach(r io.Reader, prefix []byte) {
 		rd.buf = &b
 		rd.n = copy(b, prefix)
 	}
-	direct := rd.rc != nil && rd.dl != nil
+	rd.direct = rd.rc != nil && rd.dl != nil
 	pending := rd.n > 0
-	if direct {
+	if rd.direct {
+		// Made stopped: it must not fire before attached is set.
 		rd.away = time.AfterFunc(time.Hour, c.help)
 		rd.away.Stop()
 	}
 	rd.role.Unlock()
 	rd.attached.Store(true)
-	if !direct || pending {
+	if !rd.direct || pending {
 		c.help() // no direct reads here, or frames already wait
 		return
 	}
@@ -115,7 +118,7 @@ func (c *Conn) help() {
 	if rd == nil || !rd.attached.Load() || !rd.helping.CompareAndSwap(false, true) {
 		return
 	}
-	if rd.away != nil {
+	if rd.direct {
 		rd.away.Stop() // a helper reads: the timer would only start a goroutine to find that out
 	}
 	go c.helper()
@@ -128,7 +131,7 @@ func (c *Conn) helper() {
 	for {
 		rd.role.Lock()
 		ended := rd.ended
-		if ended || (rd.yield.Load() && rd.rc != nil && !c.ending.Load() && !c.eventStyle()) {
+		if ended || (rd.yield.Load() && rd.direct && !c.ending.Load() && !c.eventStyle()) {
 			rd.role.Unlock()
 			rd.helping.Store(false)
 			c.mu.Lock()
@@ -238,17 +241,17 @@ func (c *Conn) readStep(helper bool) bool {
 	return true
 }
 
-// receiveDirect is Receive's read of the socket when the inbox is empty:
-// it reads once if it can take the role, or asks the helper that holds it
-// to give it up; false: wait for a message instead.
+// canReadDirect reports whether Receive may read the socket itself.
+func (c *Conn) canReadDirect() bool {
+	return c.rd != nil && c.rd.attached.Load() && c.rd.direct
+}
+
+// receiveDirect is Receive's read of the socket when the inbox is empty
+// (canReadDirect): it reads once if it can take the role, or asks the
+// helper that holds it to give it up; false: wait for a message instead.
 func (c *Conn) receiveDirect() bool {
 	rd := c.rd
-	if rd == nil || rd.rc == nil || rd.dl == nil || !rd.attached.Load() {
-		return false
-	}
-	if rd.away != nil {
-		rd.away.Stop()
-	}
+	rd.away.Stop()
 	if !rd.role.TryLock() {
 		rd.yield.Store(true)
 		rd.dl.SetReadDeadline(aLongTimeAgo) // out of the poller: the helper sees yield
@@ -270,9 +273,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 // handlerAway arms the helper's start: the handler took a message and may
 // not be back for the next one soon.
 func (c *Conn) handlerAway() {
-	if rd := c.rd; rd != nil && rd.away != nil {
-		rd.yield.Store(false)
-		rd.away.Reset(awayGrace)
+	if c.canReadDirect() {
+		c.rd.yield.Store(false)
+		c.rd.away.Reset(awayGrace)
 	}
 }
 

@@ -96,7 +96,7 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 			c.mu.Unlock()
 			return api.Message{}, api.ErrTimeout
 		}
-		if !triedDirect && timeout == nil && cancel == nil && c.rd != nil && c.rd.attached.Load() && c.rd.rc != nil {
+		if !triedDirect && timeout == nil && cancel == nil && c.canReadDirect() {
 			// Read the socket in this goroutine, unless a helper reads.
 			c.waiting.Add(1)
 			c.mu.Unlock()

@@ -82,11 +82,8 @@ func uvarintLen(n int) int {
 	return l
 }
 
-// wildcards lists the names of a ServeMux pattern's wildcards: {name} and
-// {name...}.
-func wildcards(pattern string) []string { return appendWildcards(nil, pattern) }
-
-// appendWildcards appends the names of pattern's wildcards to names.
+// appendWildcards appends to names those of a ServeMux pattern's
+// wildcards: {name} and {name...}.
 func appendWildcards(names []string, pattern string) []string {
 	for {
 		i := strings.IndexByte(pattern, '{')

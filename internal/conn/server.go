@@ -42,6 +42,7 @@ func NewServer(router *api.Router, opts api.Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{router: router, opts: opts, obs: observer(opts.Observer), conns: map[*Conn]struct{}{}}
+	s.logs.limit.Burst = refusalBurst
 	s.pool.max = opts.Workers
 	s.tickEvery = clockPeriod(&opts)
 	return s, nil

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -159,9 +160,7 @@ func AcceptKey(key string) string {
 // AppendResponse appends the 101 Switching Protocols response for the
 // client's key, naming subprotocol and extensions unless they are "".
 func AppendResponse(dst []byte, key, subprotocol, extensions string) []byte {
-	if dst == nil { // one allocation of the answer's size
-		dst = make([]byte, 0, 136+len(subprotocol)+26+len(extensions)+28)
-	}
+	dst = slices.Grow(dst, 136+len(subprotocol)+26+len(extensions)+28) // one allocation at most
 	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	dst = append(dst, AcceptKey(key)...)
 	if subprotocol != "" {

@@ -2,11 +2,14 @@ package gnet
 
 import (
 	"log/slog"
+	"net/http"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wsmatrix/wsmatrix/internal/conn"
 )
 
 // files keeps the process under its descriptor limit. gnet stops its whole
@@ -24,8 +27,7 @@ type files struct {
 	counted atomic.Int64 // unix nanoseconds of the last count
 	busy    atomic.Bool  // a count is running
 	log     *slog.Logger
-	logged  atomic.Int64 // unix nanoseconds of the last refusal logged
-	refused atomic.Int64 // refusals since
+	logs    conn.LogLimit // refusals logged once a second
 }
 
 func newFiles(log *slog.Logger) *files {
@@ -56,10 +58,9 @@ func (f *files) admit() bool {
 			f.count()
 		}()
 	}
-	f.refused.Add(1)
-	if last := f.logged.Load(); now-last > int64(time.Second) && f.logged.CompareAndSwap(last, now) {
+	if ok, held := f.logs.Allow(); ok {
 		f.log.Warn("wsmatrix: gnet: at the file limit: new connections are refused with 503, existing ones go on",
-			"limit", f.limit, "reserve", f.reserve, "sockets", f.open.Load(), "other_files", f.others.Load(), "refused", f.refused.Swap(0))
+			"limit", f.limit, "reserve", f.reserve, "sockets", f.open.Load(), "other_files", f.others.Load(), "refused", held+1)
 	}
 	return false
 }
@@ -87,5 +88,11 @@ func (f *files) count() {
 	f.others.Store(max(total-f.open.Load(), 0))
 }
 
-// busyResponse is what a connection refused at the limit reads.
-var busyResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 50\r\n\r\nwsmatrix: the server is at its file limit; retry\r\n")
+// busyResponse is what a connection refused at the limit reads, rendered
+// as every refusal is (conn.Response).
+var busyResponse = func() []byte {
+	w := conn.NewResponse()
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "wsmatrix: the server is at its file limit; retry", http.StatusServiceUnavailable)
+	return w.AppendHTTP(nil)
+}()

@@ -66,7 +66,6 @@ type Server struct {
 	hs       *http.Server       // serves handed-out connections
 	plain    *handoff
 	files    *files
-	addr     net.Addr
 	stopOnce sync.Once
 	stopErr  error
 
@@ -126,16 +125,17 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	// bound once first, without SO_REUSEPORT unless the options ask for
 	// it: a port in use fails here as it would with net.Listen, and port 0
 	// becomes one port for every loop.
-	probe, err := s.probe(addr)
+	probe, err := conn.Listen(addr, s.ws.Options())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
 	}
-	s.addr = probe.Addr()
-	bind := s.addr.String()
+	la := probe.Addr()
+	bind := la.String()
 	if host, _, err := net.SplitHostPort(addr); err == nil {
-		bind = net.JoinHostPort(host, strconv.Itoa(s.addr.(*net.TCPAddr).Port)) // ":8080" stays every address, both families
+		bind = net.JoinHostPort(host, strconv.Itoa(la.(*net.TCPAddr).Port)) // ":8080" stays every address, both families
 	}
-	if !s.ws.Options().ReusePort {
+	reuse := s.ws.Options().ReusePort
+	if !reuse { // gnet's SO_REUSEPORT listeners may not share with it
 		probe.Close()
 	}
 	opts := []gnetv2.Option{
@@ -155,30 +155,23 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 		opts = append(opts, gnetv2.WithMulticore(true))
 	}
 	s.bg.Go(func() error { return gnetv2.Run(s, "tcp://"+bind, opts...) })
+	var failed error
 	select {
 	case <-s.booted:
-		if s.ws.Options().ReusePort {
-			probe.Close()
-		}
 	case <-s.bg.Done():
-		probe.Close()
-		return nil, fmt.Errorf("wsmatrix: gnet: %w", s.bg.Err())
+		failed = fmt.Errorf("wsmatrix: gnet: %w", s.bg.Err())
 	}
-	la := s.addr
+	if reuse { // held the address (port 0 included) until the engine bound it too
+		probe.Close()
+	}
+	if failed != nil {
+		return nil, failed
+	}
 	s.plain.addr.Store(&la)
 	var serve func() error
 	s.hs, serve = conn.ServeHTTP(s.plain, s.ws.Options(), s)
 	go serve() // ends when Shutdown closes the hand-off listener
 	return la, nil
-}
-
-// probe binds addr as the engine's listeners will share it.
-func (s *Server) probe(addr string) (net.Listener, error) {
-	l, err := conn.Listen(addr, s.ws.Options())
-	if err != nil {
-		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
-	}
-	return l, nil
 }
 
 // Shutdown stops accepting, lets plain requests finish, closes every

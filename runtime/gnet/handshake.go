@@ -38,10 +38,7 @@ func (s *Server) readRequest(gc gnetv2.Conn, sess *session) gnetv2.Action {
 	}
 	gc.Discard(n) // n > 0: a request head
 	s.clearDeadline(sess)
-	var remote netip.AddrPort
-	if a, ok := gc.RemoteAddr().(*net.TCPAddr); ok { // gnet's address is only valid in the loop: copy it
-		remote = a.AddrPort()
-	}
+	remote := conn.AddrPort(gc.RemoteAddr()) // a copy: gnet's address is only valid in the loop
 	r.RemoteAddr = remote.String()
 	sess.state.Store(stServing)
 	go s.serveUpgrade(sess, r, remote)
