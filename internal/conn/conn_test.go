@@ -70,6 +70,26 @@ func newTestServer(t *testing.T, o api.Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		// Nothing of the test's server outlives it: its connections end
+		// (fake ones have no handler to wait for) and with them the
+		// keepalive clock and the flushers.
+		for _, c := range s.snapshot() {
+			c.Gone(errTest)
+		}
+		done := make(chan struct{})
+		go func() {
+			s.live.Wait()
+			s.pool.wait()
+			s.clockWG.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Error("the test's server still runs 5 s after its connections ended")
+		}
+	})
 	return s
 }
 

@@ -40,7 +40,6 @@ func tcpConnTuned(t *testing.T, s *Server, prefix []byte, tune func(*net.TCPConn
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { client.Close(); server.Close() })
 	if tune != nil {
 		tune(server.(*net.TCPConn))
 	}
@@ -48,7 +47,22 @@ func tcpConnTuned(t *testing.T, s *Server, prefix []byte, tune func(*net.TCPConn
 	r := httptest.NewRequest(http.MethodGet, "/t", nil)
 	c = s.newConnAdmitted(NetTransport(server, 10*time.Second), r, "", netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
 	c.Attach(server, prefix)
-	go c.Run(h)
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		c.Run(h)
+	}()
+	// The connection and its handler end with the test: one left running
+	// races with the next test's hooks.
+	t.Cleanup(func() {
+		client.Close()
+		server.Close()
+		select {
+		case <-ran:
+		case <-time.After(5 * time.Second):
+			t.Error("the handler still runs 5 s after its socket closed")
+		}
+	})
 	return client, c
 }
 
