@@ -415,7 +415,7 @@ func (c *Conn) checkFlood(unused int) {
 		return // the runtime holds no more than a read buffer: the kernel holds the rest, TCP pushes back
 	}
 	held := int64(unused) + c.inBytes.Load() + int64(len(c.msg))
-	budget := max(c.srv.opts.ReadLimit, int64(c.srv.opts.InboxBytes))
+	budget := c.srv.InputBudget()
 	if c.peerNotReading() {
 		budget = int64(c.srv.opts.InboxBytes)
 	}
@@ -429,6 +429,13 @@ func (c *Conn) checkFlood(unused int) {
 	// loop would otherwise read on, at the peer's pace, until CloseTimeout.
 	c.closeWith(ce.Code, ce.Reason)
 	c.finish()
+}
+
+// InputBudget is how many bytes a peer may have waiting for a busy
+// handler on an event loop, the input not parsed yet included: room for
+// one message of any allowed size, max(ReadLimit, InboxBytes).
+func (s *Server) InputBudget() int64 {
+	return max(s.opts.ReadLimit, int64(s.opts.InboxBytes))
 }
 
 // peerNotReading reports whether the peer is reading nothing it is sent:

@@ -87,9 +87,13 @@ func (s *Server) serveUpgrade(sess *session, r *http.Request, remote netip.AddrP
 	s.ws.Serve(w, r, func(w http.ResponseWriter, r *http.Request, h api.Handler) {
 		c := s.ws.Upgrade(w, r, func() (conn.Transport, netip.AddrPort, error) {
 			upgraded = true
+			sess.answered.Store(true)
 			return sess, remote, nil
 		})
 		if c != nil {
+			if testHookBeforeRun != nil {
+				testHookBeforeRun()
+			}
 			s.run(sess, c, h)
 		}
 	})
@@ -100,6 +104,10 @@ func (s *Server) serveUpgrade(sess *session, r *http.Request, remote netip.AddrP
 	sess.Write(w.AppendHTTP(nil))
 	sess.Close()
 }
+
+// testHookBeforeRun runs between an upgrade's 101 and the hand-over of
+// its connection to the loop, to test what arrives in between.
+var testHookBeforeRun func()
 
 // ServeHTTP serves the connections handed out to net/http: pages, and
 // upgrades that come on a connection that served pages first.
@@ -143,6 +151,7 @@ func (s *Server) upgradeFromHTTP(w http.ResponseWriter, r *http.Request, h api.H
 		if reg := <-res; reg.Err != nil { // Register closes tc: the loop holds a duplicate
 			return nil, netip.AddrPort{}, reg.Err
 		}
+		sess.answered.Store(true)
 		return sess, remote, nil
 	})
 	if c != nil {

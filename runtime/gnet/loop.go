@@ -59,7 +59,11 @@ func (s *Server) OnTraffic(gc gnetv2.Conn) gnetv2.Action {
 	case stRequest:
 		return s.readRequest(gc, sess)
 	case stServing: // middleware and the upgrade run off the loop: keep it
-		if gc.InboundBuffered() > pendingLimit {
+		limit := int64(pendingLimit)
+		if sess.answered.Load() { // the peer may send frames now
+			limit = s.ws.InputBudget()
+		}
+		if int64(gc.InboundBuffered()) > limit {
 			return gnetv2.Close
 		}
 	case stOpen:

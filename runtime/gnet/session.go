@@ -32,6 +32,9 @@ type session struct {
 	gc    gnetv2.Conn // set when the connection joined its loop
 	state atomic.Int32
 	c     atomic.Pointer[conn.Conn]
+	// answered: the upgrade was taken and the 101 goes out; until the
+	// loop has the connection, frames wait within its input budget.
+	answered atomic.Bool
 
 	mu         sync.Mutex
 	batch      *[]byte // bytes for the loop to write, in order; pooled, nil when none
