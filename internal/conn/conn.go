@@ -145,9 +145,21 @@ func (c *Conn) Context() context.Context {
 // Run calls the handler, recovers its panic (close 1011) and closes the
 // connection with 1000 when it returns, unless it chose the event style.
 // After a protocol error, the close carries that error's code instead.
+//
+// The handler is called from this small frame, with the rest in a
+// deferred call: a blocking handler reads and parses its socket in its own
+// goroutine, and every byte above it is a byte less before its 2 KiB stack
+// has to grow.
 func (c *Conn) Run(h api.Handler) {
+	defer c.handlerReturned()
+	h(c)
+}
+
+// handlerReturned runs when Run's handler returned or panicked.
+func (c *Conn) handlerReturned() {
 	defer c.srv.handlers.Done() // added by NewConn: Run is called once per connection
-	if !c.protect(func() { h(c) }) {
+	if v := recover(); v != nil {
+		c.panicked(v)
 		return
 	}
 	c.mu.Lock()
@@ -170,12 +182,18 @@ func (c *Conn) Run(h api.Handler) {
 func (c *Conn) protect(f func()) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			c.srv.opts.Logger.Error("wsmatrix: handler panic", "path", c.path(), "remote", c.remote.String(), "panic", v, "stack", string(debug.Stack()))
-			c.srv.obs.Panicked()
-			c.closeWith(api.StatusInternalError, "")
+			c.panicked(v)
 			ok = false
 		}
 	}()
 	f()
 	return true
+}
+
+// panicked logs a handler's or callback's panic with its stack, counts it
+// and closes with 1011.
+func (c *Conn) panicked(v any) {
+	c.srv.opts.Logger.Error("wsmatrix: handler panic", "path", c.path(), "remote", c.remote.String(), "panic", v, "stack", string(debug.Stack()))
+	c.srv.obs.Panicked()
+	c.closeWith(api.StatusInternalError, "")
 }

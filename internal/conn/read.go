@@ -95,7 +95,7 @@ func (c *Conn) Attach(r io.Reader, prefix []byte) {
 		c.help() // no direct reads here, or frames already wait
 		return
 	}
-	// Unless the handler reads first (receiveDirect stops the timer), a
+	// Unless the handler reads first (takeReadRole stops the timer), a
 	// helper reads once awayGrace passes.
 	rd.away.Reset(awayGrace)
 	c.mu.Lock()
@@ -158,18 +158,55 @@ func (c *Conn) helper() {
 func (c *Conn) readStep(helper bool) bool {
 	rd := c.rd
 	if rd.buf != nil && rd.n > 0 {
-		var paused, stop bool
-		if rd.n, paused, stop = c.feedBuffered(*rd.buf, rd.n, helper); stop {
-			rd.ended = true
-			return true
-		}
-		if !helper && c.inN.Load() > 0 {
-			return true // a receiver: take what the inbox holds before waiting for more
-		}
-		if !helper && (paused || rd.n == len(*rd.buf)) {
-			return false // input waits that Feed did not take: a helper waits for room
+		if stop, ret := c.feedPending(helper); stop {
+			return ret
 		}
 	}
+	if !c.fill(helper) {
+		return true
+	}
+	// Feed is called from here, not through feedBuffered, unless it
+	// pauses, and the read and what was pending are out of line: this is
+	// the path of every message a blocking handler reads itself, and each
+	// byte off it keeps more handlers in their first 2 KiB of stack.
+	used, paused := c.Feed((*rd.buf)[:rd.n])
+	rd.n = copy(*rd.buf, (*rd.buf)[used:rd.n])
+	if (paused && helper) || rd.n == len(*rd.buf) {
+		var stop bool
+		if rd.n, _, stop = c.feedBuffered(*rd.buf, rd.n, helper); stop {
+			rd.ended = true
+		}
+	}
+	return true
+}
+
+// feedPending feeds input left from before; stop: readStep returns ret
+// without reading.
+//
+//go:noinline
+func (c *Conn) feedPending(helper bool) (stop, ret bool) {
+	rd := c.rd
+	var paused, end bool
+	if rd.n, paused, end = c.feedBuffered(*rd.buf, rd.n, helper); end {
+		rd.ended = true
+		return true, true
+	}
+	if !helper && c.inN.Load() > 0 {
+		return true, true // a receiver: take what the inbox holds before waiting for more
+	}
+	if !helper && (paused || rd.n == len(*rd.buf)) {
+		return true, false // input waits that Feed did not take: a helper waits for room
+	}
+	return false, false
+}
+
+// fill reads the socket once into the read buffer. It reports false when
+// there is nothing to feed: a receiver interrupted the read to take the
+// role, or the socket ended and the connection is gone.
+//
+//go:noinline
+func (c *Conn) fill(helper bool) bool {
+	rd := c.rd
 	if rd.buf != nil && rd.n == 0 && cap(*rd.buf) == ReadBufferSize { // nothing pending: give it back while waiting
 		readBufs.Put(rd.buf)
 		rd.buf = nil
@@ -212,7 +249,7 @@ func (c *Conn) readStep(helper bool) bool {
 			if rd.yield.Load() && !helper {
 				rd.yield.Store(false)
 			}
-			return true
+			return false
 		case err != nil:
 			rerr = err
 		case rerr == nil && k == 0:
@@ -223,22 +260,27 @@ func (c *Conn) readStep(helper bool) bool {
 		rd.n += k
 	}
 	if rerr != nil {
-		if rd.buf != nil && rd.n > 0 {
-			c.Feed((*rd.buf)[:rd.n])
-		}
-		rd.ended = true
-		if rd.buf != nil && cap(*rd.buf) == ReadBufferSize {
-			readBufs.Put(rd.buf)
-		}
-		rd.buf, rd.n = nil, 0
-		c.Gone(rerr)
-		return true
-	}
-	var stop bool
-	if rd.n, _, stop = c.feedBuffered(*rd.buf, rd.n, helper); stop {
-		rd.ended = true
+		c.readFailed(rerr)
+		return false
 	}
 	return true
+}
+
+// readFailed ends the reading of a socket that failed or ended: what was
+// read before is fed, then the connection is gone.
+//
+//go:noinline
+func (c *Conn) readFailed(rerr error) {
+	rd := c.rd
+	if rd.buf != nil && rd.n > 0 {
+		c.Feed((*rd.buf)[:rd.n])
+	}
+	rd.ended = true
+	if rd.buf != nil && cap(*rd.buf) == ReadBufferSize {
+		readBufs.Put(rd.buf)
+	}
+	rd.buf, rd.n = nil, 0
+	c.Gone(rerr)
 }
 
 // canReadDirect reports whether Receive may read the socket itself.
@@ -246,10 +288,13 @@ func (c *Conn) canReadDirect() bool {
 	return c.rd != nil && c.rd.attached.Load() && c.rd.direct
 }
 
-// receiveDirect is Receive's read of the socket when the inbox is empty
-// (canReadDirect): it reads once if it can take the role, or asks the
-// helper that holds it to give it up; false: wait for a message instead.
-func (c *Conn) receiveDirect() bool {
+// takeReadRole is Receive's bid to read the socket itself when the inbox
+// is empty (canReadDirect): true, it holds the role (readStep, then
+// rd.role.Unlock); false, a helper holds it and was asked to give it up, or
+// reading has ended: wait for a message instead.
+//
+//go:noinline
+func (c *Conn) takeReadRole() bool {
 	rd := c.rd
 	rd.away.Stop()
 	if !rd.role.TryLock() {
@@ -262,9 +307,7 @@ func (c *Conn) receiveDirect() bool {
 		return false
 	}
 	rd.yield.Store(false)
-	ok := c.readStep(false)
-	rd.role.Unlock()
-	return ok
+	return true
 }
 
 // aLongTimeAgo is a read deadline in the past.
@@ -318,22 +361,15 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 	if len(b) > 0 {
 		c.lastRead.Store(time.Now().UnixNano()) // for keepalive: the peer is alive
 	}
+	var ev wire.Event
 	for {
-		if c.mustPause() {
-			c.paused.Store(true)
-			// The handler may have made room before paused was set.
-			if c.mustPause() || !c.paused.CompareAndSwap(true, false) {
-				c.checkFlood(len(b) - used)
-				return used, true
-			}
+		if c.mustPause() && c.pause(len(b)-used) {
+			return used, true
 		}
-		ev, n, err := c.parser.Parse(b[used:])
+		n, err := c.parser.Parse(b[used:], &ev)
 		used += n
 		if err != nil {
-			var ce *api.CloseError
-			errors.As(err, &ce)
-			c.msg = nil
-			c.protocolError(ce)
+			c.parseFailed(err)
 			return len(b), false // discard the rest until the socket closes
 		}
 		switch ev.Kind {
@@ -351,14 +387,10 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 				data := c.msg
 				c.msg = nil
 				if c.msgCompressed {
-					out, err := c.dfl.inflate(data, c.srv.opts.ReadLimit, c.msgType == api.Text)
-					if err != nil {
-						var ce *api.CloseError
-						errors.As(err, &ce)
-						c.protocolError(ce)
+					var ok bool
+					if data, ok = c.inflate(data); !ok {
 						return len(b), false
 					}
-					data = out
 				}
 				c.deliver(api.Message{Type: c.msgType, Data: data})
 			}
@@ -372,6 +404,48 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 			return len(b), false
 		}
 	}
+}
+
+// Feed's less common paths are out of line: a blocking handler parses in
+// its own goroutine, and Feed's frame is on the path of every message.
+
+// pause marks Feed paused unless the handler made room meanwhile; it
+// reports whether Feed stops, past the flood budget closing with 1008.
+//
+//go:noinline
+func (c *Conn) pause(unused int) bool {
+	c.paused.Store(true)
+	// The handler may have made room before paused was set.
+	if c.mustPause() || !c.paused.CompareAndSwap(true, false) {
+		c.checkFlood(unused)
+		return true
+	}
+	return false
+}
+
+// parseFailed closes with the parser's error.
+//
+//go:noinline
+func (c *Conn) parseFailed(err error) {
+	var ce *api.CloseError
+	errors.As(err, &ce)
+	c.msg = nil
+	c.protocolError(ce)
+}
+
+// inflate inflates a whole compressed message; on bad input it closes
+// with the error's code and reports false.
+//
+//go:noinline
+func (c *Conn) inflate(data []byte) ([]byte, bool) {
+	out, err := c.dfl.inflate(data, c.srv.opts.ReadLimit, c.msgType == api.Text)
+	if err != nil {
+		var ce *api.CloseError
+		errors.As(err, &ce)
+		c.protocolError(ce)
+		return nil, false
+	}
+	return out, true
 }
 
 // mustPause is Feed's bound on what waits for the handler: InboxSize

@@ -17,11 +17,16 @@ type inbox struct {
 func (q *inbox) len() int { return len(q.msgs) - q.head }
 
 func (q *inbox) push(m api.Message, max int) {
-	if q.msgs == nil {
-		q.msgs = make([]api.Message, 0, min(max, 4))
+	if q.msgs == nil { // the usual case, one message at a time: no append on the path of every message
+		q.msgs = make([]api.Message, 1, min(max, 4))
+		q.msgs[0] = m
+		return
 	}
-	q.msgs = append(q.msgs, m)
+	q.pushMore(m)
 }
+
+//go:noinline
+func (q *inbox) pushMore(m api.Message) { q.msgs = append(q.msgs, m) }
 
 func (q *inbox) pop() (api.Message, bool) {
 	if q.head == len(q.msgs) {
@@ -100,7 +105,11 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 			// Read the socket in this goroutine, unless a helper reads.
 			c.waiting.Add(1)
 			c.mu.Unlock()
-			read := c.receiveDirect()
+			read := false
+			if c.takeReadRole() {
+				read = c.readStep(false)
+				c.rd.role.Unlock()
+			}
 			c.waiting.Add(-1)
 			c.mu.Lock()
 			// Either way look at the inbox again before waiting: a helper
@@ -127,19 +136,29 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 			// first 2 KiB through a whole echo.
 			<-ready
 		} else {
-			select {
-			case <-ready:
-			case <-timeout:
-				err = api.ErrTimeout
-			case <-cancel:
-				err = ctx.Err()
-			}
+			err = waitReady(ready, timeout, cancel, ctx)
 		}
 		c.waiting.Add(-1)
 		if err != nil {
 			return api.Message{}, err
 		}
 		c.mu.Lock()
+	}
+}
+
+// waitReady waits for a wake-up, the timeout or ctx. It is out of line:
+// receive's frame is on the path of every message a blocking handler
+// reads from its own socket, and a select's cases take room.
+//
+//go:noinline
+func waitReady(ready <-chan struct{}, timeout <-chan time.Time, cancel <-chan struct{}, ctx context.Context) error {
+	select {
+	case <-ready:
+		return nil
+	case <-timeout:
+		return api.ErrTimeout
+	case <-cancel:
+		return ctx.Err()
 	}
 }
 
@@ -168,8 +187,8 @@ func (c *Conn) wakeOneLocked() {
 // deliver puts a whole received message in the inbox.
 func (c *Conn) deliver(m api.Message) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.state >= stClosing {
+		c.mu.Unlock()
 		return // after a close frame, data is dropped (RFC 6455 5.5.1)
 	}
 	c.inbox.push(m, c.srv.opts.InboxSize) // Feed checked the bounds and is the only sender
@@ -178,4 +197,5 @@ func (c *Conn) deliver(m api.Message) {
 	c.srv.obs.Received(len(m.Data))
 	c.wakeOneLocked()
 	c.scheduleLocked()
+	c.mu.Unlock()
 }

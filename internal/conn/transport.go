@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -125,8 +126,7 @@ func (t *rawTransport) TryWrite(a, b []byte) (n int, err error) {
 			if len(b) == 0 {
 				n, err = unix.Write(int(fd), a)
 			} else {
-				iov := [2][]byte{a, b}
-				n, err = unix.Writev(int(fd), iov[:])
+				n, err = writev(int(fd), a, b)
 			}
 			if err != unix.EINTR {
 				return true
@@ -143,6 +143,21 @@ func (t *rawTransport) TryWrite(a, b []byte) (n int, err error) {
 		err = nil
 	}
 	return n, err
+}
+
+// writev writes a then b (both not empty) with one writev(2). Not
+// unix.Writev: it takes a slice of slices and builds eight iovecs in its
+// frame, and a blocking handler sends from deep in its own stack.
+func writev(fd int, a, b []byte) (int, error) {
+	var iov [2]unix.Iovec
+	iov[0].Base, iov[1].Base = &a[0], &b[0]
+	iov[0].SetLen(len(a))
+	iov[1].SetLen(len(b))
+	n, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), 2)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // AddrPort returns a's address and port.

@@ -55,14 +55,24 @@ const (
 const bigFrame = 64 << 10
 
 // Send sends m.
+//
+// The send path is kept shallow, its rare branches out of line: a
+// blocking handler sends from deep in its own stack, and a few hundred
+// bytes more grow every handler's 2 KiB stack to 4 KiB on its first send.
 func (c *Conn) Send(m api.Message) error {
-	switch m.Type {
-	case api.Text:
-		return c.sendData(wire.OpText, m.Data)
-	case api.Binary:
-		return c.sendData(wire.OpBinary, m.Data)
+	if m.Type != api.Text && m.Type != api.Binary {
+		return invalidType(m.Type)
 	}
-	return fmt.Errorf("wsmatrix: Send: invalid message type %d", m.Type)
+	op := ws.OpCode(m.Type) // the types are their opcodes
+	if d := c.dfl; d != nil && len(m.Data) >= d.threshold {
+		return c.sendCompressed(op, m.Data, fullAsOptions)
+	}
+	return c.put(op, m.Data, false, fullAsOptions)
+}
+
+//go:noinline
+func invalidType(t api.MessageType) error {
+	return fmt.Errorf("wsmatrix: Send: invalid message type %d", t)
 }
 
 // SendText sends a text message.
@@ -90,16 +100,28 @@ func (c *Conn) sendData(op ws.OpCode, p []byte) error {
 }
 
 func (c *Conn) sendDataFull(op ws.OpCode, p []byte, full fullPolicy) error {
-	compressed := false
 	if d := c.dfl; d != nil && len(p) >= d.threshold {
-		if !d.ServerNoContextTakeover {
-			// The window follows the wire: compress and take a place in the
-			// queue as one step.
-			d.mu.Lock()
-			defer d.mu.Unlock()
-		}
-		p, compressed = d.compress(p), true
+		return c.sendCompressed(op, p, full)
 	}
+	return c.put(op, p, false, full)
+}
+
+// sendCompressed compresses p and sends it.
+//
+//go:noinline
+func (c *Conn) sendCompressed(op ws.OpCode, p []byte, full fullPolicy) error {
+	d := c.dfl
+	if !d.ServerNoContextTakeover {
+		// The window follows the wire: compress and take a place in the
+		// queue as one step.
+		d.mu.Lock()
+		defer d.mu.Unlock()
+	}
+	return c.put(op, d.compress(p), true, full)
+}
+
+// put writes a data frame, or queues it behind the frames before it.
+func (c *Conn) put(op ws.OpCode, p []byte, compressed bool, full fullPolicy) error {
 	size := wire.HeaderLen(len(p)) + len(p)
 	c.wmu.Lock()
 	if err := c.reserveLocked(size, full); err != nil {
@@ -315,7 +337,6 @@ func (c *Conn) writeOwn(op ws.OpCode, p []byte, compressed, mayWait bool) error 
 	// take is copied into the queue, so a connection keeps no frame
 	// buffer between messages.
 	bp := frameBuffers.Get().(*[]byte)
-	defer putFrameBuffer(bp)
 	var a, b []byte
 	if len(p) > bigFrame {
 		if compressed {
@@ -328,7 +349,9 @@ func (c *Conn) writeOwn(op ws.OpCode, p []byte, compressed, mayWait bool) error 
 		*bp = appendFrame((*bp)[:0], op, p, compressed)
 		a = *bp
 	}
-	return c.writeParts(a, b, mayWait)
+	err := c.writeParts(a, b, mayWait)
+	putFrameBuffer(bp) // nothing keeps it: what was not written was copied into the queue
+	return err
 }
 
 // frameBuffers pools the frame buffers of writeOwn across connections.
@@ -349,14 +372,28 @@ func (c *Conn) writeParts(a, b []byte, mayWait bool) error {
 	if tw, ok := c.t.(TryWriter); ok {
 		var err error
 		if n, err = tw.TryWrite(a, b); err != nil {
-			c.writeFailed(err)
-			return c.sendErr()
+			return c.tryWriteFailed(err)
 		}
 		if n == len(a)+len(b) {
 			c.drain()
 			return nil
 		}
 	}
+	return c.writeRest(a, b, n, mayWait)
+}
+
+//go:noinline
+func (c *Conn) tryWriteFailed(err error) error {
+	c.writeFailed(err)
+	return c.sendErr()
+}
+
+// writeRest queues what the socket did not take of a then b, n bytes
+// written, and starts the flusher; or, with mayWait and more than the
+// whole budget left, writes it waiting (see writeOwn).
+//
+//go:noinline
+func (c *Conn) writeRest(a, b []byte, n int, mayWait bool) error {
 	if n < len(a) {
 		a = a[n:]
 	} else {

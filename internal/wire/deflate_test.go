@@ -149,7 +149,7 @@ func TestParserRSV1(t *testing.T) {
 			var err error
 			for len(in) > 0 && err == nil {
 				var n int
-				_, n, err = p.Parse(in)
+				n, err = p.Parse(in, new(Event))
 				in = in[n:]
 				if n == 0 {
 					break

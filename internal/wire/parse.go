@@ -27,30 +27,31 @@ const (
 	Close
 )
 
-// Event is one thing the parser found in its input.
+// Event is one thing the parser found in its input. (Its fields are laid
+// out so that it takes 64 bytes: it sits in the frame of every parse.)
 type Event struct {
-	Kind Kind
-	// Type is the type of the message a Data piece belongs to.
-	Type api.MessageType
 	// Payload aliases the parser's input and was unmasked in place. It is
 	// valid until that input is reused.
 	Payload []byte
-	// First is true for the first piece of a message; Fin for the last.
-	First, Fin bool
 	// FrameLen is the declared payload length of the frame this Data
 	// piece belongs to (a hint for sizing a message buffer).
 	FrameLen int64
 	// FrameRest is how much of that frame's payload is still to come
 	// after this piece.
 	FrameRest int64
+	// Code and Reason are the close frame's; Code is 1005 when the frame
+	// carried none.
+	Reason string
+	Code   api.StatusCode
+	Kind   Kind
+	// Type is the type of the message a Data piece belongs to.
+	Type api.MessageType
+	// First is true for the first piece of a message; Fin for the last.
+	First, Fin bool
 	// Compressed is true for the pieces of a message sent compressed
 	// (RSV1 on its first frame, permessage-deflate): the payload is to be
 	// inflated once the message is whole, and its UTF-8 is checked then.
 	Compressed bool
-	// Code and Reason are the close frame's; Code is 1005 when the frame
-	// carried none.
-	Code   api.StatusCode
-	Reason string
 }
 
 // Parser reads the frames a client sends to a server. It requires masking,
@@ -98,56 +99,33 @@ const MaxHeaderLen = ws.MaxHeaderSize
 // progress: a whole control frame with its header.
 const MinBuffer = MaxHeaderLen + ws.MaxControlFramePayloadSize
 
-// Parse returns the next event found at the start of b and how many bytes
-// of b it consumed. With Kind None, the caller keeps b[n:] and calls again
-// when more bytes arrive. An error is a *api.CloseError whose Code (1002,
-// 1007 or 1009) is to be sent in the close frame; the parser stays failed.
-func (p *Parser) Parse(b []byte) (ev Event, n int, err error) {
+// Parse reads the next event found at the start of b into ev and returns
+// how many bytes of b it consumed. With Kind None, the caller keeps b[n:]
+// and calls again when more bytes arrive. An error is a *api.CloseError
+// whose Code (1002, 1007 or 1009) is to be sent in the close frame; the
+// parser stays failed.
+//
+// The event is written to the caller's ev rather than returned, and frame
+// starts are parsed out of line: a blocking handler parses in its own
+// goroutine, deep in its stack, and this frame is on the path of every
+// message it receives.
+func (p *Parser) Parse(b []byte, ev *Event) (n int, err error) {
+	ev.Kind = None
 	if p.err != nil {
-		return Event{}, 0, p.err
+		return 0, p.err
 	}
 	if p.closed {
-		return Event{}, len(b), nil
+		return len(b), nil
 	}
 	if !p.inFrame {
-		h, hlen, ok, err := p.header(b)
-		if err != nil || !ok {
-			return Event{}, 0, err
+		if n, err = p.start(b, ev); err != nil || !p.inFrame {
+			return n, err // a control frame whole, or not a whole header yet
 		}
-		if h.OpCode.IsControl() {
-			end := hlen + int(h.Length)
-			if len(b) < end {
-				return Event{}, 0, nil
-			}
-			payload := b[hlen:end]
-			ws.Cipher(payload, h.Mask, 0)
-			ev, err := p.control(h.OpCode, payload)
-			return ev, end, err
-		}
-		if h.OpCode != ws.OpContinuation {
-			p.msgType = api.MessageType(h.OpCode)
-			p.msgLen = 0
-			p.text.reset()
-			p.first = true
-			p.compressed = h.Rsv&4 != 0
-		}
-		p.msgLen += h.Length
-		if p.limit > 0 && p.msgLen > p.limit {
-			return Event{}, 0, p.fail(api.StatusMessageTooBig, "message exceeds the read limit of "+strconv.FormatInt(p.limit, 10)+" bytes")
-		}
-		p.fragmented = !h.Fin
-		p.inFrame, p.fin, p.mask = true, h.Fin, h.Mask
-		p.remaining, p.frameLen, p.offset = h.Length, h.Length, 0
-		n = hlen
-		b = b[hlen:]
+		b = b[n:]
 	}
-
-	k := p.remaining
-	if int64(len(b)) < k {
-		k = int64(len(b))
-	}
+	k := min(p.remaining, int64(len(b)))
 	if k == 0 && p.remaining > 0 {
-		return Event{}, n, nil // only the header so far
+		return n, nil // only the header so far
 	}
 	payload := b[:k]
 	ws.Cipher(payload, p.mask, p.offset)
@@ -155,18 +133,65 @@ func (p *Parser) Parse(b []byte) (ev Event, n int, err error) {
 	p.remaining -= k
 	checkText := p.msgType == api.Text && !p.compressed
 	if checkText && !p.text.write(payload) {
-		return Event{}, 0, p.fail(api.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
+		return 0, p.fail(api.StatusInvalidFramePayloadData, "invalid UTF-8 in text message")
 	}
-	ev = Event{Kind: Data, Type: p.msgType, Payload: payload, First: p.first, FrameLen: p.frameLen, FrameRest: p.remaining, Compressed: p.compressed}
+	// Field by field: a composite literal is built in this frame first.
+	ev.Kind, ev.Type, ev.Payload, ev.First, ev.Compressed = Data, p.msgType, payload, p.first, p.compressed
+	ev.FrameLen, ev.FrameRest = p.frameLen, p.remaining
+	ev.Fin, ev.Code, ev.Reason = false, 0, ""
 	p.first = false
 	if p.remaining == 0 {
 		p.inFrame = false
 		ev.Fin = p.fin
 		if ev.Fin && checkText && !p.text.complete() {
-			return Event{}, 0, p.fail(api.StatusInvalidFramePayloadData, "text message ends inside a UTF-8 sequence")
+			return 0, p.fail(api.StatusInvalidFramePayloadData, "text message ends inside a UTF-8 sequence")
 		}
 	}
-	return ev, n + int(k), nil
+	return n + int(k), nil
+}
+
+// start reads the frame header at the start of b. A control frame is
+// read whole into ev; a data frame's header starts the frame (inFrame),
+// its payload follows. It returns the bytes consumed: none until the
+// header, or a control frame, is whole.
+//
+//go:noinline
+func (p *Parser) start(b []byte, ev *Event) (int, error) {
+	h, hlen, ok, err := p.header(b)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if h.OpCode.IsControl() {
+		end := hlen + int(h.Length)
+		if len(b) < end {
+			return 0, nil
+		}
+		payload := b[hlen:end]
+		ws.Cipher(payload, h.Mask, 0)
+		return end, p.control(h.OpCode, payload, ev)
+	}
+	if h.OpCode != ws.OpContinuation {
+		p.msgType = api.MessageType(h.OpCode)
+		p.msgLen = 0
+		p.text.reset()
+		p.first = true
+		p.compressed = h.Rsv&4 != 0
+	}
+	p.msgLen += h.Length
+	if p.limit > 0 && p.msgLen > p.limit {
+		return 0, p.tooBig()
+	}
+	p.fragmented = !h.Fin
+	p.inFrame, p.fin, p.mask = true, h.Fin, h.Mask
+	p.remaining, p.frameLen, p.offset = h.Length, h.Length, 0
+	return hlen, nil
+}
+
+// tooBig fails a message longer than the limit with 1009.
+//
+//go:noinline
+func (p *Parser) tooBig() error {
+	return p.fail(api.StatusMessageTooBig, "message exceeds the read limit of "+strconv.FormatInt(p.limit, 10)+" bytes")
 }
 
 // header decodes and checks the frame header at the start of b.
@@ -224,21 +249,24 @@ func (p *Parser) header(b []byte) (h ws.Header, n int, ok bool, err error) {
 	return h, n, true, nil
 }
 
-// control turns a whole, unmasked control frame into an event.
-func (p *Parser) control(op ws.OpCode, payload []byte) (Event, error) {
+// control reads a whole, unmasked control frame into ev.
+func (p *Parser) control(op ws.OpCode, payload []byte, ev *Event) error {
 	switch op {
 	case ws.OpPing:
-		return Event{Kind: Ping, Payload: payload}, nil
+		*ev = Event{Kind: Ping, Payload: payload}
+		return nil
 	case ws.OpPong:
-		return Event{Kind: Pong, Payload: payload}, nil
+		*ev = Event{Kind: Pong, Payload: payload}
+		return nil
 	}
 	code, reason, err := ParseClose(payload)
 	if err != nil {
 		ce := err.(*api.CloseError)
-		return Event{}, p.fail(ce.Code, ce.Reason)
+		return p.fail(ce.Code, ce.Reason)
 	}
 	p.closed = true
-	return Event{Kind: Close, Code: code, Reason: reason}, nil
+	*ev = Event{Kind: Close, Code: code, Reason: reason}
+	return nil
 }
 
 func (p *Parser) fail(code api.StatusCode, reason string) error {

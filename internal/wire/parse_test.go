@@ -45,7 +45,8 @@ func run(limit int64, in []byte, chunk int) outcome {
 		buf = append(buf, in[:k]...)
 		in = in[k:]
 		for {
-			ev, n, err := p.Parse(buf)
+			var ev Event
+			n, err := p.Parse(buf, &ev)
 			if n < 0 || n > len(buf) {
 				panic("Parse consumed more than it was given")
 			}
@@ -175,7 +176,7 @@ func TestLimitCheckedBeforePayload(t *testing.T) {
 	p := NewParser(1<<20, false)
 	hdr := binary.BigEndian.AppendUint64([]byte{0x82, 0xFF}, 1<<40)
 	hdr = append(hdr, 1, 2, 3, 4)
-	_, _, err := p.Parse(hdr)
+	_, err := p.Parse(hdr, new(Event))
 	var ce *api.CloseError
 	if !errors.As(err, &ce) || ce.Code != api.StatusMessageTooBig {
 		t.Fatalf("got %v, want 1009", err)
@@ -185,7 +186,8 @@ func TestLimitCheckedBeforePayload(t *testing.T) {
 // TestZeroCopy: a whole frame's payload aliases the input.
 func TestZeroCopy(t *testing.T) {
 	in := clientFrame(true, 0, ws.OpBinary, []byte("payload"))
-	ev, n, err := NewParser(0, false).Parse(in)
+	var ev Event
+	n, err := NewParser(0, false).Parse(in, &ev)
 	if err != nil || n != len(in) || ev.Kind != Data || !ev.Fin || !ev.First {
 		t.Fatalf("ev %+v n %d err %v", ev, n, err)
 	}
@@ -262,7 +264,8 @@ func benchParse(b *testing.B, text []byte) {
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(buf, frame) // the parser unmasks in place
-		ev, n, err := p.Parse(buf)
+		var ev Event
+		n, err := p.Parse(buf, &ev)
 		if err != nil || n != len(frame) || !ev.Fin {
 			b.Fatal(err)
 		}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsmatrix/wsmatrix/loadtest"
+)
+
+// TestBlockingHandlersKeepTheirFirstStack: a blocking handler reads,
+// parses and sends from its own goroutine, and one message must not grow
+// that goroutine's stack past its first 2 KiB. Every connection's stack
+// doubled on its first echo (go_memstats_stack_inuse_bytes grew by about
+// 2 KiB per connection, on every runtime), until the receive and send
+// paths were made shallower. The server is this package's binary, built
+// without -race (the race detector's stack guard is larger).
+func TestBlockingHandlersKeepTheirFirstStack(t *testing.T) {
+	const conns = 2000
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			s := startServe(t, "--runtime="+rt, "--admin-addr=127.0.0.1:0")
+			var admin string
+			for deadline := time.Now().Add(5 * time.Second); admin == ""; time.Sleep(10 * time.Millisecond) {
+				if m := adminListening.FindStringSubmatch(s.logText()); m != nil {
+					admin = m[1]
+				} else if time.Now().After(deadline) {
+					t.Fatalf("no admin address in the logs:\n%s", s.logText())
+				}
+			}
+			o, err := loadtest.Open(context.Background(), loadtest.OpenConfig{URL: "ws://" + s.addr + "/echo", Conns: conns, Handshake: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			if o.Held != conns {
+				t.Fatalf("held %d of %d: %v", o.Held, conns, o.Errors)
+			}
+			before := serverMetric(t, admin, "go_memstats_stack_inuse_bytes")
+			if n, errs := o.Echo(64, 10*time.Second); n != conns {
+				t.Fatalf("%d of %d echoed: %v", n, conns, errs)
+			}
+			time.Sleep(200 * time.Millisecond)
+			after := serverMetric(t, admin, "go_memstats_stack_inuse_bytes")
+			grew := (after - before) / conns
+			t.Logf("goroutine stacks: %.0f -> %.0f KiB, %.0f bytes more per connection after one 64-byte echo", before/1024, after/1024, grew)
+			if grew > 1024 {
+				t.Fatalf("stacks grew by %.0f bytes per connection on one echo: the blocking handlers' 2 KiB stacks doubled", grew)
+			}
+		})
+	}
+}
+
+// serverMetric reads one unlabelled value from a server's /metrics.
+func serverMetric(t *testing.T, admin, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s not in %s/metrics", name, admin)
+	return 0
+}
