@@ -14,7 +14,9 @@ type Observer struct {
 	// it ended with (1006 when it ended without a close frame).
 	Opened func()
 	Closed func(code StatusCode)
-	// Received and Sent report one whole message and its size.
+	// Received and Sent report one whole message and its size: Received
+	// as the handler takes it (Receive returns it, or OnMessage is called),
+	// Sent as the send queue takes it.
 	Received func(bytes int)
 	Sent     func(bytes int)
 	// QueueFull reports a Send refused or timed out on a full send queue.

@@ -80,6 +80,7 @@ func (c *Conn) runEvents() (again bool) {
 		if !ok {
 			break
 		}
+		c.srv.obs.Received(len(m.Data))
 		done := c.protect(func() { fn(m) })
 		c.mu.Lock()
 		c.busy = false

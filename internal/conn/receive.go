@@ -82,6 +82,9 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 				c.wakeOneLocked() // pass the wake-up on: another Receive may wait
 			}
 			c.mu.Unlock()
+			// The observer hears of a message as the handler takes it: here,
+			// not deep in the read path (user code, and stack depth).
+			c.srv.obs.Received(len(m.Data))
 			c.handlerAway()
 			return m, nil
 		}
@@ -194,7 +197,6 @@ func (c *Conn) deliver(m api.Message) {
 	c.inbox.push(m, c.srv.opts.InboxSize) // Feed checked the bounds and is the only sender
 	c.inN.Add(1)
 	c.inBytes.Add(int64(len(m.Data)))
-	c.srv.obs.Received(len(m.Data))
 	c.wakeOneLocked()
 	c.scheduleLocked()
 	c.mu.Unlock()

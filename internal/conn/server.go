@@ -2,8 +2,10 @@ package conn
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/netip"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,7 +43,7 @@ func NewServer(router *api.Router, opts api.Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{router: router, opts: opts, obs: observer(opts.Observer), conns: map[*Conn]struct{}{}}
+	s := &Server{router: router, opts: opts, obs: observer(opts.Observer, opts.Logger), conns: map[*Conn]struct{}{}}
 	s.logs.limit.Burst = refusalBurst
 	s.pool.max = opts.Workers
 	s.tickEvery = clockPeriod(&opts)
@@ -49,37 +51,75 @@ func NewServer(router *api.Router, opts api.Options) (*Server, error) {
 }
 
 // observer returns o with every nil func replaced by one that does
-// nothing, so that the hot paths call it without a check.
-func observer(o *api.Observer) api.Observer {
+// nothing, so that the hot paths call it without a check, and every func
+// of the user's guarded: an observer is called from the read and write
+// paths, under gnet's loop and during the close, and a panic in it is
+// logged (at most once a second, with its stack) and counted by Panicked,
+// never let through to the connection or the loop.
+func observer(o *api.Observer, log *slog.Logger) api.Observer {
 	var n api.Observer
 	if o != nil {
 		n = *o
 	}
-	if n.Handshake == nil {
-		n.Handshake = func(int) {}
-	}
-	if n.Opened == nil {
-		n.Opened = func() {}
-	}
-	if n.Closed == nil {
-		n.Closed = func(api.StatusCode) {}
-	}
-	if n.Received == nil {
-		n.Received = func(int) {}
-	}
-	if n.Sent == nil {
-		n.Sent = func(int) {}
-	}
-	if n.QueueFull == nil {
-		n.QueueFull = func() {}
-	}
-	if n.Refused == nil {
-		n.Refused = func(string) {}
-	}
-	if n.Panicked == nil {
+	g := &observerGuard{log: log}
+	if f := n.Panicked; f != nil {
+		n.Panicked = func() {
+			defer g.recovered("Panicked", false)
+			f()
+		}
+	} else {
 		n.Panicked = func() {}
 	}
+	g.panicked = n.Panicked
+	n.Handshake = guarded(g, "Handshake", n.Handshake)
+	n.Opened = guarded0(g, "Opened", n.Opened)
+	n.Closed = guarded(g, "Closed", n.Closed)
+	n.Received = guarded(g, "Received", n.Received)
+	n.Sent = guarded(g, "Sent", n.Sent)
+	n.QueueFull = guarded0(g, "QueueFull", n.QueueFull)
+	n.Refused = guarded(g, "Refused", n.Refused)
 	return n
+}
+
+// observerGuard contains the panics of an Observer's funcs.
+type observerGuard struct {
+	log      *slog.Logger
+	limit    LogLimit
+	panicked func()
+}
+
+// recovered is deferred around a call of the user's observer.
+func (g *observerGuard) recovered(name string, count bool) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if ok, held := g.limit.Allow(); ok {
+		g.log.Error("wsmatrix: observer panic", "func", "Observer."+name, "panic", v, "stack", string(debug.Stack()), "left_out", held)
+	}
+	if count {
+		g.panicked()
+	}
+}
+
+func guarded[T any](g *observerGuard, name string, f func(T)) func(T) {
+	if f == nil {
+		return func(T) {}
+	}
+	return func(v T) {
+		defer g.recovered(name, true)
+		f(v)
+	}
+}
+
+func guarded0(g *observerGuard, name string, f func()) func() {
+	if f == nil {
+		return func() {}
+	}
+	return func() {
+		defer g.recovered(name, true)
+		f()
+	}
 }
 
 // Options returns the server's options.

@@ -318,6 +318,36 @@ func hardeningCases() []testCase {
 		c2.expectMessage(ws.OpText, []byte("still serving"))
 	}})
 
+	for _, st := range styles {
+		cases = append(cases, testCase{"panic/observer_contained/" + st.name, func(t *testing.T, k *kit) {
+			// An Observer is user code, called from the read path, the
+			// write path, the event loop and the close: a panic in it is
+			// logged and the connection and the server go on.
+			o := testOptions()
+			logs := &logCapture{}
+			o.Logger = logs.logger()
+			boom := func() { panic("observer bug") }
+			o.Observer = &api.Observer{
+				Handshake: func(int) { boom() }, Opened: boom, Closed: func(api.StatusCode) { boom() },
+				Received: func(int) { boom() }, Sent: func(int) { boom() }, QueueFull: boom,
+				Refused: func(string) { boom() },
+			}
+			s := k.serve(o, func(r *api.Router) { r.Handle("/e", st.handler) })
+			for i := range 2 {
+				c := dial(t, s.addr, "/e")
+				for _, m := range []string{"one", "two"} {
+					c.text(m)
+					c.expectMessage(ws.OpText, []byte(m))
+				}
+				c.closeFrame(api.StatusNormalClosure, "")
+				c.finishClose(api.StatusNormalClosure)
+				if i == 0 && !logs.has("level=ERROR", "observer panic", "observer bug") {
+					t.Fatalf("the observer's panic was not logged; logs:\n%s", logs)
+				}
+			}
+		}})
+	}
+
 	// Refusals leave a trace: logged, counted by reason, explained.
 	cases = append(cases, testCase{"observe/refused_origin_logged_counted_explained", func(t *testing.T, k *kit) {
 		o := testOptions()
@@ -587,14 +617,15 @@ func freePort(t *testing.T) string {
 // until the server stops taking bytes, closes the connection, or limit
 // bytes went out. It returns the most bytes the server held at once: the
 // growth of the live heap of this process (which runs the server),
-// sampled after a collection each time a chunk of the flood went out, so
-// that the state right before a cut is seen too. Bytes the server read and
+// sampled after a collection each time a chunk of the flood went out.
+// Bytes the server read and
 // dropped (pings answered by one held pong, data after its close frame)
 // are not held. Held means present in two samples in a row: the server
 // allocates on while a sample's collection runs, and under CPU contention
 // one sample now and then caught 3-4 MiB in flight that the next one did
 // not (a gnet ping flood read 2.2, 2.5, 5.9, 2.7 MiB); what the server
-// keeps, or keeps growing, is in both.
+// keeps, or keeps growing, is in both. The price: the last sample before
+// a cut counts only as far as the one before it (one chunk less).
 func floodAndMeasure(t *testing.T, addr, path string, msg []byte, limit int64) int64 {
 	t.Helper()
 	const chunk = 256 << 10
