@@ -4,7 +4,9 @@ package api
 // exporter of cmd/wsmatrix). Every field is optional: a nil func is not
 // called, so fields can be added without breaking anyone (as
 // net/http/httptrace.ClientTrace does). The funcs are called on hot paths:
-// they must be fast and safe for concurrent use.
+// they must be fast and safe for concurrent use. A panic in one of them is
+// recovered, logged with its stack and counted by Panicked; the connection
+// and the server go on.
 type Observer struct {
 	// Handshake reports an upgrade the runtime decided: 101, or the status
 	// of its refusal (400, 403, 405, 426, 503). Answers of the router and
