@@ -16,9 +16,9 @@ type inbox struct {
 
 func (q *inbox) len() int { return len(q.msgs) - q.head }
 
-func (q *inbox) push(m api.Message, max int) {
-	if q.msgs == nil { // the usual case, one message at a time: no append on the path of every message
-		q.msgs = make([]api.Message, 1, min(max, 4))
+func (q *inbox) push(m api.Message) {
+	if q.msgs == nil { // the usual case, one message at a time: no append on the path of every message, and 32 bytes, not 128
+		q.msgs = make([]api.Message, 1)
 		q.msgs[0] = m
 		return
 	}
@@ -194,7 +194,7 @@ func (c *Conn) deliver(m api.Message) {
 		c.mu.Unlock()
 		return // after a close frame, data is dropped (RFC 6455 5.5.1)
 	}
-	c.inbox.push(m, c.srv.opts.InboxSize) // Feed checked the bounds and is the only sender
+	c.inbox.push(m) // Feed checked the bounds and is the only sender
 	c.inN.Add(1)
 	c.inBytes.Add(int64(len(m.Data)))
 	c.wakeOneLocked()
