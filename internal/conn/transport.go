@@ -145,6 +145,32 @@ func (t *rawTransport) TryWrite(a, b []byte) (n int, err error) {
 	return n, err
 }
 
+// WriteNonblocking writes a then b on a non-blocking socket descriptor
+// without waiting: it returns the bytes the socket took, 0 when it took
+// none (EAGAIN). For a runtime that may write to its sockets from any
+// goroutine while it knows nothing is ahead of these bytes. (rawTransport
+// does the same inside RawConn.Write, inline: its frame is on a blocking
+// handler's send path.)
+func WriteNonblocking(fd int, a, b []byte) (n int, err error) {
+	for {
+		if len(b) == 0 {
+			n, err = unix.Write(fd, a)
+		} else {
+			n, err = writev(fd, a, b)
+		}
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if n < 0 {
+		n = 0
+	}
+	if err == unix.EAGAIN {
+		err = nil
+	}
+	return n, err
+}
+
 // writev writes a then b (both not empty) with one writev(2). Not
 // unix.Writev: it takes a slice of slices and builds eight iovecs in its
 // frame, and a blocking handler sends from deep in its own stack.
