@@ -207,3 +207,39 @@ func TestPausedReceiverHandsOver(t *testing.T) {
 		t.Fatalf("the message behind the held pong never reached the handler (%s)", state)
 	}
 }
+
+// A blocking handler that waits for a message keeps its upgrade request
+// packed, as an event-style connection does once its handler returned
+// (about 0.6 KiB less per idle connection); Request rebuilds it with the
+// same values.
+func TestWaitingBlockingHandlerKeepsItsRequestPacked(t *testing.T) {
+	s := newTestServer(t, api.Options{})
+	got := make(chan string, 1)
+	client, c := tcpConn(t, s, nil, func(w api.Conn) {
+		if _, err := w.Receive(); err != nil {
+			return
+		}
+		r := w.Request()
+		got <- r.Method + " " + r.URL.Path
+		w.Receive()
+	})
+	deadline := time.Now().Add(2 * time.Second)
+	for c.req.Load() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the request of a handler waiting for its first message was not packed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if c.kept.Load() == nil {
+		t.Fatal("packed into nothing")
+	}
+	client.Write(clientFrame(ws.OpText, []byte("x")))
+	select {
+	case v := <-got:
+		if v != "GET /t" {
+			t.Fatalf("rebuilt request: %q", v)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("no message")
+	}
+}

@@ -10,6 +10,7 @@ type events struct {
 	scheduled   bool // queued on, or running in, the event pool
 	onCloseDone bool
 	idle        bool // counted in Conn.waiting: nothing to run, waiting for a message
+	packAsked   bool // a blocking handler waited: its request is packed (see receive)
 }
 
 // OnMessage switches to event style.

@@ -104,6 +104,14 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 			c.mu.Unlock()
 			return api.Message{}, api.ErrTimeout
 		}
+		if !c.ev.packAsked {
+			// The handler waits for its first message: from now on the
+			// request is kept packed, as an event-style connection keeps it
+			// (Request rebuilds it on first use). Packed on a goroutine of
+			// its own, whose stack may grow for it, not the handler's.
+			c.ev.packAsked = true
+			go c.packRequest()
+		}
 		if !triedDirect && timeout == nil && cancel == nil && c.canReadDirect() {
 			// Read the socket in this goroutine, unless a helper reads.
 			c.waiting.Add(1)

@@ -162,39 +162,55 @@ func requestCases() []testCase {
 			c.expectMessage(ws.OpText, []byte("r1|bob|b"))
 		}
 	}})
-	cases = append(cases, testCase{name: "request/event_style_keeps_all_but_the_handshake_headers", run: func(t *testing.T, k *kit) {
-		s := k.serve(testOptions(), func(r *api.Router) {
-			r.Use(func(next http.Handler) http.Handler {
-				return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-					next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), ctxKey{}, "user-7")))
+	// Both styles keep the request packed once the handler waits for a
+	// message (event style: once its handler returned; blocking style: from
+	// its first wait) and rebuild it on first use.
+	for _, style := range []string{"event", "blocking"} {
+		name := "request/" + style + "_style_keeps_all_but_the_handshake_headers"
+		cases = append(cases, testCase{name: name, run: func(t *testing.T, k *kit) {
+			s := k.serve(testOptions(), func(r *api.Router) {
+				r.Use(func(next http.Handler) http.Handler {
+					return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+						next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), ctxKey{}, "user-7")))
+					})
 				})
-			})
-			r.Handle("/chat/{room}", func(ws api.Conn) {
-				ws.OnMessage(func(api.Message) {
-					r := ws.Request()
-					user, _ := r.Context().Value(ctxKey{}).(string)
-					ck, _ := r.Cookie("session")
-					var gone []string
-					for _, h := range []string{"Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"} {
-						if r.Header.Get(h) != "" {
-							gone = append(gone, h)
+				r.Handle("/chat/{room}", func(ws api.Conn) {
+					reply := func() {
+						r := ws.Request()
+						user, _ := r.Context().Value(ctxKey{}).(string)
+						ck, _ := r.Cookie("session")
+						var gone []string
+						for _, h := range []string{"Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"} {
+							if r.Header.Get(h) != "" {
+								gone = append(gone, h)
+							}
 						}
+						r.Header.Add("X-Later", "ok") // the header stays an ordinary, writable map
+						ws.SendText(strings.Join([]string{r.PathValue("room"), r.URL.Query().Get("u"), user, ck.Value,
+							strings.Join(r.Header.Values("X-Multi"), ","), r.Header.Get("Sec-WebSocket-Protocol"),
+							r.Header.Get("User-Agent"), r.Header.Get("X-Later"), r.Host, strings.Join(gone, ","),
+							r.Pattern, fmt.Sprint(r.RemoteAddr == ws.RemoteAddr().String()), r.Method + " " + r.RequestURI}, "|"))
 					}
-					r.Header.Add("X-Later", "ok") // the header stays an ordinary, writable map
-					ws.SendText(strings.Join([]string{r.PathValue("room"), r.URL.Query().Get("u"), user, ck.Value,
-						strings.Join(r.Header.Values("X-Multi"), ","), r.Header.Get("Sec-WebSocket-Protocol"),
-						r.Header.Get("User-Agent"), r.Header.Get("X-Later"), r.Host, strings.Join(gone, ","),
-						r.Pattern, fmt.Sprint(r.RemoteAddr == ws.RemoteAddr().String()), r.Method + " " + r.RequestURI}, "|"))
+					if style == "event" {
+						ws.OnMessage(func(api.Message) { reply() })
+						return
+					}
+					for {
+						if _, err := ws.Receive(); err != nil {
+							return
+						}
+						reply()
+					}
 				})
 			})
-		})
-		c := dial(t, s.addr, "/chat/r2?u=ann", "X-Multi: a", "Cookie: session=s1", "X-Multi: b, c",
-			"User-Agent: kit/1", "Sec-WebSocket-Protocol: chat, superchat", "Sec-WebSocket-Extensions: x-unknown")
-		for range 2 {
-			time.Sleep(20 * time.Millisecond)
-			c.text("?")
-			c.expectMessage(ws.OpText, []byte("r2|ann|user-7|s1|a,b, c|chat, superchat|kit/1|ok|"+s.addr+"||GET /chat/{room}|true|GET /chat/r2?u=ann"))
-		}
-	}})
+			c := dial(t, s.addr, "/chat/r2?u=ann", "X-Multi: a", "Cookie: session=s1", "X-Multi: b, c",
+				"User-Agent: kit/1", "Sec-WebSocket-Protocol: chat, superchat", "Sec-WebSocket-Extensions: x-unknown")
+			for range 2 {
+				time.Sleep(20 * time.Millisecond)
+				c.text("?")
+				c.expectMessage(ws.OpText, []byte("r2|ann|user-7|s1|a,b, c|chat, superchat|kit/1|ok|"+s.addr+"||GET /chat/{room}|true|GET /chat/r2?u=ann"))
+			}
+		}})
+	}
 	return cases
 }
