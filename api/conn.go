@@ -64,7 +64,10 @@ type Conn interface {
 	// headers, query, cookies and the values middleware put in its
 	// context. Its body is empty, and the headers that only carried the
 	// handshake (Upgrade, Connection, Sec-WebSocket-Key, -Version and
-	// -Extensions) are gone: a connection keeps the rest for its life.
+	// -Extensions) are gone: a connection keeps the rest for its life,
+	// packed while its handler waits for messages, and rebuilds the
+	// request on the first call after that (the same values; a request
+	// obtained earlier stays valid).
 	Request() *http.Request
 	// Subprotocol is the negotiated subprotocol, or "".
 	Subprotocol() string

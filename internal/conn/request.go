@@ -11,9 +11,11 @@ import (
 	"github.com/wsmatrix/wsmatrix/internal/hook"
 )
 
-// keptRequest is what an event-style connection keeps of its upgrade
-// request once its handler returned: the context (the values middleware put
-// there), the TLS state, and the rest in one string. An *http.Request with
+// keptRequest is what a connection keeps of its upgrade request while its
+// handler waits for messages (an event-style one once its handler
+// returned, a blocking one from its first wait in Receive): the context
+// (the values middleware put there), the TLS state, and the rest in one
+// string. An *http.Request with
 // its URL and header map costs about 600 bytes; an idle connection may wait
 // for hours. Request rebuilds one on first use.
 type keptRequest struct {
