@@ -23,7 +23,7 @@ type Conn struct {
 	srv    *Server
 	t      Transport
 	req    atomic.Pointer[http.Request] // nil once packed into kept
-	kept   atomic.Pointer[keptRequest]  // set when an event-style handler returned
+	kept   atomic.Pointer[keptRequest]  // set once the handler waits for messages (see keptRequest)
 	proto  string
 	remote netip.AddrPort // a net.Addr is made only when asked for
 	dfl    *deflater      // permessage-deflate, when negotiated
@@ -82,8 +82,8 @@ func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip
 
 var _ api.Conn = (*Conn)(nil)
 
-// Request returns the upgrade request. After an event-style handler
-// returned, the connection keeps it packed (keptRequest) and rebuilds it on
+// Request returns the upgrade request. Once the handler waits for
+// messages, the connection keeps it packed (keptRequest) and rebuilds it on
 // first use.
 func (c *Conn) Request() *http.Request {
 	if r := c.req.Load(); r != nil {
