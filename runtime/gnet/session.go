@@ -168,35 +168,38 @@ func (t *flushTask) Run(ctx context.Context) error { return (*session)(t).flush(
 // (TryWrite appends, and does not write directly) until it finds nothing
 // more to write.
 func (sess *session) flush(context.Context) error {
-	for {
+	for pass := 0; ; pass++ {
 		sess.mu.Lock()
+		if sess.gone { // gnet writes to the descriptor number, which a new connection may hold now
+			if bp := sess.batch; bp != nil {
+				sess.batch = nil
+				sess.inflight.Add(-int64(len(*bp)))
+				putBatch(bp)
+			}
+			sess.queued = false // nothing more is taken: closed set err
+			sess.mu.Unlock()
+			return nil
+		}
 		bp := sess.batch
-		sess.batch = nil
 		closeWrite, closing := sess.closeWrite, sess.closing
-		sess.closeWrite = false
-		gone := sess.gone
 		if bp == nil && !closeWrite && !closing {
 			sess.queued = false
 			sess.mu.Unlock()
 			return nil
 		}
+		if pass == maxFlushPasses { // senders keep refilling the batch: let the loop serve others, and come back
+			sess.queued = false
+			sess.scheduleLocked()
+			sess.mu.Unlock()
+			return nil
+		}
+		sess.batch = nil
+		sess.closeWrite = false
 		sess.mu.Unlock()
 		var buf []byte
 		if bp != nil {
 			buf = *bp
-		}
-		if gone { // gnet writes to the descriptor number, which a new connection may hold now
-			sess.inflight.Add(-int64(len(buf)))
-			if bp != nil {
-				putBatch(bp)
-			}
-			sess.mu.Lock()
-			sess.queued = false // nothing more is taken: closed set err
-			sess.mu.Unlock()
-			return nil
-		}
-		if len(buf) > 0 {
-			sess.gc.Write(buf) // on a failed write gnet closes the connection: OnClose follows
+			sess.gc.Write(buf) // on a failed write gnet closes the connection (OnClose) before it returns
 		}
 		out := sess.gc.OutboundBuffered()
 		sess.outbound.Store(int64(out))
@@ -204,7 +207,12 @@ func (sess *session) flush(context.Context) error {
 		if bp != nil {
 			putBatch(bp)
 		}
+		sess.mu.Lock()
+		gone := sess.gone // the write failed: the descriptor is closed, its number may be another's
+		sess.mu.Unlock()
 		switch {
+		case gone:
+			continue
 		case closing:
 			sess.gc.Close() // after what gnet holds is flushed
 			sess.mu.Lock()
@@ -216,6 +224,10 @@ func (sess *session) flush(context.Context) error {
 		}
 	}
 }
+
+// maxFlushPasses bounds the batches one flush task writes: the loop serves
+// its other connections between tasks.
+const maxFlushPasses = 16
 
 // closed runs on the loop in OnClose: nothing is written any more.
 func (sess *session) closed() {
