@@ -528,6 +528,11 @@ func (c *Conn) peerNotReading() bool {
 // Unparsed instead.
 func (c *Conn) Paused() bool { return c.paused.Load() }
 
+// Waiting reports whether received messages wait for the handler: a
+// runtime that can batch writes may hold a frame sent now for the answers
+// to those, and write them together.
+func (c *Conn) Waiting() bool { return c.inN.Load() > 0 }
+
 // Unparsed tells a paused connection how many bytes of input wait in the
 // runtime's buffer; past the budget Feed documents it closes with 1008.
 func (c *Conn) Unparsed(n int) { c.checkFlood(n) }

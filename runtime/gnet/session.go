@@ -97,8 +97,8 @@ func (sess *session) opened(gc gnetv2.Conn) {
 }
 
 // TryWrite writes a and b to the socket at once when nothing is ahead of
-// them (no batch, no flush task, nothing held by gnet), from the caller's
-// goroutine: one system call instead of a task, an eventfd wake-up of the
+// them (no batch, no flush task, nothing held by gnet) and no received
+// message waits for the handler, from the caller's goroutine: one system call instead of a task, an eventfd wake-up of the
 // loop and the loop's write. Whatever the socket does not take is
 // appended to the batch the loop writes next, as is everything while
 // something is ahead; what the peer does not take stays in gnet's outbound
@@ -117,7 +117,7 @@ func (sess *session) TryWrite(a, b []byte) (int, error) {
 	if sess.closing {
 		return 0, net.ErrClosed
 	}
-	if sess.batch == nil && !sess.queued && !sess.gone && sess.outbound.Load() == 0 {
+	if sess.batch == nil && !sess.queued && !sess.gone && sess.outbound.Load() == 0 && !sess.moreComing() {
 		k, err := conn.WriteNonblocking(sess.gc.Fd(), a, b)
 		if err == nil {
 			if k == n {
@@ -139,6 +139,14 @@ func (sess *session) TryWrite(a, b []byte) (int, error) {
 		return 0, err
 	}
 	return n, nil
+}
+
+// moreComing reports whether messages received wait for the handler: the
+// answers to them are likely to follow this frame, and one loop write of
+// them all costs less than a system call each (pipelined requests).
+func (sess *session) moreComing() bool {
+	c := sess.c.Load()
+	return c != nil && c.Waiting()
 }
 
 // Write is TryWrite: it never waits.
