@@ -3,6 +3,7 @@ package gnet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -150,6 +151,12 @@ func (s *Server) upgradeFromHTTP(w http.ResponseWriter, r *http.Request, h api.H
 		}
 		if reg := <-res; reg.Err != nil { // Register closes tc: the loop holds a duplicate
 			return nil, netip.AddrPort{}, reg.Err
+		}
+		sess.mu.Lock()
+		opened := sess.gc != nil
+		sess.mu.Unlock()
+		if !opened { // gnet reports no error when the poller refused the descriptor: it closed it, OnOpen never ran
+			return nil, netip.AddrPort{}, errors.New("wsmatrix: gnet: the event loop did not take the connection")
 		}
 		sess.answered.Store(true)
 		return sess, remote, nil
