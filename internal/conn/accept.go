@@ -74,7 +74,10 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) 
 // connection keeps it for hours).
 func detach(r *http.Request) *http.Request {
 	ctx := r.Context()
-	if ctx.Done() != nil {
+	// net/http's request contexts are cancelled when the handler returns:
+	// known without asking Done, which would make the context's channel
+	// (96 bytes each connection keeps). Others may not be cancellable.
+	if ctx.Value(http.ServerContextKey) != nil || ctx.Done() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}
 	r2 := r.WithContext(ctx)

@@ -146,3 +146,26 @@ func TestKeepRequestAllocations(t *testing.T) {
 		t.Fatalf("keepRequest made %.0f allocations, want at most 3", n)
 	}
 }
+
+// Detaching a request net/http served does not make its context's Done
+// channel, which the connection would keep for its life (96 bytes): that
+// such a context is cancelled is known without asking. A context of
+// unknown origin is still asked.
+func TestDetachMakesNoDoneChannel(t *testing.T) {
+	served := context.WithValue(context.Background(), http.ServerContextKey, &http.Server{})
+	other := context.WithValue(context.Background(), ctxKeyOther{}, 1)
+	r := httptest.NewRequest(http.MethodGet, "/t", nil)
+	r.Header.Set("X-A", "1")
+	allocs := func(parent context.Context) float64 {
+		return testing.AllocsPerRun(200, func() {
+			ctx, cancel := context.WithCancel(parent)
+			detach(r.WithContext(ctx))
+			cancel()
+		})
+	}
+	if a, b := allocs(served), allocs(other); a != b-1 {
+		t.Fatalf("detach allocates %.0f times for a request net/http served, %.0f for another cancellable one: want one less (no Done channel)", a, b)
+	}
+}
+
+type ctxKeyOther struct{}
