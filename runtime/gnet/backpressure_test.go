@@ -1,4 +1,4 @@
-package gnet_test
+package gnet
 
 import (
 	"bufio"
@@ -13,14 +13,15 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/wsmatrix/wsmatrix/api"
-	"github.com/wsmatrix/wsmatrix/runtime/gnet"
 )
 
-func start(t *testing.T, o api.Options, setup func(r *api.Router)) string {
+// start serves the routes setup makes on loops event loops until the
+// test ends; it returns the address.
+func start(t *testing.T, o api.Options, loops int, setup func(r *api.Router)) string {
 	t.Helper()
 	r := api.NewRouter()
 	setup(r)
-	s, err := gnet.New(r, o, gnet.WithLoops(2))
+	s, err := New(r, o, WithLoops(loops))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,21 +39,11 @@ func start(t *testing.T, o api.Options, setup func(r *api.Router)) string {
 func TestFloodWhileHandlerDoesNotReceive(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
-	addr := start(t, api.Options{InboxSize: 2}, func(r *api.Router) {
+	addr := start(t, api.Options{InboxSize: 2}, 2, func(r *api.Router) {
 		r.Handle("/deaf", func(ws api.Conn) { <-release })
 	})
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, br := dialUpgrade(t, addr, "/deaf")
 	defer nc.Close()
-	br := bufio.NewReader(nc)
-	io.WriteString(nc, "GET /deaf HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != 101 {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
 	var frame bytes.Buffer
 	payload := make([]byte, 32<<10)
 	ws.WriteHeader(&frame, ws.Header{Fin: true, OpCode: ws.OpBinary, Length: int64(len(payload)), Masked: true})
@@ -84,4 +75,22 @@ func TestFloodWhileHandlerDoesNotReceive(t *testing.T) {
 	if n := <-sent; n >= 64<<20 {
 		t.Fatalf("the server took all %d bytes", n)
 	}
+}
+
+// dialUpgrade opens a raw TCP connection to addr and upgrades it on path.
+func dialUpgrade(t *testing.T, addr, path string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	io.WriteString(nc, "GET "+path+" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		nc.Close()
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	return nc, br
 }

@@ -1,11 +1,8 @@
 package gnet
 
 import (
-	"bufio"
 	"bytes"
 	"io"
-	"net"
-	"net/http"
 	"testing"
 	"time"
 
@@ -24,30 +21,10 @@ import (
 // failed with EOF under CPU contention).
 func TestFramesRightAfterThe101AreKept(t *testing.T) {
 	testHookBeforeRun = func() { time.Sleep(100 * time.Millisecond) }
-	defer func() { testHookBeforeRun = nil }()
-	r := api.NewRouter()
-	r.Handle("/echo", handlers.Echo)
-	s, err := New(r, api.Options{}, WithLoops(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown(t.Context())
-	nc, err := net.Dial("tcp", a.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { testHookBeforeRun = nil }) // after start's Shutdown: the upgrade goroutines have ended
+	addr := start(t, api.Options{}, 1, func(r *api.Router) { r.Handle("/echo", handlers.Echo) })
+	nc, br := dialUpgrade(t, addr, "/echo")
 	defer nc.Close()
-	br := bufio.NewReader(nc)
-	io.WriteString(nc, "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade: %v %v", resp, err)
-	}
 	const n, size = 4, 64 << 10
 	var frames bytes.Buffer
 	for range n {
