@@ -77,10 +77,10 @@ func (c *Conn) begin(ce *api.CloseError) bool {
 	}
 	c.ready = closedCh
 	c.scheduleLocked()
-	cancel := c.cancel
+	cx := c.cx
 	c.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if cx != nil {
+		cx.cancel()
 	}
 	c.resumeReader() // a paused reader reads on: data is dropped now, the peer's close is read
 	c.helpNow()      // on a blocking socket, someone reads the peer's close while the handler does not

@@ -54,11 +54,10 @@ type Conn struct {
 	busy       bool            // the handler took a message and has not come back for the next
 	closeErr   *api.CloseError // what the handler is told, once ending
 	fail       *api.CloseError // the protocol error being drained (stDraining)
-	ctx        context.Context // made on first Context call
-	cancel     context.CancelFunc
-	ended      chan struct{} // made by a waiter; closed at stClosed
-	closeTimer *time.Timer   // bounds the close handshake, or the drain
-	pingSent   int64         // unix nanoseconds of the unanswered ping, or 0
+	cx         *connContext    // made on first Context call
+	ended      chan struct{}   // made by a waiter; closed at stClosed
+	closeTimer *time.Timer     // bounds the close handshake, or the drain
+	pingSent   int64           // unix nanoseconds of the unanswered ping, or 0
 	inbox      inbox
 	ready      chan struct{} // one token: wakes a parked Receive
 	ev         events
@@ -133,13 +132,21 @@ func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) 
 func (c *Conn) Context() context.Context {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.ctx == nil {
-		c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(c.requestContext()))
+	if c.cx == nil {
+		ctx, cancel := context.WithCancel(context.WithoutCancel(c.requestContext()))
+		c.cx = &connContext{ctx: ctx, cancel: cancel}
 		if c.state >= stClosing {
-			c.cancel()
+			cancel()
 		}
 	}
-	return c.ctx
+	return c.cx.ctx
+}
+
+// connContext is the connection's context and its cancel, made together
+// when a handler first asks (one word in Conn instead of three).
+type connContext struct {
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Run calls the handler, recovers its panic (close 1011) and closes the

@@ -164,7 +164,10 @@ func (s *Server) newConnAdmitted(t Transport, r *http.Request, subprotocol strin
 	s.mu.Unlock()
 	c.drain()
 	c.wmu.Lock()
-	c.w.spare = nil // the handshake's buffer: an idle connection keeps none
+	if x := c.w.cold; x != nil { // the handshake's buffer: an idle connection keeps none
+		x.spare = nil
+		c.trimColdLocked()
+	}
 	if len(c.w.queue) == 0 {
 		c.w.queue = nil
 	}

@@ -24,11 +24,9 @@ import (
 // the socket; only a Send that finds the queue over its budget waits, as
 // SendQueueFull says.
 type writer struct {
-	queue  []byte        // frames waiting, in order
-	spare  []byte        // the flusher's other buffer
-	queued int           // bytes in queue, plus those the flusher is writing
-	pong   []byte        // the answer to the latest ping, held while the queue is over budget
-	room   chan struct{} // closed when bytes left the queue, for Sends waiting for room
+	queue  []byte      // frames waiting, in order
+	queued int         // bytes in queue, plus those the flusher is writing
+	cold   *writerCold // made when the peer falls behind, dropped when empty
 
 	active       bool // a goroutine holds the writer role
 	flushing     bool // the role is held by the flushing goroutine
@@ -39,6 +37,30 @@ type writer struct {
 	halfClose    bool // end our sending side once the close frame is out (the peer broke the protocol)
 	dead         bool // the socket is closed or a write failed: nothing is written any more
 	stalled      bool // a write made no progress for WriteTimeout: closing with 1008
+}
+
+// writerCold is what only a connection whose peer fell behind needs. It is
+// made on first use and dropped once empty: every connection holds a Conn,
+// and 64 bytes less keep it in the 448-byte size class.
+type writerCold struct {
+	spare []byte        // the flusher's other buffer
+	pong  []byte        // the answer to the latest ping, held while the queue is over budget
+	room  chan struct{} // closed when bytes left the queue, for Sends waiting for room
+}
+
+// coldLocked returns the writer's cold state, made if need be.
+func (c *Conn) coldLocked() *writerCold {
+	if c.w.cold == nil {
+		c.w.cold = new(writerCold)
+	}
+	return c.w.cold
+}
+
+// trimColdLocked drops the cold state once it holds nothing.
+func (c *Conn) trimColdLocked() {
+	if x := c.w.cold; x != nil && x.spare == nil && x.pong == nil && x.room == nil {
+		c.w.cold = nil
+	}
 }
 
 // fullPolicy is what a send does when the queue is full.
@@ -211,10 +233,11 @@ func (c *Conn) waitRoomLocked(size int, deadline time.Time) bool {
 		c.wmu.Lock()
 		return ok || c.w.dead || c.w.closeQueued
 	}
-	if c.w.room == nil {
-		c.w.room = make(chan struct{})
+	x := c.coldLocked()
+	if x.room == nil {
+		x.room = make(chan struct{})
 	}
-	room := c.w.room
+	room := x.room
 	c.wmu.Unlock()
 	ended := c.endedCh()
 	var timeout <-chan time.Time
@@ -242,9 +265,10 @@ func (c *Conn) queueFull(err error) error {
 
 // wakeSendersLocked wakes the Sends waiting for room.
 func (c *Conn) wakeSendersLocked() {
-	if c.w.room != nil {
-		close(c.w.room)
-		c.w.room = nil
+	if x := c.w.cold; x != nil && x.room != nil {
+		close(x.room)
+		x.room = nil
+		c.trimColdLocked()
 	}
 }
 
@@ -267,7 +291,8 @@ func (c *Conn) sendPong(p []byte) {
 		return
 	}
 	if c.backlogLocked() >= c.srv.opts.SendQueueBytes {
-		c.w.pong = append(c.w.pong[:0], p...)
+		x := c.coldLocked()
+		x.pong = append(x.pong[:0], p...)
 		c.w.hasPong = true
 		c.pongHeld.Store(true) // Feed pauses: a peer that does not read gets nothing more read
 		c.wmu.Unlock()
@@ -310,7 +335,11 @@ func (c *Conn) queueClose(code api.StatusCode, reason string, finishAfter bool) 
 		return
 	}
 	c.w.closeQueued = true
-	c.w.hasPong = false
+	if c.w.hasPong { // the held pong is dropped: nothing follows the close frame
+		c.w.hasPong = false
+		c.w.cold.pong = nil
+		c.trimColdLocked()
+	}
 	c.pongHeld.Store(false)
 	n := len(c.w.queue)
 	c.w.queue = wire.AppendClose(c.w.queue, code, reason)
@@ -450,8 +479,13 @@ func (c *Conn) writeWaiting(a, b []byte) error {
 
 // takeSpareLocked returns the spare buffer, emptied, for a new queue.
 func (c *Conn) takeSpareLocked() []byte {
-	q := c.w.spare[:0]
-	c.w.spare = nil
+	x := c.w.cold
+	if x == nil {
+		return nil
+	}
+	q := x.spare[:0]
+	x.spare = nil
+	c.trimColdLocked()
 	return q
 }
 
@@ -459,7 +493,7 @@ func (c *Conn) takeSpareLocked() []byte {
 // large: a burst's storage is not kept.
 func (c *Conn) putSpareLocked(buf []byte) {
 	if cap(buf) <= 4*bigFrame {
-		c.w.spare = buf[:0]
+		c.coldLocked().spare = buf[:0]
 	}
 }
 
@@ -563,8 +597,10 @@ func (c *Conn) takePongLocked() {
 	}
 	c.w.hasPong = false
 	n := len(c.w.queue)
-	c.w.queue = wire.AppendFrame(c.w.queue, wire.OpPong, c.w.pong)
+	c.w.queue = wire.AppendFrame(c.w.queue, wire.OpPong, c.w.cold.pong) // hasPong: the cold state holds it
 	c.w.queued += len(c.w.queue) - n
+	c.w.cold.pong = nil
+	c.trimColdLocked()
 	c.pongHeld.Store(false)
 	c.resumeReader()
 }
