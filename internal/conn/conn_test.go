@@ -581,3 +581,58 @@ func TestProtocolErrorCountedOnce(t *testing.T) {
 		t.Fatalf("Refused(too_big) called %d times, want 1", counts[api.ReasonTooBig])
 	}
 }
+
+// A held pong to a ping without payload survives the writer dropping its
+// cold state (the flusher's spare buffer goes back, a waiting Send is
+// woken) and goes out once the peer reads: the pong's payload is empty,
+// and its being held is what keeps the cold state.
+func TestHeldEmptyPongGoesOut(t *testing.T) {
+	o := quiet()
+	o.SendQueueBytes = 1000
+	o.WriteTimeout = 5 * time.Second
+	s := newTestServer(t, o)
+	f := newSocketFake(0) // the peer reads nothing yet
+	c := newTestConn(s, f)
+	defer c.Gone(errTest)
+	c.SendBinary(make([]byte, 996)) // a 1,000-byte frame, queued: the socket takes nothing, the queue is at its budget
+	c.Feed(clientFrame(ws.OpPing, nil))
+	if !c.pongHeld.Load() {
+		t.Fatal("the pong was not held: the queue was not over its budget")
+	}
+	f.drain(1 << 20) // the peer reads everything
+	waitFor(t, "the pong", func() bool {
+		for _, fr := range f.frames(t) {
+			if fr.Header.OpCode == ws.OpPong {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// The writer's cold state is not dropped while a pong is held, even one
+// without payload: the flusher taking its spare buffer in between left
+// takePongLocked without it (a nil dereference).
+func TestHeldEmptyPongKeepsTheColdState(t *testing.T) {
+	o := quiet()
+	o.SendQueueBytes = 1000
+	s := newTestServer(t, o)
+	f := newSocketFake(0)
+	c := newTestConn(s, f)
+	defer c.Gone(errTest)
+	c.wmu.Lock()
+	c.w.queued = 1000 // the queue at its budget, as a peer that stopped reading leaves it
+	c.wmu.Unlock()
+	c.sendPong(nil)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.w.hasPong {
+		t.Fatal("the pong was not held")
+	}
+	c.takeSpareLocked() // what the flusher does before each write
+	c.w.queued = 0      // the peer read everything
+	c.takePongLocked()
+	if c.w.hasPong || len(c.w.queue) == 0 {
+		t.Fatal("the held pong was not queued")
+	}
+}

@@ -56,9 +56,10 @@ func (c *Conn) coldLocked() *writerCold {
 	return c.w.cold
 }
 
-// trimColdLocked drops the cold state once it holds nothing.
+// trimColdLocked drops the cold state once it holds nothing (a held pong
+// without payload is something: pong is nil then).
 func (c *Conn) trimColdLocked() {
-	if x := c.w.cold; x != nil && x.spare == nil && x.pong == nil && x.room == nil {
+	if x := c.w.cold; x != nil && !c.w.hasPong && x.spare == nil && x.pong == nil && x.room == nil {
 		c.w.cold = nil
 	}
 }
