@@ -485,8 +485,7 @@ func (c *Conn) takeSpareLocked() []byte {
 		return nil
 	}
 	q := x.spare[:0]
-	x.spare = nil
-	c.trimColdLocked()
+	x.spare = nil // not trimmed: putSpareLocked gives a buffer back right after the write
 	return q
 }
 
@@ -495,7 +494,9 @@ func (c *Conn) takeSpareLocked() []byte {
 func (c *Conn) putSpareLocked(buf []byte) {
 	if cap(buf) <= 4*bigFrame {
 		c.coldLocked().spare = buf[:0]
+		return
 	}
+	c.trimColdLocked()
 }
 
 // startFlusherLocked hands the writer role to the flusher.
