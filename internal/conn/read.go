@@ -423,7 +423,7 @@ func (c *Conn) pause(unused int) bool {
 	return false
 }
 
-// parseFailed closes with the parser's error.
+// parseFailed closes with the parser's (or the inflater's) error.
 //
 //go:noinline
 func (c *Conn) parseFailed(err error) {
@@ -440,9 +440,7 @@ func (c *Conn) parseFailed(err error) {
 func (c *Conn) inflate(data []byte) ([]byte, bool) {
 	out, err := c.dfl.inflate(data, c.srv.opts.ReadLimit, c.msgType == api.Text)
 	if err != nil {
-		var ce *api.CloseError
-		errors.As(err, &ce)
-		c.protocolError(ce)
+		c.parseFailed(err)
 		return nil, false
 	}
 	return out, true

@@ -122,35 +122,20 @@ type rawTransport struct {
 
 func (t *rawTransport) TryWrite(a, b []byte) (n int, err error) {
 	werr := t.rc.Write(func(fd uintptr) bool {
-		for {
-			if len(b) == 0 {
-				n, err = unix.Write(int(fd), a)
-			} else {
-				n, err = writev(int(fd), a, b)
-			}
-			if err != unix.EINTR {
-				return true
-			}
-		}
+		n, err = WriteNonblocking(int(fd), a, b)
+		return true
 	})
 	if werr != nil {
 		return 0, werr
-	}
-	if n < 0 {
-		n = 0
-	}
-	if err == unix.EAGAIN {
-		err = nil
 	}
 	return n, err
 }
 
 // WriteNonblocking writes a then b on a non-blocking socket descriptor
 // without waiting: it returns the bytes the socket took, 0 when it took
-// none (EAGAIN). For a runtime that may write to its sockets from any
-// goroutine while it knows nothing is ahead of these bytes. (rawTransport
-// does the same inside RawConn.Write, inline: its frame is on a blocking
-// handler's send path.)
+// none (EAGAIN). rawTransport writes with it inside RawConn.Write; a
+// runtime may call it from any goroutine while it knows nothing is ahead
+// of these bytes.
 func WriteNonblocking(fd int, a, b []byte) (n int, err error) {
 	for {
 		if len(b) == 0 {

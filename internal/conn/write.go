@@ -87,6 +87,8 @@ func (c *Conn) Send(m api.Message) error {
 		return invalidType(m.Type)
 	}
 	op := ws.OpCode(m.Type) // the types are their opcodes
+	// sendDataFull's two lines, not a call to it: its frame would be on
+	// every handler's send path (it is not inlined).
 	if d := c.dfl; d != nil && len(m.Data) >= d.threshold {
 		return c.sendCompressed(op, m.Data, fullAsOptions)
 	}

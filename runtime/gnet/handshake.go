@@ -88,7 +88,7 @@ func (s *Server) serveUpgrade(sess *session, r *http.Request, remote netip.AddrP
 	s.ws.Serve(w, r, func(w http.ResponseWriter, r *http.Request, h api.Handler) {
 		c := s.ws.Upgrade(w, r, func() (conn.Transport, netip.AddrPort, error) {
 			upgraded = true
-			sess.answered.Store(true)
+			sess.state.Store(stAnswered)
 			return sess, remote, nil
 		})
 		if c != nil {
@@ -158,7 +158,7 @@ func (s *Server) upgradeFromHTTP(w http.ResponseWriter, r *http.Request, h api.H
 		if !opened { // gnet reports no error when the poller refused the descriptor: it closed it, OnOpen never ran
 			return nil, netip.AddrPort{}, errors.New("wsmatrix: gnet: the event loop did not take the connection")
 		}
-		sess.answered.Store(true)
+		sess.state.Store(stAnswered)
 		return sess, remote, nil
 	})
 	if c != nil {
@@ -170,7 +170,7 @@ func (s *Server) upgradeFromHTTP(w http.ResponseWriter, r *http.Request, h api.H
 // on a fresh goroutine.
 func (s *Server) run(sess *session, c *conn.Conn, h api.Handler) {
 	sess.c.Store(c)
-	if sess.state.CompareAndSwap(stServing, stOpen) {
+	if sess.state.CompareAndSwap(stAnswered, stOpen) {
 		sess.gc.Wake(nil) // the frames that came with the request and since
 	} else {
 		c.Gone(net.ErrClosed) // the socket closed during the upgrade

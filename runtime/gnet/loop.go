@@ -55,12 +55,12 @@ func (s *Server) OnClose(gc gnetv2.Conn, err error) gnetv2.Action {
 // OnTraffic reads what arrived: a request head, then frames.
 func (s *Server) OnTraffic(gc gnetv2.Conn) gnetv2.Action {
 	sess := gc.Context().(*session)
-	switch sess.state.Load() {
+	switch st := sess.state.Load(); st {
 	case stRequest:
 		return s.readRequest(gc, sess)
-	case stServing: // middleware and the upgrade run off the loop: keep it
+	case stServing, stAnswered: // middleware and the upgrade run off the loop: keep it
 		limit := int64(pendingLimit)
-		if sess.answered.Load() { // the peer may send frames now
+		if st == stAnswered { // the peer may send frames now: within the connection's own budget
 			limit = s.ws.InputBudget()
 		}
 		if int64(gc.InboundBuffered()) > limit {

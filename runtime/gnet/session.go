@@ -16,6 +16,7 @@ import (
 const (
 	stRequest   int32 = iota // reading the first request head
 	stServing                // middleware and the upgrade running off the loop
+	stAnswered               // the upgrade was taken, the 101 goes out: frames may come before the loop has the connection
 	stOpen                   // WebSocket frames
 	stRefused                // the upgrade was refused: the answer goes out, then the close
 	stHandedOut              // given to net/http
@@ -32,9 +33,6 @@ type session struct {
 	gc    gnetv2.Conn // set when the connection joined its loop
 	state atomic.Int32
 	c     atomic.Pointer[conn.Conn]
-	// answered: the upgrade was taken and the 101 goes out; until the
-	// loop has the connection, frames wait within its input budget.
-	answered atomic.Bool
 
 	mu         sync.Mutex
 	batch      *[]byte // bytes for the loop to write, in order; pooled, nil when none
