@@ -10,6 +10,7 @@ import (
 	"path"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/internal/hook"
@@ -74,10 +75,14 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) 
 // connection keeps it for hours).
 func detach(r *http.Request) *http.Request {
 	ctx := r.Context()
+	rebased := hook.Rebase(ctx, servedValues)
+	if parent, ok := hook.Parent(ctx); ok { // nothing but the router's hook was added
+		ctx = parent
+	}
 	// net/http's request contexts are cancelled when the handler returns:
 	// known without asking Done, which would make the context's channel
 	// (96 bytes each connection keeps). Others may not be cancellable.
-	if ctx.Value(http.ServerContextKey) != nil || ctx.Done() != nil {
+	if (!rebased && ctx.Value(http.ServerContextKey) != nil) || ctx.Done() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}
 	r2 := r.WithContext(ctx)
@@ -85,6 +90,52 @@ func detach(r *http.Request) *http.Request {
 	r2.GetBody = nil
 	r2.Header = compactHeader(r.Header)
 	return r2
+}
+
+// servedBase is the base context of HTTPServer's requests.
+var servedBase = context.WithValue(context.Background(), servedKey{}, true)
+
+type servedKey struct{}
+
+// servedValues returns, for the context under the router's hook of a
+// request HTTPServer's server read, one that holds its two values (the
+// server, the local address) and nothing else: net/http's contexts of the
+// request and of its connection are cancellable, with a channel and a map
+// of children, about 400 bytes that an open connection would keep only
+// for those values. Its handler and middleware then see a context that is
+// never cancelled, as the handler would anyway. It returns nil for any
+// other context: values added under the hook (a server of the user's own,
+// with a BaseContext or ConnContext, or middleware around the runtime's
+// handler) must stay.
+func servedValues(ctx context.Context) context.Context {
+	if ctx.Value(servedKey{}) == nil {
+		return nil
+	}
+	srv, _ := ctx.Value(http.ServerContextKey).(*http.Server)
+	return &servedCtx{srv: srv, local: ctx.Value(http.LocalAddrContextKey)}
+}
+
+// servedCtx is what servedValues keeps.
+type servedCtx struct {
+	srv   *http.Server
+	local any
+}
+
+func (*servedCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (*servedCtx) Done() <-chan struct{}       { return nil }
+func (*servedCtx) Err() error                  { return nil }
+func (*servedCtx) String() string {
+	return "context.Background.WithValue(net/http's server, local address)"
+}
+
+func (c *servedCtx) Value(key any) any {
+	switch key {
+	case http.ServerContextKey:
+		return c.srv
+	case http.LocalAddrContextKey:
+		return c.local
+	}
+	return nil
 }
 
 // handshakeOnly reports the request headers that only carry the handshake:

@@ -21,10 +21,13 @@ const KeepAliveIdle = 60 * time.Second
 // HTTPServer returns the net/http server of the runtimes that serve HTTP
 // with net/http (stdhttp, and gnet until an upgrade): the request head is
 // bounded in size (MaxHeaderBytes, 431) and time (HandshakeTimeout), an
-// idle keep-alive connection is closed after KeepAliveIdle.
+// idle keep-alive connection is closed after KeepAliveIdle. Its requests'
+// contexts are marked, so that an upgraded connection keeps only their
+// values (detach).
 func HTTPServer(o *api.Options, h http.Handler) *http.Server {
 	hs := &http.Server{
 		Handler:        h,
+		BaseContext:    func(net.Listener) context.Context { return servedBase },
 		MaxHeaderBytes: o.MaxHeaderBytes,
 		IdleTimeout:    KeepAliveIdle,
 		ErrorLog:       slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),

@@ -7,6 +7,8 @@ package hook
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
+	"time"
 )
 
 // Upgrade serves a request that reached a WebSocket route: h is the
@@ -15,12 +17,31 @@ type Upgrade func(w http.ResponseWriter, r *http.Request, h any)
 
 type upgradeKey struct{}
 
-// holder lets served drop the Upgrade once the request is served, and
-// Parent find the context it was added to.
+// holder is the context WithUpgrade returns: its parent's values and
+// cancellation, and the Upgrade. Rebase may swap the parent.
 type holder struct {
 	up     Upgrade
-	ctx    context.Context // the context WithUpgrade returned
-	parent context.Context
+	parent atomic.Pointer[parentCtx]
+}
+
+type parentCtx struct{ context.Context }
+
+func (h *holder) Deadline() (time.Time, bool) { return h.parent.Load().Deadline() }
+func (h *holder) Done() <-chan struct{}       { return h.parent.Load().Done() }
+func (h *holder) Err() error                  { return h.parent.Load().Err() }
+
+func (h *holder) Value(key any) any {
+	if key == (upgradeKey{}) {
+		return h
+	}
+	return h.parent.Load().Value(key)
+}
+
+func (h *holder) String() string {
+	if s, ok := h.parent.Load().Context.(interface{ String() string }); ok {
+		return s.String() + ".WithUpgrade"
+	}
+	return "context.WithUpgrade"
 }
 
 // WithUpgrade returns ctx carrying up, for the router's WebSocket routes,
@@ -29,19 +50,38 @@ type holder struct {
 // handshake (a response, buffers). served must not look ctx up again: on
 // fasthttp the request's context is recycled once the response is done.
 func WithUpgrade(ctx context.Context, up Upgrade) (_ context.Context, served func()) {
-	h := &holder{up: up, parent: ctx}
-	h.ctx = context.WithValue(ctx, upgradeKey{}, h)
-	return h.ctx, func() { h.up = nil }
+	h := &holder{up: up}
+	h.parent.Store(&parentCtx{ctx})
+	return h, func() { h.up = nil }
 }
 
 // Parent returns the context WithUpgrade added to, when ctx is exactly
 // the one it returned (no middleware added values since): a connection
 // that keeps the request's context for its life need not keep the hook.
 func Parent(ctx context.Context) (context.Context, bool) {
-	if h, _ := ctx.Value(upgradeKey{}).(*holder); h != nil && h.ctx == ctx {
-		return h.parent, true
+	if h, ok := ctx.(*holder); ok {
+		return h.parent.Load().Context, true
 	}
 	return nil, false
+}
+
+// Rebase replaces the context under the hook in ctx with what lighter
+// returns for it, unless that is nil, and reports whether it did. The
+// contexts middleware added above the hook reach the new one from then on.
+// A connection keeps its request's context for its life; lighter can let
+// go of what a runtime put under it that only served the request (such as
+// net/http's cancellable contexts), keeping its values.
+func Rebase(ctx context.Context, lighter func(context.Context) context.Context) bool {
+	h, _ := ctx.Value(upgradeKey{}).(*holder)
+	if h == nil {
+		return false
+	}
+	l := lighter(h.parent.Load().Context)
+	if l == nil {
+		return false
+	}
+	h.parent.Store(&parentCtx{l})
+	return true
 }
 
 // UpgradeFrom returns the Upgrade in ctx, or nil.
