@@ -81,8 +81,9 @@ func detach(r *http.Request) *http.Request {
 	}
 	// net/http's request contexts are cancelled when the handler returns:
 	// known without asking Done, which would make the context's channel
-	// (96 bytes each connection keeps). Others may not be cancellable.
-	if (!rebased && ctx.Value(http.ServerContextKey) != nil) || ctx.Done() != nil {
+	// (96 bytes each connection keeps; a rebased one keeps it for the
+	// middleware). Others may not be cancellable.
+	if rebased || ctx.Value(http.ServerContextKey) != nil || ctx.Done() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}
 	r2 := r.WithContext(ctx)
@@ -99,33 +100,43 @@ type servedKey struct{}
 
 // servedValues returns, for the context under the router's hook of a
 // request HTTPServer's server read, one that holds its two values (the
-// server, the local address) and nothing else: net/http's contexts of the
-// request and of its connection are cancellable, with a channel and a map
-// of children, about 400 bytes that an open connection would keep only
-// for those values. Its handler and middleware then see a context that is
-// never cancelled, as the handler would anyway. It returns nil for any
-// other context: values added under the hook (a server of the user's own,
-// with a BaseContext or ConnContext, or middleware around the runtime's
-// handler) must stay.
+// server, the local address) and its Done channel, and nothing else:
+// net/http's contexts of the request and of its connection, with their
+// map of children, are about 300 bytes that an open connection would
+// keep only for those values. Middleware still running, and what it
+// started, see the same Done channel, closed as before when ServeHTTP
+// returns, and Err says Canceled from then on. It returns nil for any
+// other context: values added under the hook (by a server of the user's
+// own, with a BaseContext or ConnContext, or middleware around the
+// runtime's handler) must stay.
 func servedValues(ctx context.Context) context.Context {
 	if ctx.Value(servedKey{}) == nil {
 		return nil
 	}
 	srv, _ := ctx.Value(http.ServerContextKey).(*http.Server)
-	return &servedCtx{srv: srv, local: ctx.Value(http.LocalAddrContextKey)}
+	return &servedCtx{srv: srv, local: ctx.Value(http.LocalAddrContextKey), done: ctx.Done()}
 }
 
 // servedCtx is what servedValues keeps.
 type servedCtx struct {
 	srv   *http.Server
 	local any
+	done  <-chan struct{}
 }
 
 func (*servedCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (*servedCtx) Done() <-chan struct{}       { return nil }
-func (*servedCtx) Err() error                  { return nil }
+func (c *servedCtx) Done() <-chan struct{}     { return c.done }
 func (*servedCtx) String() string {
-	return "context.Background.WithValue(net/http's server, local address)"
+	return "context.Background.WithValue(net/http's server, local address).WithCancel"
+}
+
+func (c *servedCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.Canceled
+	default:
+		return nil
+	}
 }
 
 func (c *servedCtx) Value(key any) any {

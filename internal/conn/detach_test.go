@@ -2,6 +2,7 @@ package conn
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -35,10 +36,19 @@ func TestUpgradeLetsGoOfNetHTTPContexts(t *testing.T) {
 		middleware := tc.middleware
 		t.Run(tc.name, func(t *testing.T) {
 			router := api.NewRouter()
+			// Middleware watches its request's context from before and
+			// after the upgrade: net/http cancels it when ServeHTTP returns.
+			watched := make(chan error, 3)
 			if middleware {
 				router.Use(func(next http.Handler) http.Handler {
 					return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-						next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), mwKey{}, "mw")))
+						ctx := r.Context()
+						done := ctx.Done()
+						go func() { <-done; watched <- ctx.Err() }()
+						next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, mwKey{}, "mw")))
+						go func() { <-ctx.Done(); watched <- context.Cause(ctx) }()
+						child, cancel := context.WithCancel(ctx)
+						context.AfterFunc(child, func() { watched <- child.Err(); cancel() })
 					})
 				})
 			}
@@ -114,8 +124,20 @@ func TestUpgradeLetsGoOfNetHTTPContexts(t *testing.T) {
 			if v, _ := rc.Value(http.LocalAddrContextKey).(net.Addr); v == nil || v.String() != l.Addr().String() {
 				t.Errorf("LocalAddrContextKey: %v, want %v", v, l.Addr())
 			}
-			if middleware && rc.Value(mwKey{}) != "mw" {
-				t.Error("middleware's value lost")
+			if middleware {
+				if rc.Value(mwKey{}) != "mw" {
+					t.Error("middleware's value lost")
+				}
+				for i := range 3 {
+					select {
+					case err := <-watched:
+						if !errors.Is(err, context.Canceled) {
+							t.Errorf("middleware's watcher %d: the request's context is done with %v", i, err)
+						}
+					case <-time.After(5 * time.Second):
+						t.Fatalf("middleware's watcher %d: the request's context was never cancelled", i)
+					}
+				}
 			}
 			if rc.Done() != nil || rc.Err() != nil {
 				t.Error("the open connection's request context can be cancelled")
