@@ -70,7 +70,7 @@ func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip
 	c := &Conn{srv: s, t: t, proto: proto, remote: remote, dfl: dfl}
 	c.req.Store(r)
 	if _, ok := t.(Resumer); !ok {
-		c.rd = &reader{space: make(chan struct{}, 1)}
+		c.rd = &reader{}
 	}
 	c.parser = *wire.NewParser(s.opts.ReadLimit, dfl != nil)
 	now := time.Now()

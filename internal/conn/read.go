@@ -30,23 +30,43 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, ReadBufferSize); re
 // runtime poller and borrows a pooled buffer for the read itself and for
 // an incomplete frame.
 type reader struct {
-	role  sync.Mutex    // held by whoever reads the socket and feeds what it read
-	space chan struct{} // a paused helper waits here
+	role  sync.Mutex                    // held by whoever reads the socket and feeds what it read
+	space atomic.Pointer[chan struct{}] // a paused helper waits here (room); made on the first pause
 
 	// Guarded by role.
 	r     io.Reader
 	rc    syscall.RawConn // nil: no raw access (TLS): a helper reads all along
 	buf   *[]byte         // the borrowed buffer, nil while idle
 	n     int             // bytes in buf not fed yet (an incomplete frame, or input while paused)
+	k     int             // what readFd read
+	rerr  error           // and the error it got
 	ended bool            // the socket failed or ended: nobody reads any more
 
 	// Set by Attach before attached, read-only after.
-	direct   bool                                          // a raw socket with read deadlines: receivers read it themselves
-	dl       interface{ SetReadDeadline(time.Time) error } // to interrupt a helper waiting in the poller
-	away     *time.Timer                                   // starts a helper once the handler stays away from Receive (direct only)
+	direct   bool                  // a raw socket with read deadlines: receivers read it themselves
+	read     func(fd uintptr) bool // rd.readFd, made once: a closure per read would cost three allocations
+	away     *time.Timer           // starts a helper once the handler stays away from Receive (direct only)
 	attached atomic.Bool
 	helping  atomic.Bool // a helper goroutine runs
 	yield    atomic.Bool // a receiver asks the helper to give the role up
+}
+
+// room is the channel a paused helper waits on for room in the inbox. It
+// is made on first use: most connections never pause.
+func (rd *reader) room() chan struct{} {
+	if p := rd.space.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan struct{}, 1)
+	if rd.space.CompareAndSwap(nil, &ch) {
+		return ch
+	}
+	return *rd.space.Load()
+}
+
+// deadline sets the socket's read deadline (direct readers only).
+func (rd *reader) deadline(t time.Time) {
+	rd.r.(interface{ SetReadDeadline(time.Time) error }).SetReadDeadline(t)
 }
 
 // awayGrace is how long a blocking handler may stay away from Receive
@@ -76,13 +96,16 @@ func (c *Conn) Attach(r io.Reader, prefix []byte) {
 			rd.rc = rc
 		}
 	}
-	rd.dl, _ = r.(interface{ SetReadDeadline(time.Time) error })
+	_, dl := r.(interface{ SetReadDeadline(time.Time) error })
 	if len(prefix) > 0 {
 		b := make([]byte, max(ReadBufferSize, len(prefix)+wire.MinBuffer))
 		rd.buf = &b
 		rd.n = copy(b, prefix)
 	}
-	rd.direct = rd.rc != nil && rd.dl != nil
+	rd.direct = rd.rc != nil && dl
+	if rd.rc != nil {
+		rd.read = rd.readFd
+	}
 	pending := rd.n > 0
 	if rd.direct {
 		// Made stopped: it must not fire before attached is set.
@@ -220,32 +243,14 @@ func (c *Conn) fill(helper bool) bool {
 	if rd.rc == nil {
 		k, rerr = rd.r.Read((*rd.buf)[rd.n:])
 	} else {
-		err := rd.rc.Read(func(fd uintptr) bool {
-			if rd.buf == nil {
-				rd.buf = readBufs.Get().(*[]byte)
-			}
-			for {
-				k, rerr = syscall.Read(int(fd), (*rd.buf)[rd.n:])
-				if rerr != syscall.EINTR {
-					break
-				}
-			}
-			if rerr == syscall.EAGAIN {
-				if rd.n == 0 {
-					if cap(*rd.buf) == ReadBufferSize { // a larger one (the prefix's) is not pooled
-						readBufs.Put(rd.buf)
-					}
-					rd.buf = nil
-				}
-				return false // wait for readability, holding no buffer
-			}
-			return true
-		})
+		err := rd.rc.Read(rd.read)
+		k, rerr = rd.k, rd.rerr
+		rd.k, rd.rerr = 0, nil
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// A receiver interrupted a waiting helper to take the role:
 			// whoever reads next clears the deadline first.
-			rd.dl.SetReadDeadline(time.Time{})
+			rd.deadline(time.Time{})
 			if rd.yield.Load() && !helper {
 				rd.yield.Store(false)
 			}
@@ -261,6 +266,31 @@ func (c *Conn) fill(helper bool) bool {
 	}
 	if rerr != nil {
 		c.readFailed(rerr)
+		return false
+	}
+	return true
+}
+
+// readFd is fill's read on the socket, called by RawConn.Read (rd.read):
+// false waits for readability, holding no buffer.
+func (rd *reader) readFd(fd uintptr) bool {
+	if rd.buf == nil {
+		rd.buf = readBufs.Get().(*[]byte)
+	}
+	for {
+		rd.k, rd.rerr = syscall.Read(int(fd), (*rd.buf)[rd.n:])
+		if rd.rerr != syscall.EINTR {
+			break
+		}
+	}
+	if rd.rerr == syscall.EAGAIN {
+		if rd.n == 0 {
+			if cap(*rd.buf) == ReadBufferSize { // a larger one (the prefix's) is not pooled
+				readBufs.Put(rd.buf)
+			}
+			rd.buf = nil
+		}
+		rd.k, rd.rerr = 0, nil
 		return false
 	}
 	return true
@@ -299,7 +329,7 @@ func (c *Conn) takeReadRole() bool {
 	rd.away.Stop()
 	if !rd.role.TryLock() {
 		rd.yield.Store(true)
-		rd.dl.SetReadDeadline(aLongTimeAgo) // out of the poller: the helper sees yield
+		rd.deadline(aLongTimeAgo) // out of the poller: the helper sees yield
 		return false
 	}
 	if rd.ended || rd.helping.Load() {
@@ -336,7 +366,7 @@ func (c *Conn) feedBuffered(buf []byte, n int, wait bool) (left int, paused, sto
 		if !wait {
 			return n, true, false
 		}
-		<-c.rd.space // room again, or the connection is ending (Feed then drops data)
+		<-c.rd.room() // room again, or the connection is ending (Feed then drops data)
 	}
 	if n == len(buf) { // cannot happen: Feed always consumes a MinBuffer
 		c.abort("read buffer stuck")
@@ -546,7 +576,7 @@ func (c *Conn) resumeReader() {
 		return
 	}
 	select {
-	case c.rd.space <- struct{}{}:
+	case c.rd.room() <- struct{}{}:
 	default:
 	}
 }

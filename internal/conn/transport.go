@@ -3,6 +3,7 @@ package conn
 import (
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -121,15 +122,38 @@ type rawTransport struct {
 }
 
 func (t *rawTransport) TryWrite(a, b []byte) (n int, err error) {
-	werr := t.rc.Write(func(fd uintptr) bool {
-		n, err = WriteNonblocking(int(fd), a, b)
-		return true
-	})
+	op := writeOps.Get().(*writeOp)
+	op.a, op.b = a, b
+	werr := t.rc.Write(op.fn)
+	n, err = op.n, op.err
+	*op = writeOp{fn: op.fn}
+	writeOps.Put(op)
 	if werr != nil {
 		return 0, werr
 	}
 	return n, err
 }
+
+// writeOp is one TryWrite: RawConn.Write's callback and what it writes and
+// returns. They are pooled: a closure made for each write would cost three
+// allocations (the closure and the two results it sets).
+type writeOp struct {
+	a, b []byte
+	n    int
+	err  error
+	fn   func(fd uintptr) bool // op.write, bound once
+}
+
+func (op *writeOp) write(fd uintptr) bool {
+	op.n, op.err = WriteNonblocking(int(fd), op.a, op.b)
+	return true
+}
+
+var writeOps = sync.Pool{New: func() any {
+	op := new(writeOp)
+	op.fn = op.write
+	return op
+}}
 
 // WriteNonblocking writes a then b on a non-blocking socket descriptor
 // without waiting: it returns the bytes the socket took, 0 when it took
