@@ -2,5 +2,5 @@
 
 package conn
 
-// raceEnabled: the tests run under the race detector.
+// raceEnabled: the tests run under the race detector (not here).
 const raceEnabled = false

@@ -64,9 +64,11 @@ func (rd *reader) room() chan struct{} {
 	return *rd.space.Load()
 }
 
-// deadline sets the socket's read deadline (direct readers only).
+// deadline sets the socket's read deadline, if it has one.
 func (rd *reader) deadline(t time.Time) {
-	rd.r.(interface{ SetReadDeadline(time.Time) error }).SetReadDeadline(t)
+	if d, ok := rd.r.(interface{ SetReadDeadline(time.Time) error }); ok {
+		d.SetReadDeadline(t)
+	}
 }
 
 // awayGrace is how long a blocking handler may stay away from Receive
