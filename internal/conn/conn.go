@@ -169,6 +169,10 @@ func (c *Conn) handlerReturned() {
 		c.panicked(v)
 		return
 	}
+	if c.rd != nil && c.rd.inHand.Load() { // what it corked goes out
+		c.rd.inHand.Store(false)
+		c.uncork()
+	}
 	c.mu.Lock()
 	keep := c.ev.onMessage != nil || c.ev.onClose != nil
 	fail := c.fail

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +27,20 @@ import (
 func tcpConn(t *testing.T, s *Server, prefix []byte, h api.Handler) (client net.Conn, c *Conn) {
 	return tcpConnTuned(t, s, prefix, nil, h)
 }
+
+// countingTransport counts the writes of the transport it wraps.
+type countingTransport struct {
+	Transport
+	writes atomic.Int32
+}
+
+func (ct *countingTransport) TryWrite(a, b []byte) (int, error) {
+	ct.writes.Add(1)
+	return ct.Transport.(TryWriter).TryWrite(a, b)
+}
+
+// wrapTransport, when set, wraps the transport of the next tcpConnTuned.
+var wrapTransport func(Transport) Transport
 
 // tcpConnTuned is tcpConn with tune applied to the server's socket first.
 func tcpConnTuned(t *testing.T, s *Server, prefix []byte, tune func(*net.TCPConn), h api.Handler) (client net.Conn, c *Conn) {
@@ -47,7 +63,11 @@ func tcpConnTuned(t *testing.T, s *Server, prefix []byte, tune func(*net.TCPConn
 	}
 	s.admit()
 	r := httptest.NewRequest(http.MethodGet, "/t", nil)
-	c = s.newConnAdmitted(NetTransport(server, 10*time.Second), r, "", netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
+	tr := NetTransport(server, 10*time.Second)
+	if wrapTransport != nil {
+		tr = wrapTransport(tr)
+	}
+	c = s.newConnAdmitted(tr, r, "", netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
 	c.Attach(server, prefix)
 	ran := make(chan struct{})
 	go func() {
@@ -287,4 +307,72 @@ func TestDirectReadAllocatesOnlyTheMessage(t *testing.T) {
 	if n > 2 {
 		t.Fatalf("%.1f allocations a message read from the socket, want 2 (its data, its place in the inbox)", n)
 	}
+}
+
+// echoConn serves an echo handler on a counted transport; between
+// messages the handler runs between (if not nil).
+func echoConn(t *testing.T, between func()) (net.Conn, *countingTransport) {
+	s := newTestServer(t, quiet())
+	var ct *countingTransport
+	wrapTransport = func(tr Transport) Transport { ct = &countingTransport{Transport: tr}; return ct }
+	defer func() { wrapTransport = nil }()
+	client, _ := tcpConn(t, s, nil, func(c api.Conn) {
+		for {
+			m, err := c.Receive()
+			if err != nil {
+				return
+			}
+			c.Send(m)
+			if between != nil {
+				between()
+			}
+		}
+	})
+	return client, ct
+}
+
+// readEchoes reads n echoes of 16-byte messages.
+func readEchoes(t *testing.T, client net.Conn, n int) {
+	t.Helper()
+	client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for range n {
+		if _, err := wsutil.ReadServerBinary(client); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestPipelinedAnswersGoOutTogether: a blocking handler that answers
+// messages which arrived together writes its answers together, in one
+// write, not one each (as the loop runtime does with a batch).
+func TestPipelinedAnswersGoOutTogether(t *testing.T) {
+	client, ct := echoConn(t, nil)
+	batch := bytes.Repeat(clientFrame(ws.OpBinary, []byte("sixteen bytes...")), 4)
+	const batches = 20
+	for range batches {
+		if _, err := client.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+		readEchoes(t, client, 4)
+	}
+	// A read may split a batch now and then: one write a batch, with room.
+	if n := ct.writes.Load(); n > batches*3/2 {
+		t.Fatalf("%d writes for %d batches of 4 pipelined messages, want about one a batch", n, batches)
+	}
+}
+
+// TestCorkedAnswerWaitsLittle: an answer held for the next ones goes out
+// within corkGrace when the handler is slow to send them.
+func TestCorkedAnswerWaitsLittle(t *testing.T) {
+	client, _ := echoConn(t, func() { time.Sleep(300 * time.Millisecond) })
+	batch := bytes.Repeat(clientFrame(ws.OpBinary, []byte("sixteen bytes...")), 2)
+	start := time.Now()
+	if _, err := client.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	readEchoes(t, client, 1)
+	if d := time.Since(start); d > 150*time.Millisecond { // corkGrace is 1 ms; the handler is away 300 ms
+		t.Fatalf("the first answer took %v: it waited for the slow handler", d)
+	}
+	readEchoes(t, client, 1)
 }

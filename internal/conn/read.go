@@ -49,6 +49,7 @@ type reader struct {
 	attached atomic.Bool
 	helping  atomic.Bool // a helper goroutine runs
 	yield    atomic.Bool // a receiver asks the helper to give the role up
+	inHand   atomic.Bool // the handler took a message in Receive and has not come back: Sends may be corked
 }
 
 // room is the channel a paused helper waits on for room in the inbox. It
@@ -111,7 +112,7 @@ func (c *Conn) Attach(r io.Reader, prefix []byte) {
 	pending := rd.n > 0
 	if rd.direct {
 		// Made stopped: it must not fire before attached is set.
-		rd.away = time.AfterFunc(time.Hour, c.help)
+		rd.away = time.AfterFunc(time.Hour, c.awayFired)
 		rd.away.Stop()
 	}
 	rd.role.Unlock()
@@ -350,8 +351,22 @@ var aLongTimeAgo = time.Unix(1, 0)
 func (c *Conn) handlerAway() {
 	if c.canReadDirect() {
 		c.rd.yield.Store(false)
-		c.rd.away.Reset(awayGrace)
+		if !c.w.corked.Load() { // corked: the timer runs for corkGrace
+			c.rd.away.Reset(awayGrace)
+		}
+		c.rd.inHand.Store(true)
 	}
+}
+
+// awayFired: the handler stayed away from Receive for corkGrace with
+// frames corked, which go out now; or for awayGrace, and a helper reads.
+func (c *Conn) awayFired() {
+	c.rd.inHand.Store(false) // slow: what it sends before its next Receive goes out at once
+	if c.uncork() {
+		c.rd.away.Reset(awayGrace - corkGrace)
+		return
+	}
+	c.help()
 }
 
 // feedBuffered feeds buf[:n] until it is consumed or an incomplete frame

@@ -68,6 +68,9 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 	if ctx != nil {
 		cancel = ctx.Done()
 	}
+	if rd := c.rd; rd != nil && rd.inHand.Load() {
+		c.backFromMessage()
+	}
 	c.mu.Lock()
 	c.busy = false // the handler is back for its next message
 	triedDirect := false
@@ -154,6 +157,18 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 			return api.Message{}, err
 		}
 		c.mu.Lock()
+	}
+}
+
+// backFromMessage: the handler is back in Receive. What it corked while
+// more messages waited goes out once none wait: it is about to read or
+// wait.
+//
+//go:noinline
+func (c *Conn) backFromMessage() {
+	c.rd.inHand.Store(false)
+	if c.inN.Load() == 0 {
+		c.uncork()
 	}
 }
 

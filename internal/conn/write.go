@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -31,12 +32,13 @@ type writer struct {
 	active       bool // a goroutine holds the writer role
 	flushing     bool // the role is held by the flushing goroutine
 	hasPong      bool
-	closeQueued  bool // a close frame is the last frame of the queue: nothing follows it
-	closeWritten bool // and it went out
-	finishAfter  bool // close the socket once the close frame is out (the peer's came first)
-	halfClose    bool // end our sending side once the close frame is out (the peer broke the protocol)
-	dead         bool // the socket is closed or a write failed: nothing is written any more
-	stalled      bool // a write made no progress for WriteTimeout: closing with 1008
+	closeQueued  bool        // a close frame is the last frame of the queue: nothing follows it
+	closeWritten bool        // and it went out
+	finishAfter  bool        // close the socket once the close frame is out (the peer's came first)
+	halfClose    bool        // end our sending side once the close frame is out (the peer broke the protocol)
+	dead         bool        // the socket is closed or a write failed: nothing is written any more
+	stalled      bool        // a write made no progress for WriteTimeout: closing with 1008
+	corked       atomic.Bool // frames wait in queue, the role free, for the handler's next ones (see corks); set under wmu
 }
 
 // writerCold is what only a connection whose peer fell behind needs. It is
@@ -159,6 +161,12 @@ func (c *Conn) put(op ws.OpCode, p []byte, compressed bool, full fullPolicy) err
 		c.wmu.Unlock()
 		return nil
 	}
+	if c.w.corked.Load() || c.corks() {
+		c.w.queue = appendFrame(c.w.queue, op, p, compressed)
+		c.w.queued += size
+		c.corkOrDrainLocked()
+		return nil
+	}
 	c.w.active = true
 	c.wmu.Unlock()
 	return c.writeOwn(op, p, compressed, full == fullAsOptions && c.srv.opts.SendQueueFull == api.QueueBlock)
@@ -197,6 +205,14 @@ func (c *Conn) reserveLocked(size int, full fullPolicy) error {
 			refreshed = true
 			c.wmu.Unlock()
 			bl.RefreshBacklog()
+			c.wmu.Lock()
+			continue
+		}
+		if c.w.corked.Load() { // what waits for nobody goes out first
+			c.w.corked.Store(false)
+			c.w.active = true
+			c.wmu.Unlock()
+			c.drain()
 			c.wmu.Lock()
 			continue
 		}
@@ -324,6 +340,7 @@ func (c *Conn) sendControlLocked(op ws.OpCode, p []byte) {
 		return
 	}
 	c.w.active = true
+	c.w.corked.Store(false) // drain writes the corked frames after this one
 	c.wmu.Unlock()
 	c.writeOwn(op, p, false, false) // control frames are never compressed and never wait
 }
@@ -353,8 +370,59 @@ func (c *Conn) queueClose(code api.StatusCode, reason string, finishAfter bool) 
 		return
 	}
 	c.w.active = true
+	c.w.corked.Store(false)
 	c.wmu.Unlock()
 	c.drain()
+}
+
+// corkBytes and corkGrace bound what a connection corks, and how long.
+const (
+	corkBytes = 16 << 10
+	corkGrace = time.Millisecond
+)
+
+// corks reports whether a frame sent now waits for the next ones: a
+// blocking handler that reads its own socket took a message and more
+// wait in the inbox, so it sends again before it reads or waits. Its
+// frames then go out together, in one write, when it comes back to
+// Receive with no message left (or returns), when it stays away for
+// corkGrace, or when the corked bytes pass corkBytes: what a read brought
+// in one piece is answered in one piece, as an event loop answers a batch.
+func (c *Conn) corks() bool {
+	rd := c.rd
+	return rd != nil && rd.inHand.Load() && c.inN.Load() > 0
+}
+
+// corkOrDrainLocked keeps the queue corked, or writes it as the holder of
+// the role; it unlocks wmu.
+//
+//go:noinline
+func (c *Conn) corkOrDrainLocked() {
+	if c.corks() && len(c.w.queue) <= corkBytes {
+		if !c.w.corked.Swap(true) {
+			c.rd.away.Reset(corkGrace) // the first corked frame waits corkGrace at most
+		}
+		c.wmu.Unlock()
+		return
+	}
+	c.w.corked.Store(false)
+	c.w.active = true
+	c.wmu.Unlock()
+	c.drain()
+}
+
+// uncork writes what is corked, and reports whether there was any.
+func (c *Conn) uncork() bool {
+	c.wmu.Lock()
+	if !c.w.corked.Load() {
+		c.wmu.Unlock()
+		return false
+	}
+	c.w.corked.Store(false)
+	c.w.active = true
+	c.wmu.Unlock()
+	c.drain()
+	return true
 }
 
 // writeOwn writes a frame as the holder of the writer role, then what was
@@ -636,6 +704,7 @@ func (c *Conn) writeFailed(err error) {
 	c.wmu.Lock()
 	c.w.dead = true
 	c.w.active = false
+	c.w.corked.Store(false)
 	c.wakeSendersLocked()
 	c.wmu.Unlock()
 	c.abort("write: " + err.Error())
@@ -701,6 +770,12 @@ func (c *Conn) sendFrame(frame []byte, full fullPolicy) error {
 		c.w.queue = append(c.w.queue, frame...)
 		c.w.queued += len(frame)
 		c.wmu.Unlock()
+		return nil
+	}
+	if c.w.corked.Load() || c.corks() {
+		c.w.queue = append(c.w.queue, frame...)
+		c.w.queued += len(frame)
+		c.corkOrDrainLocked()
 		return nil
 	}
 	c.w.active = true
