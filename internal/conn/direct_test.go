@@ -376,3 +376,70 @@ func TestCorkedAnswerWaitsLittle(t *testing.T) {
 	}
 	readEchoes(t, client, 1)
 }
+
+// TestCorkedAnswerOutAfterStyleChange: a handler that answers the first of
+// two pipelined messages and then registers OnMessage (whose callback does
+// not answer) or OnClose, and waits, still gets its answer out within
+// corkGrace (the helper it starts does not stop the cork's timer).
+func TestCorkedAnswerOutAfterStyleChange(t *testing.T) {
+	for _, style := range []string{"OnMessage", "OnClose"} {
+		t.Run(style, func(t *testing.T) {
+			s := newTestServer(t, quiet())
+			client, _ := tcpConn(t, s, nil, func(c api.Conn) {
+				m, err := c.Receive()
+				if err != nil {
+					return
+				}
+				c.Send(m)
+				if style == "OnMessage" {
+					c.OnMessage(func(api.Message) {})
+				} else {
+					c.OnClose(func(*api.CloseError) {})
+				}
+				select {
+				case <-time.After(time.Second):
+				case <-c.Context().Done():
+				}
+			})
+			batch := bytes.Repeat(clientFrame(ws.OpBinary, []byte("sixteen bytes...")), 2)
+			start := time.Now()
+			if _, err := client.Write(batch); err != nil {
+				t.Fatal(err)
+			}
+			readEchoes(t, client, 1)
+			if d := time.Since(start); d > 200*time.Millisecond {
+				t.Fatalf("the first answer took %v", d)
+			}
+		})
+	}
+}
+
+// TestHelperStartsAfterAwayGraceAfterABatch: once a pipelined batch is
+// answered (its last answer writes the corked ones), a handler that works
+// on for 8 ms has no helper reading for it yet: the helper waits for
+// awayGrace, not for the cork's 1 ms.
+func TestHelperStartsAfterAwayGraceAfterABatch(t *testing.T) {
+	s := newTestServer(t, quiet())
+	helping := make(chan bool, 1)
+	client, _ := tcpConn(t, s, nil, func(c api.Conn) {
+		for i := 0; ; i++ {
+			m, err := c.Receive()
+			if err != nil {
+				return
+			}
+			c.Send(m)
+			if i == 1 {
+				time.Sleep(8 * time.Millisecond)
+				helping <- c.(*Conn).rd.helping.Load()
+			}
+		}
+	})
+	batch := bytes.Repeat(clientFrame(ws.OpBinary, []byte("sixteen bytes...")), 2)
+	if _, err := client.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	readEchoes(t, client, 2)
+	if <-helping {
+		t.Fatalf("a helper reads 8 ms after the batch's last answer (awayGrace is %v)", awayGrace)
+	}
+}

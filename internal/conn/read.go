@@ -144,8 +144,8 @@ func (c *Conn) help() {
 	if rd == nil || !rd.attached.Load() || !rd.helping.CompareAndSwap(false, true) {
 		return
 	}
-	if rd.direct {
-		rd.away.Stop() // a helper reads: the timer would only start a goroutine to find that out
+	if rd.direct && !c.w.corked.Load() {
+		rd.away.Stop() // a helper reads: the timer would only start a goroutine to find that out (corked: it bounds the cork)
 	}
 	go c.helper()
 }
@@ -308,6 +308,7 @@ func (c *Conn) readFailed(rerr error) {
 	if rd.buf != nil && rd.n > 0 {
 		c.Feed((*rd.buf)[:rd.n])
 	}
+	c.uncork() // a peer that ended its sending side may still read the answers
 	rd.ended = true
 	if rd.buf != nil && cap(*rd.buf) == ReadBufferSize {
 		readBufs.Put(rd.buf)
@@ -329,7 +330,9 @@ func (c *Conn) canReadDirect() bool {
 //go:noinline
 func (c *Conn) takeReadRole() bool {
 	rd := c.rd
-	rd.away.Stop()
+	if !c.w.corked.Load() { // corked (another receiver's frames): the timer bounds the cork
+		rd.away.Stop()
+	}
 	if !rd.role.TryLock() {
 		rd.yield.Store(true)
 		rd.deadline(aLongTimeAgo) // out of the poller: the helper sees yield

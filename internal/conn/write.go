@@ -405,10 +405,13 @@ func (c *Conn) corkOrDrainLocked() {
 		c.wmu.Unlock()
 		return
 	}
-	c.w.corked.Store(false)
+	wasCorked := c.w.corked.Swap(false)
 	c.w.active = true
 	c.wmu.Unlock()
 	c.drain()
+	if wasCorked && c.rd.inHand.Load() {
+		c.rd.away.Reset(awayGrace) // the timer ran for corkGrace: the handler may still be away
+	}
 }
 
 // uncork writes what is corked, and reports whether there was any.
