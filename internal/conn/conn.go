@@ -169,8 +169,7 @@ func (c *Conn) handlerReturned() {
 		c.panicked(v)
 		return
 	}
-	if c.rd != nil && c.rd.inHand.Load() { // what it corked goes out
-		c.rd.inHand.Store(false)
+	if c.rd != nil && c.rd.inHand.CompareAndSwap(handHandler, 0) { // what it corked goes out
 		c.uncork()
 	}
 	c.mu.Lock()

@@ -309,14 +309,19 @@ func TestDirectReadAllocatesOnlyTheMessage(t *testing.T) {
 	}
 }
 
-// echoConn serves an echo handler on a counted transport; between
-// messages the handler runs between (if not nil).
-func echoConn(t *testing.T, between func()) (net.Conn, *countingTransport) {
+// echoConn serves an echo handler on a counted transport, in blocking
+// style or (event) with OnMessage; between messages the blocking handler
+// runs between (if not nil).
+func echoConn(t *testing.T, event bool, between func()) (net.Conn, *countingTransport) {
 	s := newTestServer(t, quiet())
 	var ct *countingTransport
 	wrapTransport = func(tr Transport) Transport { ct = &countingTransport{Transport: tr}; return ct }
 	defer func() { wrapTransport = nil }()
 	client, _ := tcpConn(t, s, nil, func(c api.Conn) {
+		if event {
+			c.OnMessage(func(m api.Message) { c.Send(m) })
+			return
+		}
 		for {
 			m, err := c.Receive()
 			if err != nil {
@@ -342,29 +347,34 @@ func readEchoes(t *testing.T, client net.Conn, n int) {
 	}
 }
 
-// TestPipelinedAnswersGoOutTogether: a blocking handler that answers
-// messages which arrived together writes its answers together, in one
-// write, not one each (as the loop runtime does with a batch).
+// TestPipelinedAnswersGoOutTogether: a handler, blocking or event style,
+// that answers messages which arrived together writes its answers
+// together, in one write, not one each (as the loop runtime does with a
+// batch).
 func TestPipelinedAnswersGoOutTogether(t *testing.T) {
-	client, ct := echoConn(t, nil)
-	batch := bytes.Repeat(clientFrame(ws.OpBinary, []byte("sixteen bytes...")), 4)
-	const batches = 20
-	for range batches {
-		if _, err := client.Write(batch); err != nil {
-			t.Fatal(err)
-		}
-		readEchoes(t, client, 4)
-	}
-	// A read may split a batch now and then: one write a batch, with room.
-	if n := ct.writes.Load(); n > batches*3/2 {
-		t.Fatalf("%d writes for %d batches of 4 pipelined messages, want about one a batch", n, batches)
+	for _, event := range []bool{false, true} {
+		t.Run(map[bool]string{false: "blocking", true: "event"}[event], func(t *testing.T) {
+			client, ct := echoConn(t, event, nil)
+			batch := bytes.Repeat(clientFrame(ws.OpBinary, []byte("sixteen bytes...")), 4)
+			const batches = 20
+			for range batches {
+				if _, err := client.Write(batch); err != nil {
+					t.Fatal(err)
+				}
+				readEchoes(t, client, 4)
+			}
+			// A read may split a batch now and then: one write a batch, with room.
+			if n := ct.writes.Load(); n > batches*3/2 {
+				t.Fatalf("%d writes for %d batches of 4 pipelined messages, want about one a batch", n, batches)
+			}
+		})
 	}
 }
 
 // TestCorkedAnswerWaitsLittle: an answer held for the next ones goes out
 // within corkGrace when the handler is slow to send them.
 func TestCorkedAnswerWaitsLittle(t *testing.T) {
-	client, _ := echoConn(t, func() { time.Sleep(300 * time.Millisecond) })
+	client, _ := echoConn(t, false, func() { time.Sleep(300 * time.Millisecond) })
 	batch := bytes.Repeat(clientFrame(ws.OpBinary, []byte("sixteen bytes...")), 2)
 	start := time.Now()
 	if _, err := client.Write(batch); err != nil {

@@ -82,14 +82,19 @@ func (c *Conn) runEvents() (again bool) {
 			break
 		}
 		c.srv.obs.Received(len(m.Data))
+		if c.rd != nil && c.rd.direct {
+			c.rd.inHand.Store(handEvents)
+		}
 		done := c.protect(func() { fn(m) })
 		c.mu.Lock()
 		c.busy = false
 		c.mu.Unlock()
 		if !done {
+			c.batchDone()
 			return c.reschedule()
 		}
 	}
+	c.batchDone()
 	c.closeIfDrained()
 	c.mu.Lock()
 	var onClose func(*api.CloseError)
@@ -103,6 +108,13 @@ func (c *Conn) runEvents() (again bool) {
 		c.protect(func() { onClose(ce) })
 	}
 	return c.reschedule()
+}
+
+// batchDone: what OnMessage sent while more messages waited goes out.
+func (c *Conn) batchDone() {
+	if c.rd != nil && c.rd.inHand.CompareAndSwap(handEvents, 0) && c.uncork() {
+		c.rd.away.Stop()
+	}
 }
 
 func (c *Conn) reschedule() bool {

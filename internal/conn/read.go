@@ -47,9 +47,9 @@ type reader struct {
 	read     func(fd uintptr) bool // rd.readFd, made once: a closure per read would cost three allocations
 	away     *time.Timer           // starts a helper once the handler stays away from Receive (direct only)
 	attached atomic.Bool
-	helping  atomic.Bool // a helper goroutine runs
-	yield    atomic.Bool // a receiver asks the helper to give the role up
-	inHand   atomic.Bool // the handler took a message in Receive and has not come back: Sends may be corked
+	helping  atomic.Bool   // a helper goroutine runs
+	yield    atomic.Bool   // a receiver asks the helper to give the role up
+	inHand   atomic.Uint32 // handHandler, handEvents: a message is being handled and Sends may be corked (see corks)
 }
 
 // room is the channel a paused helper waits on for room in the inbox. It
@@ -357,20 +357,29 @@ func (c *Conn) handlerAway() {
 		if !c.w.corked.Load() { // corked: the timer runs for corkGrace
 			c.rd.away.Reset(awayGrace)
 		}
-		c.rd.inHand.Store(true)
+		c.rd.inHand.Store(handHandler)
 	}
 }
 
 // awayFired: the handler stayed away from Receive for corkGrace with
 // frames corked, which go out now; or for awayGrace, and a helper reads.
 func (c *Conn) awayFired() {
-	c.rd.inHand.Store(false) // slow: what it sends before its next Receive goes out at once
+	hand := c.rd.inHand.Swap(0) // slow: what it sends before its next message goes out at once
 	if c.uncork() {
-		c.rd.away.Reset(awayGrace - corkGrace)
+		if hand == handHandler {
+			c.rd.away.Reset(awayGrace - corkGrace)
+		}
 		return
 	}
 	c.help()
 }
+
+// Who handles a message, for corks: a blocking handler that took it in
+// Receive, or runEvents passing it to OnMessage.
+const (
+	handHandler = 1
+	handEvents  = 2
+)
 
 // feedBuffered feeds buf[:n] until it is consumed or an incomplete frame
 // is left; while Feed is paused a helper waits for room, a receiver

@@ -68,7 +68,7 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 	if ctx != nil {
 		cancel = ctx.Done()
 	}
-	if rd := c.rd; rd != nil && rd.inHand.Load() {
+	if rd := c.rd; rd != nil && rd.inHand.Load() != 0 {
 		c.backFromMessage()
 	}
 	c.mu.Lock()
@@ -166,7 +166,7 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 //
 //go:noinline
 func (c *Conn) backFromMessage() {
-	c.rd.inHand.Store(false)
+	c.rd.inHand.Store(0)
 	if c.inN.Load() == 0 {
 		c.uncork()
 	}

@@ -381,16 +381,19 @@ const (
 	corkGrace = time.Millisecond
 )
 
-// corks reports whether a frame sent now waits for the next ones: a
-// blocking handler that reads its own socket took a message and more
-// wait in the inbox, so it sends again before it reads or waits. Its
-// frames then go out together, in one write, when it comes back to
-// Receive with no message left (or returns), when it stays away for
-// corkGrace, or when the corked bytes pass corkBytes: what a read brought
-// in one piece is answered in one piece, as an event loop answers a batch.
+// corks reports whether a frame sent now waits for the next ones: on a
+// connection whose socket is read by its handler or helper (stdhttp,
+// fasthttp), a blocking handler took a message in Receive, or OnMessage is
+// being passed one, and more wait in the inbox, so more answers are likely
+// to follow before the inbox is empty. The frames then go out together, in
+// one write, when the handler comes back to Receive with no message left
+// (or returns), when runEvents ends its batch, when a Send finds no message
+// left, when the handler stays away for corkGrace, or when the corked
+// bytes pass corkBytes: what a read brought in one piece is answered in one
+// piece, as an event loop answers a batch.
 func (c *Conn) corks() bool {
 	rd := c.rd
-	return rd != nil && rd.inHand.Load() && c.inN.Load() > 0
+	return rd != nil && rd.inHand.Load() != 0 && c.inN.Load() > 0
 }
 
 // corkOrDrainLocked keeps the queue corked, or writes it as the holder of
@@ -409,8 +412,20 @@ func (c *Conn) corkOrDrainLocked() {
 	c.w.active = true
 	c.wmu.Unlock()
 	c.drain()
-	if wasCorked && c.rd.inHand.Load() {
-		c.rd.away.Reset(awayGrace) // the timer ran for corkGrace: the handler may still be away
+	if wasCorked {
+		c.corkEnded()
+	}
+}
+
+// corkEnded sets the timer that ran for corkGrace back: to awayGrace while
+// a blocking handler holds a message (it may still be away), off in event
+// style (a helper reads all along).
+func (c *Conn) corkEnded() {
+	switch c.rd.inHand.Load() {
+	case handHandler:
+		c.rd.away.Reset(awayGrace)
+	case handEvents:
+		c.rd.away.Stop()
 	}
 }
 
