@@ -312,12 +312,12 @@ func TestDirectReadAllocatesOnlyTheMessage(t *testing.T) {
 // echoConn serves an echo handler on a counted transport, in blocking
 // style or (event) with OnMessage; between messages the blocking handler
 // runs between (if not nil).
-func echoConn(t *testing.T, event bool, between func()) (net.Conn, *countingTransport) {
+func echoConn(t *testing.T, event bool, between func()) (net.Conn, *countingTransport, *Conn) {
 	s := newTestServer(t, quiet())
 	var ct *countingTransport
 	wrapTransport = func(tr Transport) Transport { ct = &countingTransport{Transport: tr}; return ct }
 	defer func() { wrapTransport = nil }()
-	client, _ := tcpConn(t, s, nil, func(c api.Conn) {
+	client, conn := tcpConn(t, s, nil, func(c api.Conn) {
 		if event {
 			c.OnMessage(func(m api.Message) { c.Send(m) })
 			return
@@ -333,7 +333,7 @@ func echoConn(t *testing.T, event bool, between func()) (net.Conn, *countingTran
 			}
 		}
 	})
-	return client, ct
+	return client, ct, conn
 }
 
 // readEchoes reads n echoes of 16-byte messages.
@@ -354,7 +354,7 @@ func readEchoes(t *testing.T, client net.Conn, n int) {
 func TestPipelinedAnswersGoOutTogether(t *testing.T) {
 	for _, event := range []bool{false, true} {
 		t.Run(map[bool]string{false: "blocking", true: "event"}[event], func(t *testing.T) {
-			client, ct := echoConn(t, event, nil)
+			client, ct, _ := echoConn(t, event, nil)
 			batch := bytes.Repeat(clientFrame(ws.OpBinary, []byte("sixteen bytes...")), 4)
 			const batches = 20
 			for range batches {
@@ -374,7 +374,7 @@ func TestPipelinedAnswersGoOutTogether(t *testing.T) {
 // TestCorkedAnswerWaitsLittle: an answer held for the next ones goes out
 // within corkGrace when the handler is slow to send them.
 func TestCorkedAnswerWaitsLittle(t *testing.T) {
-	client, _ := echoConn(t, false, func() { time.Sleep(300 * time.Millisecond) })
+	client, _, _ := echoConn(t, false, func() { time.Sleep(300 * time.Millisecond) })
 	batch := bytes.Repeat(clientFrame(ws.OpBinary, []byte("sixteen bytes...")), 2)
 	start := time.Now()
 	if _, err := client.Write(batch); err != nil {
@@ -451,5 +451,29 @@ func TestHelperStartsAfterAwayGraceAfterABatch(t *testing.T) {
 	readEchoes(t, client, 2)
 	if <-helping {
 		t.Fatalf("a helper reads 8 ms after the batch's last answer (awayGrace is %v)", awayGrace)
+	}
+}
+
+// TestPipelinedBurstKeepsNoBuffer: once the answers to a pipelined burst
+// are out, the connection keeps no buffer for them (the corked queue's
+// storage went back to a pool; it stayed as the writer's spare, 4 KiB and
+// more a connection, for the connection's life).
+func TestPipelinedBurstKeepsNoBuffer(t *testing.T) {
+	client, _, c := echoConn(t, false, nil)
+	batch := bytes.Repeat(clientFrame(ws.OpBinary, bytes.Repeat([]byte("x"), 1000)), 4)
+	for range 5 {
+		if _, err := client.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+		readEchoes(t, client, 4)
+	}
+	c.wmu.Lock()
+	kept := cap(c.w.queue)
+	if x := c.w.cold; x != nil {
+		kept += cap(x.spare)
+	}
+	c.wmu.Unlock()
+	if kept != 0 {
+		t.Fatalf("the connection keeps %d bytes of queue storage after its answers went out", kept)
 	}
 }

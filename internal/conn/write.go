@@ -162,9 +162,7 @@ func (c *Conn) put(op ws.OpCode, p []byte, compressed bool, full fullPolicy) err
 		return nil
 	}
 	if c.w.corked.Load() || c.corks() {
-		c.w.queue = appendFrame(c.w.queue, op, p, compressed)
-		c.w.queued += size
-		c.corkOrDrainLocked()
+		c.corkFrameLocked(op, p, compressed, size)
 		return nil
 	}
 	c.w.active = true
@@ -394,6 +392,43 @@ const (
 func (c *Conn) corks() bool {
 	rd := c.rd
 	return rd != nil && rd.inHand.Load() != 0 && c.inN.Load() > 0
+}
+
+// corkFrameLocked queues a data frame on a corked queue (see corks), in
+// pooled storage; it unlocks wmu.
+//
+//go:noinline
+func (c *Conn) corkFrameLocked(op ws.OpCode, p []byte, compressed bool, size int) {
+	if cap(c.w.queue) == 0 {
+		c.w.queue = getQueueBuf()
+	}
+	c.w.queue = appendFrame(c.w.queue, op, p, compressed)
+	c.w.queued += size
+	c.corkOrDrainLocked()
+}
+
+// queueBufs pools the storage of queues that went out at once (corked
+// answers, Sends that came while another wrote): a connection whose peer
+// keeps up keeps no queue storage between writes. One whose peer fell
+// behind keeps a spare (putSpareLocked) while it stays behind.
+var queueBufs sync.Pool // of *[]byte
+
+// getQueueBuf returns empty pooled storage for a queue, or nil.
+func getQueueBuf() []byte {
+	if bp, ok := queueBufs.Get().(*[]byte); ok {
+		return (*bp)[:0]
+	}
+	return nil
+}
+
+// putQueueBuf gives a queue's storage back to the pool, unless it grew
+// large (a burst's storage is not kept).
+func putQueueBuf(b []byte) {
+	if cap(b) == 0 || cap(b) > 4*bigFrame {
+		return
+	}
+	b = b[:0]
+	queueBufs.Put(&b)
 }
 
 // corkOrDrainLocked keeps the queue corked, or writes it as the holder of
@@ -631,7 +666,11 @@ func (c *Conn) drain() {
 			c.wmu.Unlock()
 			return
 		}
-		c.putSpareLocked(buf)
+		if c.w.cold != nil { // the peer fell behind: a spare for the flusher
+			c.putSpareLocked(buf)
+		} else {
+			putQueueBuf(buf)
+		}
 	}
 }
 
@@ -791,6 +830,9 @@ func (c *Conn) sendFrame(frame []byte, full fullPolicy) error {
 		return nil
 	}
 	if c.w.corked.Load() || c.corks() {
+		if cap(c.w.queue) == 0 {
+			c.w.queue = getQueueBuf()
+		}
 		c.w.queue = append(c.w.queue, frame...)
 		c.w.queued += len(frame)
 		c.corkOrDrainLocked()
