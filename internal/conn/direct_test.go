@@ -426,8 +426,8 @@ func TestCorkedAnswerOutAfterStyleChange(t *testing.T) {
 
 // TestHelperStartsAfterAwayGraceAfterABatch: once a pipelined batch is
 // answered (its last answer writes the corked ones), a handler that works
-// on for 8 ms has no helper reading for it yet: the helper waits for
-// awayGrace, not for the cork's 1 ms.
+// on for 3 ms has no helper reading for it yet: the helper waits for
+// awayGrace (20 ms), not for the cork's 1 ms.
 func TestHelperStartsAfterAwayGraceAfterABatch(t *testing.T) {
 	s := newTestServer(t, quiet())
 	helping := make(chan bool, 1)
@@ -439,7 +439,7 @@ func TestHelperStartsAfterAwayGraceAfterABatch(t *testing.T) {
 			}
 			c.Send(m)
 			if i == 1 {
-				time.Sleep(8 * time.Millisecond)
+				time.Sleep(3 * time.Millisecond)
 				helping <- c.(*Conn).rd.helping.Load()
 			}
 		}
@@ -450,7 +450,7 @@ func TestHelperStartsAfterAwayGraceAfterABatch(t *testing.T) {
 	}
 	readEchoes(t, client, 2)
 	if <-helping {
-		t.Fatalf("a helper reads 8 ms after the batch's last answer (awayGrace is %v)", awayGrace)
+		t.Fatalf("a helper reads 3 ms after the batch's last answer (awayGrace is %v)", awayGrace)
 	}
 }
 
