@@ -354,10 +354,13 @@ var aLongTimeAgo = time.Unix(1, 0)
 func (c *Conn) handlerAway() {
 	if c.canReadDirect() {
 		c.rd.yield.Store(false)
+		// inHand first: a cork's timer that fires from here on re-arms
+		// for the handler (awayFired), and one that fired before left
+		// nothing corked.
+		c.rd.inHand.Store(handHandler)
 		if !c.w.corked.Load() { // corked: the timer runs for corkGrace
 			c.rd.away.Reset(awayGrace)
 		}
-		c.rd.inHand.Store(handHandler)
 	}
 }
 

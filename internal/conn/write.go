@@ -156,8 +156,7 @@ func (c *Conn) put(op ws.OpCode, p []byte, compressed bool, full fullPolicy) err
 	}
 	c.srv.obs.Sent(len(p))
 	if c.w.active {
-		c.w.queue = appendFrame(c.w.queue, op, p, compressed)
-		c.w.queued += size
+		c.queueFrameLocked(op, p, compressed, size)
 		c.wmu.Unlock()
 		return nil
 	}
@@ -208,6 +207,7 @@ func (c *Conn) reserveLocked(size int, full fullPolicy) error {
 		}
 		if c.w.corked.Load() { // what waits for nobody goes out first
 			c.w.corked.Store(false)
+			c.corkEnded()
 			c.w.active = true
 			c.wmu.Unlock()
 			c.drain()
@@ -338,7 +338,9 @@ func (c *Conn) sendControlLocked(op ws.OpCode, p []byte) {
 		return
 	}
 	c.w.active = true
-	c.w.corked.Store(false) // drain writes the corked frames after this one
+	if c.w.corked.Swap(false) { // drain writes the corked frames after this one
+		c.corkEnded()
+	}
 	c.wmu.Unlock()
 	c.writeOwn(op, p, false, false) // control frames are never compressed and never wait
 }
@@ -368,7 +370,9 @@ func (c *Conn) queueClose(code api.StatusCode, reason string, finishAfter bool) 
 		return
 	}
 	c.w.active = true
-	c.w.corked.Store(false)
+	if c.w.corked.Swap(false) {
+		c.corkEnded()
+	}
 	c.wmu.Unlock()
 	c.drain()
 }
@@ -394,17 +398,25 @@ func (c *Conn) corks() bool {
 	return rd != nil && rd.inHand.Load() != 0 && c.inN.Load() > 0
 }
 
-// corkFrameLocked queues a data frame on a corked queue (see corks), in
-// pooled storage; it unlocks wmu.
+// corkFrameLocked queues a data frame on a corked queue (see corks); it
+// unlocks wmu.
 //
 //go:noinline
 func (c *Conn) corkFrameLocked(op ws.OpCode, p []byte, compressed bool, size int) {
+	c.queueFrameLocked(op, p, compressed, size)
+	c.corkOrDrainLocked()
+}
+
+// queueFrameLocked appends a data frame to the queue, in pooled storage
+// when the queue has none.
+//
+//go:noinline
+func (c *Conn) queueFrameLocked(op ws.OpCode, p []byte, compressed bool, size int) {
 	if cap(c.w.queue) == 0 {
 		c.w.queue = getQueueBuf()
 	}
 	c.w.queue = appendFrame(c.w.queue, op, p, compressed)
 	c.w.queued += size
-	c.corkOrDrainLocked()
 }
 
 // queueBufs pools the storage of queues that went out at once (corked
@@ -443,18 +455,17 @@ func (c *Conn) corkOrDrainLocked() {
 		c.wmu.Unlock()
 		return
 	}
-	wasCorked := c.w.corked.Swap(false)
+	if c.w.corked.Swap(false) {
+		c.corkEnded() // under wmu: no other cork can start before the role is given up
+	}
 	c.w.active = true
 	c.wmu.Unlock()
 	c.drain()
-	if wasCorked {
-		c.corkEnded()
-	}
 }
 
 // corkEnded sets the timer that ran for corkGrace back: to awayGrace while
 // a blocking handler holds a message (it may still be away), off in event
-// style (a helper reads all along).
+// style (a helper reads all along). Called with wmu held, as the cork ends.
 func (c *Conn) corkEnded() {
 	switch c.rd.inHand.Load() {
 	case handHandler:
@@ -472,6 +483,7 @@ func (c *Conn) uncork() bool {
 		return false
 	}
 	c.w.corked.Store(false)
+	c.corkEnded()
 	c.w.active = true
 	c.wmu.Unlock()
 	c.drain()
@@ -824,6 +836,9 @@ func (c *Conn) sendFrame(frame []byte, full fullPolicy) error {
 		return err
 	}
 	if c.w.active {
+		if cap(c.w.queue) == 0 {
+			c.w.queue = getQueueBuf()
+		}
 		c.w.queue = append(c.w.queue, frame...)
 		c.w.queued += len(frame)
 		c.wmu.Unlock()
