@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -509,5 +511,93 @@ func TestQueuedSendAllocatesLittle(t *testing.T) {
 	t.Logf("%.1f allocations a queued Send", n)
 	if n > 1 {
 		t.Fatalf("%.1f allocations a queued Send, want at most 1", n)
+	}
+}
+
+// TestCorkedFramesKeepTheirOrder: an echo handler (event style and
+// blocking) answers batches of pipelined messages with a ping among them,
+// while another goroutine sends a numbered stream: every frame arrives
+// whole, each sender's in its order (corked answers, direct writes, pongs
+// and the queue of a Send that finds another writing all meet here).
+func TestCorkedFramesKeepTheirOrder(t *testing.T) {
+	for _, event := range []bool{true, false} {
+		t.Run(map[bool]string{false: "blocking", true: "event"}[event], func(t *testing.T) {
+			s := newTestServer(t, quiet())
+			var wg sync.WaitGroup
+			stop := make(chan struct{})
+			client, _ := tcpConn(t, s, nil, func(c api.Conn) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						if c.SendText(fmt.Sprintf("b%06d", i)) != nil {
+							return
+						}
+						time.Sleep(50 * time.Microsecond)
+					}
+				}()
+				if event {
+					c.OnMessage(func(m api.Message) { c.Send(m) })
+					return
+				}
+				for {
+					m, err := c.Receive()
+					if err != nil {
+						return
+					}
+					c.Send(m)
+				}
+			})
+			defer func() { close(stop); wg.Wait() }()
+			br := bufio.NewReader(client)
+			client.SetReadDeadline(time.Now().Add(20 * time.Second))
+			lastB := -1
+			for batch := 0; batch < 200; batch++ {
+				var buf bytes.Buffer
+				for i := 0; i < 6; i++ {
+					p := bytes.Repeat([]byte{byte('a' + i)}, 100+batch*7%900)
+					copy(p, fmt.Sprintf("e%04d-%d", batch, i))
+					buf.Write(clientFrame(ws.OpBinary, p))
+					if i == 3 {
+						buf.Write(clientFrame(ws.OpPing, []byte("pp")))
+					}
+				}
+				client.Write(buf.Bytes())
+				got := 0
+				for got < 6 {
+					h, err := ws.ReadHeader(br)
+					if err != nil {
+						t.Fatal(err)
+					}
+					p := make([]byte, h.Length)
+					if _, err := io.ReadFull(br, p); err != nil {
+						t.Fatal(err)
+					}
+					switch h.OpCode {
+					case ws.OpText:
+						var n int
+						fmt.Sscanf(string(p), "b%06d", &n)
+						if n != lastB+1 {
+							t.Fatalf("broadcast %d after %d", n, lastB)
+						}
+						lastB = n
+					case ws.OpBinary:
+						want := fmt.Sprintf("e%04d-%d", batch, got)
+						if !bytes.HasPrefix(p, []byte(want)) || p[len(p)-1] != byte('a'+got) {
+							t.Fatalf("echo %q..., want %q", p[:12], want)
+						}
+						got++
+					case ws.OpPong:
+					default:
+						t.Fatalf("op %v", h.OpCode)
+					}
+				}
+			}
+		})
 	}
 }
