@@ -444,7 +444,7 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 				c.msgType, c.msgCompressed = ev.Type, ev.Compressed
 				c.msg = make([]byte, 0, min(ev.FrameLen, 64<<10))
 			}
-			c.msg = appendPiece(c.msg, ev.Payload, ev.FrameRest)
+			c.appendToMsg(&ev)
 			if ev.Fin {
 				data := c.msg
 				c.msg = nil
@@ -611,6 +611,16 @@ func (c *Conn) resumeReader() {
 	case c.rd.room() <- struct{}{}:
 	default:
 	}
+}
+
+// appendToMsg appends ev's piece to the message being received. Its two
+// arguments keep Feed's frame small: Feed reserves room for its callees'
+// arguments, and its frame is under every message's allocation on a
+// blocking handler's stack.
+//
+//go:noinline
+func (c *Conn) appendToMsg(ev *wire.Event) {
+	c.msg = appendPiece(c.msg, ev.Payload, ev.FrameRest)
 }
 
 // appendPiece appends a piece of a message to what came before. The buffer
