@@ -511,12 +511,6 @@ func (c *Conn) writeOwn(op ws.OpCode, p []byte, compressed, mayWait bool) error 
 		}
 		a, b = *bp, p
 	} else {
-		if need := wire.HeaderLen(len(p)) + len(p); cap(*bp) < need {
-			// Made here rather than grown by the append: a growth deep
-			// in the append, on a blocking handler's stack, is where
-			// the runtime may go deepest (refilling its span cache).
-			*bp = make([]byte, 0, max(need, 512))
-		}
 		*bp = appendFrame((*bp)[:0], op, p, compressed)
 		a = *bp
 	}
