@@ -37,8 +37,8 @@ type Conn interface {
 	// Send does not keep m.Data after it returns. When the send queue is
 	// full, Send waits or fails as Options.SendQueueFull says. While the
 	// handler works through messages that arrived together (more wait to
-	// be received), what is sent meanwhile may be held, at most 1 ms, to
-	// go out in one write with the answers that follow.
+	// be received), what is sent meanwhile may be held, about 1 ms at
+	// most, to go out in one write with the answers that follow.
 	Send(m Message) error
 	// SendText sends a text message; s must be valid UTF-8.
 	SendText(s string) error
