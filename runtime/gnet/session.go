@@ -2,6 +2,8 @@ package gnet
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -40,7 +42,7 @@ type session struct {
 	closeWrite bool    // after the batch: end our sending side
 	closing    bool    // after the batch: close the socket
 	gone       bool    // gnet closed the connection (OnClose): its descriptor may be another's now
-	err        error   // the loop refused a task: the engine is stopping
+	refused    bool    // the loop refused a task: the engine is stopping (errRefused)
 
 	inflight atomic.Int64 // bytes in the batch
 	outbound atomic.Int64 // bytes gnet held for the peer after the last flush
@@ -109,10 +111,10 @@ func (sess *session) TryWrite(a, b []byte) (int, error) {
 	n := len(a) + len(b)
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	if sess.err != nil {
-		return 0, sess.err
+	if sess.refused {
+		return 0, errRefused
 	}
-	if sess.closing {
+	if sess.gone || sess.closing {
 		return 0, net.ErrClosed
 	}
 	if sess.batch == nil && !sess.queued && !sess.gone && sess.outbound.Load() == 0 && !sess.moreComing() {
@@ -156,12 +158,16 @@ func (sess *session) scheduleLocked() error {
 		return nil
 	}
 	if err := sess.gc.EventLoop().Execute(context.Background(), (*flushTask)(sess)); err != nil {
-		sess.err = err
-		return err
+		sess.refused = true
+		return fmt.Errorf("%w: %v", errRefused, err)
 	}
 	sess.queued = true
 	return nil
 }
+
+// errRefused: the event loop refused to run a session's flush, as it does
+// once the engine stops.
+var errRefused = errors.New("wsmatrix: gnet: the event loop refused the write (the engine is stopping)")
 
 // flushTask is a session as the loop's task that flushes it (no func
 // value to allocate per connection).
@@ -182,7 +188,7 @@ func (sess *session) flush(context.Context) error {
 				sess.inflight.Add(-int64(len(*bp)))
 				putBatch(bp)
 			}
-			sess.queued = false // nothing more is taken: closed set err
+			sess.queued = false // nothing more is taken: closed set gone
 			sess.mu.Unlock()
 			return nil
 		}
@@ -239,9 +245,6 @@ const maxFlushPasses = 16
 func (sess *session) closed() {
 	sess.mu.Lock()
 	sess.gone = true
-	if sess.err == nil {
-		sess.err = net.ErrClosed
-	}
 	sess.mu.Unlock()
 }
 
