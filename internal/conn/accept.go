@@ -75,15 +75,16 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) 
 // connection keeps it for hours).
 func detach(r *http.Request) *http.Request {
 	ctx := r.Context()
-	rebased := hook.Rebase(ctx, servedValues)
+	hook.Rebase(ctx, servedValues)
 	if parent, ok := hook.Parent(ctx); ok { // nothing but the router's hook was added
 		ctx = parent
 	}
-	// net/http's request contexts are cancelled when the handler returns:
-	// known without asking Done, which would make the context's channel
-	// (96 bytes each connection keeps; a rebased one keeps it for the
-	// middleware). Others may not be cancellable.
-	if rebased || ctx.Value(http.ServerContextKey) != nil || ctx.Done() != nil {
+	// net/http's request contexts (and servedValues' stand-in, which keeps
+	// their Done channel for the middleware) are cancelled when the handler
+	// returns: known without asking Done, which would make the context's
+	// channel (96 bytes each connection keeps). Others may not be
+	// cancellable.
+	if ctx.Value(http.ServerContextKey) != nil || ctx.Done() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}
 	r2 := r.WithContext(ctx)

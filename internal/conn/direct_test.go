@@ -309,29 +309,22 @@ func TestDirectReadAllocatesOnlyTheMessage(t *testing.T) {
 }
 
 // echoConn serves an echo handler on a counted transport, in blocking
-// style or (event) with OnMessage; between messages the blocking handler
-// runs between (if not nil).
-func echoConn(t *testing.T, event bool, between func()) (net.Conn, *countingTransport, *Conn) {
+// style (handlers.Echo) or event style (handlers.EchoEvent).
+func echoConn(t *testing.T, event bool) (net.Conn, *countingTransport, *Conn) {
+	h := handlers.Echo
+	if event {
+		h = handlers.EchoEvent
+	}
+	return countedConn(t, h)
+}
+
+// countedConn serves h on a counted transport.
+func countedConn(t *testing.T, h api.Handler) (net.Conn, *countingTransport, *Conn) {
 	s := newTestServer(t, quiet())
 	var ct *countingTransport
 	wrapTransport = func(tr Transport) Transport { ct = &countingTransport{Transport: tr}; return ct }
 	defer func() { wrapTransport = nil }()
-	client, conn := tcpConn(t, s, nil, func(c api.Conn) {
-		if event {
-			c.OnMessage(func(m api.Message) { c.Send(m) })
-			return
-		}
-		for {
-			m, err := c.Receive()
-			if err != nil {
-				return
-			}
-			c.Send(m)
-			if between != nil {
-				between()
-			}
-		}
-	})
+	client, conn := tcpConn(t, s, nil, h)
 	return client, ct, conn
 }
 
@@ -353,7 +346,7 @@ func readEchoes(t *testing.T, client net.Conn, n int) {
 func TestPipelinedAnswersGoOutTogether(t *testing.T) {
 	for _, event := range []bool{false, true} {
 		t.Run(map[bool]string{false: "blocking", true: "event"}[event], func(t *testing.T) {
-			client, ct, _ := echoConn(t, event, nil)
+			client, ct, _ := echoConn(t, event)
 			batch := bytes.Repeat(clientFrame(ws.OpBinary, []byte("sixteen bytes...")), 4)
 			const batches = 20
 			for range batches {
@@ -373,7 +366,15 @@ func TestPipelinedAnswersGoOutTogether(t *testing.T) {
 // TestCorkedAnswerWaitsLittle: an answer held for the next ones goes out
 // within corkGrace when the handler is slow to send them.
 func TestCorkedAnswerWaitsLittle(t *testing.T) {
-	client, _, _ := echoConn(t, false, func() { time.Sleep(300 * time.Millisecond) })
+	client, _, _ := countedConn(t, func(c api.Conn) {
+		for {
+			m, err := c.Receive()
+			if err != nil || c.Send(m) != nil {
+				return
+			}
+			time.Sleep(300 * time.Millisecond) // slow to come back for the next
+		}
+	})
 	batch := bytes.Repeat(clientFrame(ws.OpBinary, []byte("sixteen bytes...")), 2)
 	start := time.Now()
 	if _, err := client.Write(batch); err != nil {
@@ -458,7 +459,7 @@ func TestHelperStartsAfterAwayGraceAfterABatch(t *testing.T) {
 // storage went back to a pool; it stayed as the writer's spare, 4 KiB and
 // more a connection, for the connection's life).
 func TestPipelinedBurstKeepsNoBuffer(t *testing.T) {
-	client, _, c := echoConn(t, false, nil)
+	client, _, c := echoConn(t, false)
 	batch := bytes.Repeat(clientFrame(ws.OpBinary, bytes.Repeat([]byte("x"), 1000)), 4)
 	for range 5 {
 		if _, err := client.Write(batch); err != nil {
@@ -542,15 +543,9 @@ func TestCorkedFramesKeepTheirOrder(t *testing.T) {
 					}
 				}()
 				if event {
-					c.OnMessage(func(m api.Message) { c.Send(m) })
-					return
-				}
-				for {
-					m, err := c.Receive()
-					if err != nil {
-						return
-					}
-					c.Send(m)
+					handlers.EchoEvent(c)
+				} else {
+					handlers.Echo(c)
 				}
 			})
 			defer func() { close(stop); wg.Wait() }()

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/wsmatrix/wsmatrix/internal/hook"
 )
 
 // keptRequest is what a connection keeps of its upgrade request while its
@@ -68,11 +66,7 @@ func keepRequest(r *http.Request) *keptRequest {
 			str(v)
 		}
 	}
-	ctx := r.Context()
-	if parent, ok := hook.Parent(ctx); ok { // nothing but the router's hook was added
-		ctx = parent
-	}
-	return &keptRequest{ctx: ctx, tls: r.TLS, text: b.String()}
+	return &keptRequest{ctx: r.Context(), tls: r.TLS, text: b.String()}
 }
 
 // uvarintLen is the length of n as a uvarint.

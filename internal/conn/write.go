@@ -155,13 +155,9 @@ func (c *Conn) put(op ws.OpCode, p []byte, compressed bool, full fullPolicy) err
 		return err
 	}
 	c.srv.obs.Sent(len(p))
-	if c.w.active {
+	if c.w.active || c.w.corked.Load() || c.corks() {
 		c.queueFrameLocked(op, p, compressed, size)
-		c.wmu.Unlock()
-		return nil
-	}
-	if c.w.corked.Load() || c.corks() {
-		c.corkFrameLocked(op, p, compressed, size)
+		c.queuedLocked()
 		return nil
 	}
 	c.w.active = true
@@ -206,9 +202,7 @@ func (c *Conn) reserveLocked(size int, full fullPolicy) error {
 			continue
 		}
 		if c.w.corked.Load() { // what waits for nobody goes out first
-			c.w.corked.Store(false)
-			c.corkEnded()
-			c.w.active = true
+			c.takeRoleLocked()
 			c.wmu.Unlock()
 			c.drain()
 			c.wmu.Lock()
@@ -337,10 +331,7 @@ func (c *Conn) sendControlLocked(op ws.OpCode, p []byte) {
 		c.wmu.Unlock()
 		return
 	}
-	c.w.active = true
-	if c.w.corked.Swap(false) { // drain writes the corked frames after this one
-		c.corkEnded()
-	}
+	c.takeRoleLocked() // drain writes any corked frames after this one
 	c.wmu.Unlock()
 	c.writeOwn(op, p, false, false) // control frames are never compressed and never wait
 }
@@ -369,10 +360,7 @@ func (c *Conn) queueClose(code api.StatusCode, reason string, finishAfter bool) 
 		c.wmu.Unlock()
 		return
 	}
-	c.w.active = true
-	if c.w.corked.Swap(false) {
-		c.corkEnded()
-	}
+	c.takeRoleLocked()
 	c.wmu.Unlock()
 	c.drain()
 }
@@ -395,16 +383,7 @@ const (
 // piece, as an event loop answers a batch.
 func (c *Conn) corks() bool {
 	rd := c.rd
-	return rd != nil && rd.inHand.Load() != 0 && c.inN.Load() > 0
-}
-
-// corkFrameLocked queues a data frame on a corked queue (see corks); it
-// unlocks wmu.
-//
-//go:noinline
-func (c *Conn) corkFrameLocked(op ws.OpCode, p []byte, compressed bool, size int) {
-	c.queueFrameLocked(op, p, compressed, size)
-	c.corkOrDrainLocked()
+	return rd != nil && rd.inHand.Load() != 0 && c.Waiting()
 }
 
 // queueFrameLocked appends a data frame to the queue, in pooled storage
@@ -443,29 +422,41 @@ func putQueueBuf(b []byte) {
 	queueBufs.Put(&b)
 }
 
-// corkOrDrainLocked keeps the queue corked, or writes it as the holder of
-// the role; it unlocks wmu.
+// queuedLocked settles what was just queued, and unlocks wmu: the holder
+// of the writer role writes it; or it stays corked (see corks); or this
+// goroutine takes the role and writes the queue.
 //
 //go:noinline
-func (c *Conn) corkOrDrainLocked() {
-	if c.corks() && len(c.w.queue) <= corkBytes {
+func (c *Conn) queuedLocked() {
+	switch {
+	case c.w.active:
+	case c.corks() && len(c.w.queue) <= corkBytes:
 		if !c.w.corked.Swap(true) {
 			c.rd.away.Reset(corkGrace) // the first corked frame waits corkGrace at most
 		}
+	default:
+		c.takeRoleLocked()
 		c.wmu.Unlock()
+		c.drain()
 		return
 	}
-	if c.w.corked.Swap(false) {
-		c.corkEnded() // under wmu: no other cork can start before the role is given up
-	}
-	c.w.active = true
 	c.wmu.Unlock()
-	c.drain()
+}
+
+// takeRoleLocked takes the free writer role, which ends a cork: the
+// role's holder writes the queue, corked frames first. The cork's timer is
+// set back under wmu, before the role is given up: no other cork can
+// start meanwhile and have its timer changed.
+func (c *Conn) takeRoleLocked() {
+	c.w.active = true
+	if c.w.corked.Swap(false) {
+		c.corkEnded()
+	}
 }
 
 // corkEnded sets the timer that ran for corkGrace back: to awayGrace while
 // a blocking handler holds a message (it may still be away), off in event
-// style (a helper reads all along). Called with wmu held, as the cork ends.
+// style (a helper reads all along).
 func (c *Conn) corkEnded() {
 	switch c.rd.inHand.Load() {
 	case handHandler:
@@ -482,9 +473,7 @@ func (c *Conn) uncork() bool {
 		c.wmu.Unlock()
 		return false
 	}
-	c.w.corked.Store(false)
-	c.corkEnded()
-	c.w.active = true
+	c.takeRoleLocked()
 	c.wmu.Unlock()
 	c.drain()
 	return true
@@ -835,22 +824,13 @@ func (c *Conn) sendFrame(frame []byte, full fullPolicy) error {
 	if err := c.reserveLocked(len(frame), full); err != nil {
 		return err
 	}
-	if c.w.active {
+	if c.w.active || c.w.corked.Load() || c.corks() {
 		if cap(c.w.queue) == 0 {
 			c.w.queue = getQueueBuf()
 		}
 		c.w.queue = append(c.w.queue, frame...)
 		c.w.queued += len(frame)
-		c.wmu.Unlock()
-		return nil
-	}
-	if c.w.corked.Load() || c.corks() {
-		if cap(c.w.queue) == 0 {
-			c.w.queue = getQueueBuf()
-		}
-		c.w.queue = append(c.w.queue, frame...)
-		c.w.queued += len(frame)
-		c.corkOrDrainLocked()
+		c.queuedLocked()
 		return nil
 	}
 	c.w.active = true

@@ -66,22 +66,19 @@ func Parent(ctx context.Context) (context.Context, bool) {
 }
 
 // Rebase replaces the context under the hook in ctx with what lighter
-// returns for it, unless that is nil, and reports whether it did. The
-// contexts middleware added above the hook reach the new one from then on.
-// A connection keeps its request's context for its life; lighter can let
-// go of what a runtime put under it that only served the request (such as
-// net/http's cancellable contexts), keeping its values.
-func Rebase(ctx context.Context, lighter func(context.Context) context.Context) bool {
+// returns for it, unless that is nil. The contexts middleware added above
+// the hook reach the new one from then on. A connection keeps its
+// request's context for its life; lighter can let go of what a runtime put
+// under it that only served the request (such as net/http's cancellable
+// contexts), keeping its values.
+func Rebase(ctx context.Context, lighter func(context.Context) context.Context) {
 	h, _ := ctx.Value(upgradeKey{}).(*holder)
 	if h == nil {
-		return false
+		return
 	}
-	l := lighter(h.parent.Load().Context)
-	if l == nil {
-		return false
+	if l := lighter(h.parent.Load().Context); l != nil {
+		h.parent.Store(&parentCtx{l})
 	}
-	h.parent.Store(&parentCtx{l})
-	return true
 }
 
 // UpgradeFrom returns the Upgrade in ctx, or nil.

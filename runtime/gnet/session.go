@@ -117,7 +117,7 @@ func (sess *session) TryWrite(a, b []byte) (int, error) {
 	if sess.gone || sess.closing {
 		return 0, net.ErrClosed
 	}
-	if sess.batch == nil && !sess.queued && !sess.gone && sess.outbound.Load() == 0 && !sess.moreComing() {
+	if sess.batch == nil && !sess.queued && sess.outbound.Load() == 0 && !sess.moreComing() {
 		k, err := conn.WriteNonblocking(sess.gc.Fd(), a, b)
 		if err == nil {
 			if k == n {
