@@ -155,9 +155,9 @@ func (c *Conn) put(op ws.OpCode, p []byte, compressed bool, full fullPolicy) err
 		return err
 	}
 	c.srv.obs.Sent(len(p))
-	if c.w.active || c.w.corked.Load() || c.corks() {
+	if corks := c.corks(); c.w.active || corks || c.w.corked.Load() {
 		c.queueFrameLocked(op, p, compressed, size)
-		c.queuedLocked()
+		c.queuedLocked(corks)
 		return nil
 	}
 	c.w.active = true
@@ -422,15 +422,16 @@ func putQueueBuf(b []byte) {
 	queueBufs.Put(&b)
 }
 
-// queuedLocked settles what was just queued, and unlocks wmu: the holder
-// of the writer role writes it; or it stays corked (see corks); or this
-// goroutine takes the role and writes the queue.
+// queuedLocked settles what was just queued, corks as the sender found
+// it, and unlocks wmu: the holder of the writer role writes it; or it
+// stays corked (see corks); or this goroutine takes the role and writes
+// the queue.
 //
 //go:noinline
-func (c *Conn) queuedLocked() {
+func (c *Conn) queuedLocked(corks bool) {
 	switch {
 	case c.w.active:
-	case c.corks() && len(c.w.queue) <= corkBytes:
+	case corks && len(c.w.queue) <= corkBytes:
 		if !c.w.corked.Swap(true) {
 			c.rd.away.Reset(corkGrace) // the first corked frame waits corkGrace at most
 		}
@@ -824,13 +825,13 @@ func (c *Conn) sendFrame(frame []byte, full fullPolicy) error {
 	if err := c.reserveLocked(len(frame), full); err != nil {
 		return err
 	}
-	if c.w.active || c.w.corked.Load() || c.corks() {
+	if corks := c.corks(); c.w.active || corks || c.w.corked.Load() {
 		if cap(c.w.queue) == 0 {
 			c.w.queue = getQueueBuf()
 		}
 		c.w.queue = append(c.w.queue, frame...)
 		c.w.queued += len(frame)
-		c.queuedLocked()
+		c.queuedLocked(corks)
 		return nil
 	}
 	c.w.active = true
