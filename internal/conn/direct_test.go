@@ -179,8 +179,10 @@ func TestPausedReceiverHandsOver(t *testing.T) {
 	s := newTestServer(t, api.Options{SendQueueBytes: 8 << 10, WriteTimeout: 10 * time.Second})
 	small := func(tc *net.TCPConn) { tc.SetWriteBuffer(4096) }
 	got := make(chan string, 1)
+	fill := make(chan struct{})
 	client, c := tcpConnTuned(t, s, nil, small, func(w api.Conn) {
 		go func() { // fill the send queue while the peer does not read
+			<-fill // once the peer's receive buffer is small: bytes the kernel took before never come back as backlog
 			for range 64 {
 				if w.Send(api.BinaryMessage(make([]byte, 4092))) != nil { // 4096-byte frames: two fill the budget exactly
 					return
@@ -194,6 +196,7 @@ func TestPausedReceiverHandsOver(t *testing.T) {
 		w.Receive()
 	})
 	client.(*net.TCPConn).SetReadBuffer(4096)
+	close(fill)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c.wmu.Lock()
