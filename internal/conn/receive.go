@@ -16,17 +16,24 @@ type inbox struct {
 
 func (q *inbox) len() int { return len(q.msgs) - q.head }
 
-func (q *inbox) push(m api.Message) {
-	if q.msgs == nil { // the usual case, one message at a time: no append on the path of every message, and 32 bytes, not 128
-		q.msgs = make([]api.Message, 1)
-		q.msgs[0] = m
-		return
-	}
-	q.pushMore(m)
-}
-
+// grow makes room for one more message: one slot for the first (the usual
+// case, one message at a time: 32 bytes, not append's 128), then twice as
+// many as wait, 4 at least, dropping the slots already taken. It makes
+// and copies instead of append's growth, and takes no message:
+// growslice's frame is three times makeslice's, and this runs deep under
+// a blocking handler's Receive (see Receive).
+//
 //go:noinline
-func (q *inbox) pushMore(m api.Message) { q.msgs = append(q.msgs, m) }
+func (q *inbox) grow() {
+	live := q.msgs[q.head:]
+	size := 1
+	if len(live) > 0 {
+		size = max(4, 2*len(live))
+	}
+	msgs := make([]api.Message, len(live), size)
+	copy(msgs, live)
+	q.msgs, q.head = msgs, 0
+}
 
 func (q *inbox) pop() (api.Message, bool) {
 	if q.head == len(q.msgs) {
@@ -42,28 +49,58 @@ func (q *inbox) pop() (api.Message, bool) {
 }
 
 // Receive returns the next message.
-func (c *Conn) Receive() (api.Message, error) { return c.receive(nil, nil, false) }
+//
+// When the inbox is empty, a blocking handler reads its socket itself
+// (canReadDirect): receive returns and asks, and the read happens here,
+// so that receive's frame is not on the stack under the read, the parse
+// and the delivery, whose allocations must stay within the handler's
+// first 2 KiB (TestBlockingHandlersKeepTheirFirstStack).
+func (c *Conn) Receive() (api.Message, error) {
+	triedDirect := false
+	for {
+		m, readNow, err := c.receive(nil, nil, false, triedDirect)
+		if !readNow {
+			return m, err
+		}
+		read := false
+		if c.takeReadRole() {
+			read = c.readStep(false)
+			c.rd.role.Unlock()
+		}
+		c.waiting.Add(-1)
+		// Either way look at the inbox again before waiting: a helper may
+		// have delivered meanwhile.
+		triedDirect = !read
+	}
+}
 
 // ReceiveTimeout returns the next message or ErrTimeout after d.
 func (c *Conn) ReceiveTimeout(d time.Duration) (api.Message, error) {
 	if d <= 0 {
-		return c.receive(nil, nil, true)
+		m, _, err := c.receive(nil, nil, true, true)
+		return m, err
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	return c.receive(t.C, nil, false)
+	m, _, err := c.receive(t.C, nil, false, true)
+	return m, err
 }
 
 // ReceiveContext returns the next message or ctx.Err().
 func (c *Conn) ReceiveContext(ctx context.Context) (api.Message, error) {
-	return c.receive(nil, ctx, false)
+	m, _, err := c.receive(nil, ctx, false, true)
+	return m, err
 }
 
 // testHookBeforeWait runs between deciding to wait and waiting, to test
 // wake-ups that arrive in between.
 var testHookBeforeWait func()
 
-func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool) (api.Message, error) {
+// receive waits for the next message: with a timeout, ctx, or neither,
+// or not at all (poll). With neither, and triedDirect false, it may
+// return readNow instead: the caller reads the socket (see Receive), and
+// calls again.
+func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll, triedDirect bool) (api.Message, bool, error) {
 	var cancel <-chan struct{}
 	if ctx != nil {
 		cancel = ctx.Done()
@@ -73,11 +110,10 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 	}
 	c.mu.Lock()
 	c.busy = false // the handler is back for its next message
-	triedDirect := false
 	for {
 		if c.ev.eventStyle {
 			c.mu.Unlock()
-			return api.Message{}, api.ErrEventStyle
+			return api.Message{}, false, api.ErrEventStyle
 		}
 		if m, ok := c.popLocked(); ok { // messages received before the end are never lost
 			c.busy = true
@@ -89,7 +125,7 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 			// not deep in the read path (user code, and stack depth).
 			c.srv.obs.Received(len(m.Data))
 			c.handlerAway()
-			return m, nil
+			return m, false, nil
 		}
 		if c.state == stDraining { // what came before the protocol error is done
 			fail := c.fail
@@ -101,11 +137,11 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 		if c.state >= stClosing {
 			err := c.closeErr
 			c.mu.Unlock()
-			return api.Message{}, err
+			return api.Message{}, false, err
 		}
 		if poll {
 			c.mu.Unlock()
-			return api.Message{}, api.ErrTimeout
+			return api.Message{}, false, api.ErrTimeout
 		}
 		if !c.ev.packAsked {
 			// The handler waits for its first message: from now on the
@@ -116,20 +152,11 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 			go c.packRequest()
 		}
 		if !triedDirect && timeout == nil && cancel == nil && c.canReadDirect() {
-			// Read the socket in this goroutine, unless a helper reads.
+			// Read the socket in this goroutine, unless a helper reads:
+			// the caller does, waiting counted until it is done.
 			c.waiting.Add(1)
 			c.mu.Unlock()
-			read := false
-			if c.takeReadRole() {
-				read = c.readStep(false)
-				c.rd.role.Unlock()
-			}
-			c.waiting.Add(-1)
-			c.mu.Lock()
-			// Either way look at the inbox again before waiting: a helper
-			// may have delivered while the lock was free.
-			triedDirect = !read
-			continue
+			return api.Message{}, true, nil
 		}
 		triedDirect = false
 		if c.ready == nil {
@@ -154,7 +181,7 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll bool)
 		}
 		c.waiting.Add(-1)
 		if err != nil {
-			return api.Message{}, err
+			return api.Message{}, false, err
 		}
 		c.mu.Lock()
 	}
@@ -217,7 +244,15 @@ func (c *Conn) deliver(m api.Message) {
 		c.mu.Unlock()
 		return // after a close frame, data is dropped (RFC 6455 5.5.1)
 	}
-	c.inbox.push(m) // Feed checked the bounds and is the only sender
+	// Feed checked the bounds and is the only sender. (The push is
+	// written here, as it would be inlined: the allocation in grow is a
+	// frame less deep.)
+	q := &c.inbox
+	if len(q.msgs) == cap(q.msgs) {
+		q.grow()
+	}
+	q.msgs = q.msgs[:len(q.msgs)+1]
+	q.msgs[len(q.msgs)-1] = m
 	c.inN.Add(1)
 	c.inBytes.Add(int64(len(m.Data)))
 	c.wakeOneLocked()

@@ -162,7 +162,29 @@ func (c *Conn) put(op ws.OpCode, p []byte, compressed bool, full fullPolicy) err
 	}
 	c.w.active = true
 	c.wmu.Unlock()
-	return c.writeOwn(op, p, compressed, full == fullAsOptions && c.srv.opts.SendQueueFull == api.QueueBlock)
+	// writeOwn and writeParts, inline: a frame less under a blocking
+	// handler's Send, where the write may allocate (see growQueue).
+	bp := ownFrame(op, p, compressed)
+	var b []byte
+	if len(p) > bigFrame {
+		b = p
+	}
+	mayWait := full == fullAsOptions && c.srv.opts.SendQueueFull == api.QueueBlock
+	var err error
+	if tw, ok := c.t.(TryWriter); ok { // writeParts, inline
+		var n int
+		if n, err = tw.TryWrite(*bp, b); err != nil {
+			err = c.tryWriteFailed(err)
+		} else if n == len(*bp)+len(b) {
+			c.drain()
+		} else {
+			err = c.writeRest(*bp, b, n, mayWait)
+		}
+	} else {
+		err = c.writeRest(*bp, b, 0, mayWait)
+	}
+	putFrameBuffer(bp)
+	return err
 }
 
 // appendFrame appends a whole frame, marked compressed (RSV1) or not.
@@ -179,6 +201,20 @@ func appendFrame(dst []byte, op ws.OpCode, p []byte, compressed bool) []byte {
 // SendQueueFull said to fail (QueueClose) or waited WriteTimeout in vain
 // (QueueBlock); full may override SendQueueFull.
 func (c *Conn) reserveLocked(size int, full fullPolicy) error {
+	if !c.ending.Load() && !c.w.closeQueued && !c.w.dead {
+		if backlog := c.backlogLocked(); backlog == 0 || backlog+size <= c.srv.opts.SendQueueBytes {
+			return nil
+		}
+	}
+	return c.reserveSlowLocked(size, full)
+}
+
+// reserveSlowLocked is reserveLocked when the frame does not fit at once,
+// or the connection ends. It is out of line: its frame is three times
+// the fast path's, on every Send of a blocking handler.
+//
+//go:noinline
+func (c *Conn) reserveSlowLocked(size int, full fullPolicy) error {
 	var deadline time.Time
 	refreshed := false
 	for {
@@ -391,11 +427,32 @@ func (c *Conn) corks() bool {
 //
 //go:noinline
 func (c *Conn) queueFrameLocked(op ws.OpCode, p []byte, compressed bool, size int) {
-	if cap(c.w.queue) == 0 {
-		c.w.queue = getQueueBuf()
+	if cap(c.w.queue)-len(c.w.queue) < size {
+		c.w.queue = growQueue(c.w.queue, size)
 	}
 	c.w.queue = appendFrame(c.w.queue, op, p, compressed)
 	c.w.queued += size
+}
+
+// growQueue returns q with room for n more bytes: pooled storage for an
+// empty queue, grown if that is not enough. Its callers make room before
+// they append, and it grows with make and copy, not append: the
+// allocation then happens about 300 bytes higher on a blocking handler's
+// stack than append's growth under appendFrame did. Below an allocation
+// the runtime may refill its span cache, sweep or assist the GC, which
+// takes another 400-600 bytes; past the first 2 KiB, the handler's stack
+// doubles for good (TestBlockingHandlersKeepTheirFirstStack).
+//
+//go:noinline
+func growQueue(q []byte, n int) []byte {
+	if cap(q) == 0 {
+		if q = getQueueBuf(); cap(q) >= n {
+			return q
+		}
+	}
+	grown := make([]byte, len(q), max(len(q)+n, 2*cap(q))) // not append's growth: growslice's frame is large
+	copy(grown, q)
+	return grown
 }
 
 // queueBufs pools the storage of queues that went out at once (corked
@@ -491,26 +548,53 @@ func (c *Conn) writeOwn(op ws.OpCode, p []byte, compressed, mayWait bool) error 
 	// The frame is built in a pooled buffer: what the socket does not
 	// take is copied into the queue, so a connection keeps no frame
 	// buffer between messages.
-	bp := frameBuffers.Get().(*[]byte)
-	var a, b []byte
+	bp := ownFrame(op, p, compressed)
+	var b []byte
 	if len(p) > bigFrame {
-		if compressed {
-			*bp = wire.AppendCompressedHeader((*bp)[:0], op, len(p))
-		} else {
-			*bp = wire.AppendHeader((*bp)[:0], op, len(p))
-		}
-		a, b = *bp, p
-	} else {
-		*bp = appendFrame((*bp)[:0], op, p, compressed)
-		a = *bp
+		b = p
 	}
-	err := c.writeParts(a, b, mayWait)
+	err := c.writeParts(*bp, b, mayWait)
 	putFrameBuffer(bp) // nothing keeps it: what was not written was copied into the queue
 	return err
 }
 
+// ownFrame builds writeOwn's frame in a pooled buffer: the whole frame,
+// or only its header when the payload is larger than bigFrame (written
+// from where it is). It is out of line, so that its locals are not on
+// the stack while the frame is written: under a blocking handler's Send,
+// the write may allocate (gnet's batch; see growQueue).
+//
+//go:noinline
+func ownFrame(op ws.OpCode, p []byte, compressed bool) *[]byte {
+	if len(p) > bigFrame {
+		bp := frameBuffer(wire.MaxHeaderLen)
+		if compressed {
+			*bp = wire.AppendCompressedHeader(*bp, op, len(p))
+		} else {
+			*bp = wire.AppendHeader(*bp, op, len(p))
+		}
+		return bp
+	}
+	bp := frameBuffer(wire.HeaderLen(len(p)) + len(p))
+	*bp = appendFrame(*bp, op, p, compressed)
+	return bp
+}
+
 // frameBuffers pools the frame buffers of writeOwn across connections.
 var frameBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// frameBuffer returns an empty pooled frame buffer with room for n bytes,
+// so that a new buffer is allocated here, not by append's growth under
+// appendFrame (see growQueue).
+//
+//go:noinline
+func frameBuffer(n int) *[]byte {
+	bp := frameBuffers.Get().(*[]byte)
+	if cap(*bp) < n {
+		*bp = make([]byte, 0, n)
+	}
+	return bp
+}
 
 func putFrameBuffer(bp *[]byte) {
 	if cap(*bp) > bigFrame+16 {
