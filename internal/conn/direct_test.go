@@ -3,6 +3,7 @@ package conn
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -597,5 +598,54 @@ func TestCorkedFramesKeepTheirOrder(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// ReceiveContext with a context that is never done may read the socket
+// itself, as Receive does, and it never returns an empty message: when
+// Receive read the socket itself, it left a stale wake-up behind, and a
+// ReceiveContext that took it was told to read the socket and returned
+// an empty message and no error instead, with Conn.waiting one too high.
+func TestReceiveKindsTakeTurns(t *testing.T) {
+	s := newTestServer(t, api.Options{})
+	const n = 12
+	got := make(chan string, n)
+	client, c := tcpConn(t, s, nil, func(ws api.Conn) {
+		for i := range n {
+			var m api.Message
+			var err error
+			switch i % 4 {
+			case 0, 2:
+				m, err = ws.ReceiveContext(context.Background())
+			case 1:
+				m, err = ws.Receive()
+			default:
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				m, err = ws.ReceiveContext(ctx)
+				cancel()
+			}
+			if err != nil {
+				got <- "error: " + err.Error()
+				return
+			}
+			got <- string(m.Data)
+		}
+	})
+	for i := range n {
+		if _, err := client.Write(clientFrame(ws.OpText, []byte(strconv.Itoa(i)))); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-got:
+			if m != strconv.Itoa(i) {
+				t.Fatalf("message %d: got %q (waiting=%d)", i, m, c.waiting.Load())
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("message %d: the handler got nothing", i)
+		}
+		time.Sleep(30 * time.Millisecond) // let the handler wait before the next
+		if w := c.waiting.Load(); i < n-1 && w != 1 {
+			t.Fatalf("after message %d, waiting=%d while one receive waits", i, w)
+		}
 	}
 }

@@ -17,7 +17,15 @@ import (
 // ReadBufferSize is the size of a blocking socket's read buffers.
 const ReadBufferSize = 4096
 
-var readBufs = sync.Pool{New: func() any { b := make([]byte, ReadBufferSize); return &b }}
+// readBufs pools the read buffers of blocking sockets: a connection holds
+// one only while input waits to be fed.
+var readBufs sync.Pool // of *[]byte
+
+// errNoReadBuffer: readFd found readBufs empty. fill allocates the buffer
+// and reads again, rather than readFd under RawConn.Read: a blocking
+// handler reads its own socket, and an allocation (which may sweep or
+// assist the GC) that deep under it doubled its 2 KiB stack.
+var errNoReadBuffer = errors.New("wsmatrix: no read buffer")
 
 // reader is the read side of a connection on a blocking socket. On a raw
 // socket (syscall.Conn) whoever holds role reads: a blocking handler that
@@ -247,6 +255,11 @@ func (c *Conn) fill(helper bool) bool {
 		k, rerr = rd.r.Read((*rd.buf)[rd.n:])
 	} else {
 		err := rd.rc.Read(rd.read)
+		for err == nil && rd.rerr == errNoReadBuffer {
+			b := make([]byte, ReadBufferSize)
+			rd.buf, rd.rerr = &b, nil
+			err = rd.rc.Read(rd.read)
+		}
 		k, rerr = rd.k, rd.rerr
 		rd.k, rd.rerr = 0, nil
 		switch {
@@ -278,7 +291,12 @@ func (c *Conn) fill(helper bool) bool {
 // false waits for readability, holding no buffer.
 func (rd *reader) readFd(fd uintptr) bool {
 	if rd.buf == nil {
-		rd.buf = readBufs.Get().(*[]byte)
+		bp, ok := readBufs.Get().(*[]byte)
+		if !ok {
+			rd.rerr = errNoReadBuffer
+			return true
+		}
+		rd.buf = bp
 	}
 	for {
 		rd.k, rd.rerr = syscall.Read(int(fd), (*rd.buf)[rd.n:])

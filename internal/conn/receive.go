@@ -58,7 +58,7 @@ func (q *inbox) pop() (api.Message, bool) {
 func (c *Conn) Receive() (api.Message, error) {
 	triedDirect := false
 	for {
-		m, readNow, err := c.receive(nil, nil, false, triedDirect)
+		m, readNow, err := c.receive(nil, nil, false, true, triedDirect)
 		if !readNow {
 			return m, err
 		}
@@ -77,18 +77,21 @@ func (c *Conn) Receive() (api.Message, error) {
 // ReceiveTimeout returns the next message or ErrTimeout after d.
 func (c *Conn) ReceiveTimeout(d time.Duration) (api.Message, error) {
 	if d <= 0 {
-		m, _, err := c.receive(nil, nil, true, true)
+		m, _, err := c.receive(nil, nil, true, false, false)
 		return m, err
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	m, _, err := c.receive(t.C, nil, false, true)
+	m, _, err := c.receive(t.C, nil, false, false, false)
 	return m, err
 }
 
 // ReceiveContext returns the next message or ctx.Err().
 func (c *Conn) ReceiveContext(ctx context.Context) (api.Message, error) {
-	m, _, err := c.receive(nil, ctx, false, true)
+	if ctx == nil || ctx.Done() == nil { // never done: Receive, which may read the socket itself
+		return c.Receive()
+	}
+	m, _, err := c.receive(nil, ctx, false, false, false)
 	return m, err
 }
 
@@ -97,10 +100,10 @@ func (c *Conn) ReceiveContext(ctx context.Context) (api.Message, error) {
 var testHookBeforeWait func()
 
 // receive waits for the next message: with a timeout, ctx, or neither,
-// or not at all (poll). With neither, and triedDirect false, it may
-// return readNow instead: the caller reads the socket (see Receive), and
-// calls again.
-func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll, triedDirect bool) (api.Message, bool, error) {
+// or not at all (poll). With mayRead (Receive: neither a timeout nor ctx)
+// it may return readNow instead, unless triedDirect and no wait came
+// between: the caller reads the socket (see Receive), and calls again.
+func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll, mayRead, triedDirect bool) (api.Message, bool, error) {
 	var cancel <-chan struct{}
 	if ctx != nil {
 		cancel = ctx.Done()
@@ -151,7 +154,7 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll, trie
 			c.ev.packAsked = true
 			go c.packRequest()
 		}
-		if !triedDirect && timeout == nil && cancel == nil && c.canReadDirect() {
+		if mayRead && !triedDirect && c.canReadDirect() {
 			// Read the socket in this goroutine, unless a helper reads:
 			// the caller does, waiting counted until it is done.
 			c.waiting.Add(1)

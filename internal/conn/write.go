@@ -434,8 +434,8 @@ func (c *Conn) queueFrameLocked(op ws.OpCode, p []byte, compressed bool, size in
 	c.w.queued += size
 }
 
-// growQueue returns q with room for n more bytes: pooled storage for an
-// empty queue, grown if that is not enough. Its callers make room before
+// growQueue returns q with room for n more bytes: pooled storage for a
+// queue without any, grown if that is not enough. Its callers make room before
 // they append, and it grows with make and copy, not append: the
 // allocation then happens about 300 bytes higher on a blocking handler's
 // stack than append's growth under appendFrame did. Below an allocation
@@ -558,7 +558,7 @@ func (c *Conn) writeOwn(op ws.OpCode, p []byte, compressed, mayWait bool) error 
 	return err
 }
 
-// ownFrame builds writeOwn's frame in a pooled buffer: the whole frame,
+// ownFrame builds the frame put or writeOwn writes, in a pooled buffer: the whole frame,
 // or only its header when the payload is larger than bigFrame (written
 // from where it is). It is out of line, so that its locals are not on
 // the stack while the frame is written: under a blocking handler's Send,
@@ -580,7 +580,8 @@ func ownFrame(op ws.OpCode, p []byte, compressed bool) *[]byte {
 	return bp
 }
 
-// frameBuffers pools the frame buffers of writeOwn across connections.
+// frameBuffers pools the buffers ownFrame builds frames in, across
+// connections.
 var frameBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // frameBuffer returns an empty pooled frame buffer with room for n bytes,

@@ -98,8 +98,9 @@ func (sess *session) opened(gc gnetv2.Conn) {
 
 // TryWrite writes a and b to the socket at once when nothing is ahead of
 // them (no batch, no flush task, nothing held by gnet) and no received
-// message waits for the handler, from the caller's goroutine: one system call instead of a task, an eventfd wake-up of the
-// loop and the loop's write. Whatever the socket does not take is
+// message waits for the handler, from the caller's goroutine: one system
+// call instead of a task, an eventfd wake-up of the loop and the loop's
+// write. Whatever the socket does not take is
 // appended to the batch the loop writes next, as is everything while
 // something is ahead; what the peer does not take stays in gnet's outbound
 // buffer and counts in Backlog. It takes every byte and never waits.
