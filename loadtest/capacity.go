@@ -68,7 +68,7 @@ func (o *Opened) Echo(size int, timeout time.Duration) (int, map[string]int) {
 	if err != nil {
 		return 0, map[string]int{err.Error(): 1}
 	}
-	return echoEach(o.Conns, msg, 64, timeout)
+	return echoEach(o.Conns, msg, 1, 64, timeout)
 }
 
 // Close closes every held connection.

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -23,7 +24,11 @@ type IdleConfig struct {
 	// once and reads back (default 1 KiB; negative: no echo), after which
 	// memory is read again, and once more after Rest (default 5 s).
 	EchoSize int
-	Rest     time.Duration
+	// EchoBurst is how many such messages each connection writes at once,
+	// in one write, before it reads the answers (default 1): a burst of
+	// pipelined messages, as a client sends when it catches up.
+	EchoBurst int
+	Rest      time.Duration
 }
 
 // IdleResult is what the idle scenario measured.
@@ -35,8 +40,9 @@ type IdleResult struct {
 	Ramp         time.Duration  `json:"ramp_ns"`
 	Errors       map[string]int `json:"errors,omitempty"`
 
-	// After every connection sent one message and read its echo, and
-	// after Rest more without traffic.
+	// After every connection sent EchoBurst messages and read their
+	// echoes, and after Rest more without traffic.
+	EchoBurst          int     `json:"echo_burst,omitempty"`
 	Echoed             int     `json:"echoed,omitempty"`
 	RSSAfterEcho       int64   `json:"rss_after_echo_bytes,omitempty"`
 	BytesPerConnEcho   float64 `json:"bytes_per_conn_after_echo,omitempty"`
@@ -70,6 +76,7 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 	if cfg.EchoSize == 0 {
 		cfg.EchoSize = 1024
 	}
+	cfg.EchoBurst = max(cfg.EchoBurst, 1)
 	if cfg.Rest <= 0 {
 		cfg.Rest = 5 * time.Second
 	}
@@ -114,7 +121,8 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 		return r, err
 	}
 	var echoErrs map[string]int
-	r.Echoed, echoErrs = echoEach(conns, msg, cfg.Dialers, 10*time.Second)
+	r.EchoBurst = cfg.EchoBurst
+	r.Echoed, echoErrs = echoEach(conns, bytes.Repeat(msg, cfg.EchoBurst), cfg.EchoBurst, cfg.Dialers, 10*time.Second)
 	for k, n := range echoErrs {
 		r.Errors[k] += n
 	}

@@ -287,7 +287,7 @@ func eachConn(conns []net.Conn, workers int, f func(net.Conn)) {
 // echoEach sends msg (one frame) on every connection and reads the echo,
 // workers at a time, each within timeout; it returns how many came back
 // and the failures by kind.
-func echoEach(conns []net.Conn, msg []byte, workers int, timeout time.Duration) (int, map[string]int) {
+func echoEach(conns []net.Conn, msg []byte, answers, workers int, timeout time.Duration) (int, map[string]int) {
 	var (
 		mu     sync.Mutex
 		echoed int
@@ -297,7 +297,7 @@ func echoEach(conns []net.Conn, msg []byte, workers int, timeout time.Duration) 
 		var wire atomic.Int64
 		c.SetDeadline(time.Now().Add(timeout))
 		_, err := c.Write(msg)
-		if err == nil {
+		for i := 0; i < answers && err == nil; i++ {
 			_, err = readServerFrame(c, &wire)
 		}
 		c.SetDeadline(time.Time{})

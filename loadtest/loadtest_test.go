@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,6 +51,28 @@ func TestIdle(t *testing.T) {
 	r, err := loadtest.Idle(context.Background(), loadtest.IdleConfig{URL: u, PID: os.Getpid(), Conns: 50, Settle: 10 * time.Millisecond, Rest: 10 * time.Millisecond})
 	if err != nil || r.Conns != 50 || len(r.Errors) != 0 || r.RSSAfter <= 0 || r.Echoed != 50 || r.RSSAfterEcho <= 0 || r.RSSAfterRest <= 0 {
 		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+// EchoBurst: each connection writes its messages at once and reads every
+// answer before the memory is read.
+func TestIdleBurst(t *testing.T) {
+	var received atomic.Int64
+	u := serve(t, "/echo", func(ws api.Conn) {
+		for {
+			m, err := ws.Receive()
+			if err != nil {
+				return
+			}
+			received.Add(1)
+			if ws.Send(m) != nil {
+				return
+			}
+		}
+	})
+	r, err := loadtest.Idle(context.Background(), loadtest.IdleConfig{URL: u, PID: os.Getpid(), Conns: 20, EchoBurst: 4, Settle: 10 * time.Millisecond, Rest: 10 * time.Millisecond})
+	if err != nil || r.Echoed != 20 || r.EchoBurst != 4 || len(r.Errors) != 0 || received.Load() != 80 {
+		t.Fatalf("%+v %v; the server received %d messages, want 80", r, err, received.Load())
 	}
 }
 

@@ -48,7 +48,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		serverCPU = fs.Int("server-cpu", 0, "CPU the started servers are pinned to (-1: not pinned)")
 		clientCPU = fs.Int("client-cpu", 1, "CPU this load client is pinned to (-1: not pinned)")
 		rate      = fs.Int("rate", 10, "broadcast: messages per second from the publisher")
-		inflight  = fs.Int("inflight", 1, "echo: messages in flight per connection")
+		inflight  = fs.Int("inflight", 1, "echo: messages in flight per connection; idle: messages each connection sends at once for its echo")
 		stuck     = fs.Int("stuck", 0, "broadcast: subscribers that never read (the others' latency shows whether they are held back)")
 		compress  = fs.String("compression", "off", "echo, idle: permessage-deflate on the servers (serve --compression and the peers' --compression) and offered by the client: off, no-context-takeover or context-takeover")
 		payload   = fs.String("payload", "bytes", "echo: bytes (one repeated byte) or json (JSON-like text that compresses as chat messages do)")
@@ -242,11 +242,15 @@ var scenarios = map[string]scenario{
 		header: "| target | conns | server RSS before | after | per connection | after one 1 KiB echo each | and 5 s idle | errors | ratio |",
 		figure: "server RSS per idle connection (lower is better)",
 		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
-			r, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: p.url, PID: p.pid, Conns: p.conns, Compress: p.compress, Progress: p.progress})
+			r, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: p.url, PID: p.pid, Conns: p.conns, Compress: p.compress, EchoBurst: p.inflight, Progress: p.progress})
 			kib := func(b float64) string { return fmt.Sprintf("%.2f KiB", b/1024) }
+			echo := kib(r.BytesPerConnEcho)
+			if r.EchoBurst > 1 {
+				echo += fmt.Sprintf(" (%d at once)", r.EchoBurst)
+			}
 			return r, r.BytesPerConn, fmt.Sprintf("%d | %.1f MiB | %.1f MiB | %.0f B (%s) | %s | %s | %s", r.Conns,
 				float64(r.RSSBefore)/(1<<20), float64(r.RSSAfter)/(1<<20), r.BytesPerConn, kib(r.BytesPerConn),
-				kib(r.BytesPerConnEcho), kib(r.BytesPerConnRested), errText(r.Errors)), err
+				echo, kib(r.BytesPerConnRested), errText(r.Errors)), err
 		},
 	},
 	"capacity": {
