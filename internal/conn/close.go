@@ -27,6 +27,41 @@ const (
 	stClosed
 )
 
+// endState is what a connection holds once it drains or closes (or once
+// someone waits for its end), under mu: an open connection carries one
+// pointer for it.
+type endState struct {
+	closeErr   *api.CloseError // what the handler is told, once ending
+	fail       *api.CloseError // the protocol error being drained (stDraining)
+	ended      chan struct{}   // made by a waiter; closed at stClosed
+	closeTimer *time.Timer     // bounds the close handshake, or the drain
+}
+
+// endLocked returns the end state, made if need be.
+func (c *Conn) endLocked() *endState {
+	if c.end == nil {
+		c.end = new(endState)
+	}
+	return c.end
+}
+
+// closeErrLocked is what the handler is told once the connection ends
+// (nil before).
+func (c *Conn) closeErrLocked() *api.CloseError {
+	if c.end == nil {
+		return nil
+	}
+	return c.end.closeErr
+}
+
+// failLocked is the protocol error being drained, if any.
+func (c *Conn) failLocked() *api.CloseError {
+	if c.end == nil {
+		return nil
+	}
+	return c.end.fail
+}
+
 var closedCh = func() chan struct{} {
 	ch := make(chan struct{})
 	close(ch)
@@ -40,10 +75,11 @@ func (c *Conn) endedCh() <-chan struct{} {
 	if c.state == stClosed {
 		return closedCh
 	}
-	if c.ended == nil {
-		c.ended = make(chan struct{})
+	e := c.endLocked()
+	if e.ended == nil {
+		e.ended = make(chan struct{})
 	}
-	return c.ended
+	return e.ended
 }
 
 // Close starts the closing handshake and waits, at most CloseTimeout, for
@@ -66,12 +102,13 @@ func (c *Conn) begin(ce *api.CloseError) bool {
 		c.mu.Unlock()
 		return false
 	}
-	c.state, c.closeErr = stClosing, ce
+	e := c.endLocked()
+	c.state, e.closeErr = stClosing, ce
 	c.ending.Store(true)
-	if c.closeTimer != nil {
-		c.closeTimer.Stop() // the drain's timer
+	if e.closeTimer != nil {
+		e.closeTimer.Stop() // the drain's timer
 	}
-	c.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, func() { c.abort("close handshake timed out") })
+	e.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, func() { c.abort("close handshake timed out") })
 	if c.ready != nil {
 		close(c.ready) // wakes every waiting Receive; nothing is delivered after this
 	}
@@ -128,8 +165,9 @@ func (c *Conn) protocolError(ce *api.CloseError) {
 		c.mu.Unlock()
 		return // already failing or closing: input is discarded, counted once
 	}
-	c.state, c.fail = stDraining, ce
-	c.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, func() { c.closeWith(ce.Code, ce.Reason) })
+	e := c.endLocked()
+	c.state, e.fail = stDraining, ce
+	e.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, func() { c.closeWith(ce.Code, ce.Reason) })
 	now := c.drainedLocked()
 	c.mu.Unlock()
 	c.srv.logProtocolClose(c, ce)
@@ -149,7 +187,7 @@ func (c *Conn) drainedLocked() bool {
 // with what came before the protocol error.
 func (c *Conn) closeIfDrained() {
 	c.mu.Lock()
-	fail := c.fail
+	fail := c.failLocked()
 	now := c.drainedLocked()
 	c.mu.Unlock()
 	if now {
@@ -182,13 +220,14 @@ func (c *Conn) finish() {
 		return
 	}
 	c.state = stClosed
-	if c.closeTimer != nil {
-		c.closeTimer.Stop()
+	e := c.endLocked() // made by begin, which comes first
+	if e.closeTimer != nil {
+		e.closeTimer.Stop()
 	}
-	if c.ended != nil {
-		close(c.ended)
+	if e.ended != nil {
+		close(e.ended)
 	}
-	ce := c.closeErr
+	ce := e.closeErr
 	c.mu.Unlock()
 	c.wmu.Lock()
 	c.w.dead = true // nothing more is written to a closed socket

@@ -50,14 +50,11 @@ type Conn struct {
 
 	mu         sync.Mutex
 	state      state
-	peerClosed bool            // the peer's close frame arrived
-	busy       bool            // the handler took a message and has not come back for the next
-	closeErr   *api.CloseError // what the handler is told, once ending
-	fail       *api.CloseError // the protocol error being drained (stDraining)
-	cx         *connContext    // made on first Context call
-	ended      chan struct{}   // made by a waiter; closed at stClosed
-	closeTimer *time.Timer     // bounds the close handshake, or the drain
-	pingSent   int64           // unix nanoseconds of the unanswered ping, or 0
+	peerClosed bool         // the peer's close frame arrived
+	busy       bool         // the handler took a message and has not come back for the next
+	end        *endState    // made once the connection drains or closes, or someone waits for its end
+	cx         *connContext // made on first Context call
+	pingSent   int64        // unix nanoseconds of the unanswered ping, or 0
 	inbox      inbox
 	ready      chan struct{} // one token: wakes a parked Receive
 	ev         events
@@ -174,7 +171,7 @@ func (c *Conn) handlerReturned() {
 	}
 	c.mu.Lock()
 	keep := c.ev.onMessage != nil || c.ev.onClose != nil
-	fail := c.fail
+	fail := c.failLocked()
 	c.mu.Unlock()
 	switch {
 	case keep:

@@ -230,7 +230,7 @@ func TestPausedReceiverHandsOver(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		c.wmu.Lock()
 		state := fmt.Sprintf("pongHeld=%v hasPong=%v backlog=%d paused=%v helping=%v inN=%d n=%d waiting=%d state=%d dead=%v closeErr=%v",
-			c.pongHeld.Load(), c.w.hasPong, c.backlogLocked(), c.paused.Load(), c.rd.helping.Load(), c.inN.Load(), c.rd.n, c.waiting.Load(), c.state, c.w.dead, c.closeErr)
+			c.pongHeld.Load(), c.w.hasPong, c.backlogLocked(), c.paused.Load(), c.rd.helping.Load(), c.inN.Load(), c.rd.n, c.waiting.Load(), c.state, c.w.dead, c.closeErrLocked())
 		c.wmu.Unlock()
 		t.Fatalf("the message behind the held pong never reached the handler (%s)", state)
 	}

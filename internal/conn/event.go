@@ -4,9 +4,9 @@ import "github.com/wsmatrix/wsmatrix/api"
 
 // events is the event-style state of a connection, guarded by Conn.mu.
 type events struct {
-	eventStyle  bool // OnMessage was called: Receive is refused
 	onMessage   func(api.Message)
 	onClose     func(*api.CloseError)
+	eventStyle  bool // OnMessage was called: Receive is refused
 	scheduled   bool // queued on, or running in, the event pool
 	onCloseDone bool
 	idle        bool // counted in Conn.waiting: nothing to run, waiting for a message
@@ -102,7 +102,7 @@ func (c *Conn) runEvents() (again bool) {
 		c.ev.onCloseDone = true
 		onClose = c.ev.onClose
 	}
-	ce := c.closeErr
+	ce := c.closeErrLocked()
 	c.mu.Unlock()
 	if onClose != nil {
 		c.protect(func() { onClose(ce) })

@@ -131,14 +131,14 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll, mayR
 			return m, false, nil
 		}
 		if c.state == stDraining { // what came before the protocol error is done
-			fail := c.fail
+			fail := c.failLocked()
 			c.mu.Unlock()
 			c.closeWith(fail.Code, fail.Reason)
 			c.mu.Lock()
 			continue
 		}
 		if c.state >= stClosing {
-			err := c.closeErr
+			err := c.closeErrLocked()
 			c.mu.Unlock()
 			return api.Message{}, false, err
 		}

@@ -322,8 +322,8 @@ func (c *Conn) wakeSendersLocked() {
 func (c *Conn) sendErr() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closeErr != nil {
-		return c.closeErr
+	if ce := c.closeErrLocked(); ce != nil {
+		return ce
 	}
 	return &api.CloseError{Code: api.StatusAbnormalClosure, Reason: "connection closed"}
 }
