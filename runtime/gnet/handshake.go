@@ -118,7 +118,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // upgradeFromHTTP takes an upgraded socket back from net/http into a loop.
 func (s *Server) upgradeFromHTTP(w http.ResponseWriter, r *http.Request, h api.Handler) {
-	sess := &session{s: s}
+	sess := &session{}
 	sess.state.Store(stServing)
 	c := s.ws.Upgrade(w, r, func() (conn.Transport, netip.AddrPort, error) {
 		nc, brw, err := http.NewResponseController(w).Hijack()

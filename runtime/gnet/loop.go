@@ -25,7 +25,7 @@ func (s *Server) OnOpen(gc gnetv2.Conn) ([]byte, gnetv2.Action) {
 	if !s.files.admit() {
 		return busyResponse, gnetv2.Close
 	}
-	sess := &session{s: s}
+	sess := &session{}
 	sess.opened(gc)
 	gc.SetContext(sess)
 	if d := s.ws.Options().HandshakeTimeout; d > 0 {

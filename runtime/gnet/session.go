@@ -31,7 +31,6 @@ const (
 // the calls, a burst of frames costs one task and one write, and the
 // socket is closed or half-closed only after what was written before.
 type session struct {
-	s     *Server
 	gc    gnetv2.Conn // set when the connection joined its loop
 	state atomic.Int32
 	c     atomic.Pointer[conn.Conn]
