@@ -77,6 +77,9 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 		cfg.EchoSize = 1024
 	}
 	cfg.EchoBurst = max(cfg.EchoBurst, 1)
+	if cfg.EchoBurst > 1024 {
+		return IdleResult{}, fmt.Errorf("loadtest: idle: %d messages at once per connection; at most 1024", cfg.EchoBurst)
+	}
 	if cfg.Rest <= 0 {
 		cfg.Rest = 5 * time.Second
 	}

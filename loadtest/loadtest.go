@@ -284,9 +284,9 @@ func eachConn(conns []net.Conn, workers int, f func(net.Conn)) {
 	wg.Wait()
 }
 
-// echoEach sends msg (one frame) on every connection and reads the echo,
-// workers at a time, each within timeout; it returns how many came back
-// and the failures by kind.
+// echoEach writes msg (one frame, or several at once) on every connection
+// and reads that many answers, workers at a time, each within timeout; it
+// returns how many connections got all of them and the failures by kind.
 func echoEach(conns []net.Conn, msg []byte, answers, workers int, timeout time.Duration) (int, map[string]int) {
 	var (
 		mu     sync.Mutex

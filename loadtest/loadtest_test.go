@@ -113,6 +113,9 @@ func TestBounds(t *testing.T) {
 	if _, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: "ws://127.0.0.1:1/x", Conns: 30000}); err == nil || !strings.Contains(err.Error(), "open about") {
 		t.Fatalf("30000 connections: %v", err)
 	}
+	if _, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: "ws://127.0.0.1:1/x", Conns: 1, EchoBurst: 2000}); err == nil || !strings.Contains(err.Error(), "at most 1024") {
+		t.Fatalf("2000 messages at once: %v", err)
+	}
 	if _, err := loadtest.Echo(ctx, loadtest.EchoConfig{URL: "ws://10.0.0.1:80/x", Conns: 1, Duration: time.Second}); err == nil || !strings.Contains(err.Error(), "loopback") {
 		t.Fatalf("non-loopback target: %v", err)
 	}

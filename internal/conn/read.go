@@ -265,7 +265,12 @@ func (c *Conn) fill(helper bool) bool {
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			// A receiver interrupted a waiting helper to take the role:
-			// whoever reads next clears the deadline first.
+			// whoever reads next clears the deadline first. A buffer
+			// allocated for this read goes back: a waiting reader holds none.
+			if rd.buf != nil && rd.n == 0 && cap(*rd.buf) == ReadBufferSize {
+				readBufs.Put(rd.buf)
+				rd.buf = nil
+			}
 			rd.deadline(time.Time{})
 			if rd.yield.Load() && !helper {
 				rd.yield.Store(false)
