@@ -12,15 +12,18 @@ import (
 // keptRequest is what a connection keeps of its upgrade request while its
 // handler waits for messages (an event-style one once its handler
 // returned, a blocking one from its first wait in Receive): the context
-// (the values middleware put there), the TLS state, and the rest in one
-// string. An *http.Request with
+// (the values middleware put there, and the TLS state if any: a plain
+// connection has none, and a field for it would move the struct to the
+// 48-byte size class), and the rest in one string. An *http.Request with
 // its URL and header map costs about 600 bytes; an idle connection may wait
 // for hours. Request rebuilds one on first use.
 type keptRequest struct {
 	ctx  context.Context
-	tls  *tls.ConnectionState
 	text string // fields as written by keepRequest, each length-prefixed
 }
+
+// keptTLS is the context key of a kept request's TLS state.
+type keptTLS struct{}
 
 // keepRequest packs r: method, URL, protocol, host, remote address, request
 // URI, pattern, the pattern's path values, and the headers.
@@ -66,7 +69,11 @@ func keepRequest(r *http.Request) *keptRequest {
 			str(v)
 		}
 	}
-	return &keptRequest{ctx: r.Context(), tls: r.TLS, text: b.String()}
+	ctx := r.Context()
+	if r.TLS != nil {
+		ctx = context.WithValue(ctx, keptTLS{}, r.TLS)
+	}
+	return &keptRequest{ctx: ctx, text: b.String()}
 }
 
 // uvarintLen is the length of n as a uvarint.
@@ -118,7 +125,8 @@ func (r *textReader) str() string {
 // SetPathValue for names outside the pattern are not kept.
 func (k *keptRequest) request() *http.Request {
 	rd := textReader{k.text}
-	r := &http.Request{Method: rd.str(), Body: http.NoBody, TLS: k.tls}
+	state, _ := k.ctx.Value(keptTLS{}).(*tls.ConnectionState)
+	r := &http.Request{Method: rd.str(), Body: http.NoBody, TLS: state}
 	u, err := url.Parse(rd.str())
 	if err != nil {
 		u = &url.URL{}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"reflect"
 	"testing"
+	"unsafe"
 
 	"github.com/wsmatrix/wsmatrix/internal/hook"
 )
@@ -73,6 +74,15 @@ func TestKeptRequestRoundTrip(t *testing.T) {
 		if got := keepRequest(before).path(); got != before.URL.EscapedPath() {
 			t.Errorf("%s: path %q, want %q", c.target, got, before.URL.EscapedPath())
 		}
+	}
+}
+
+// Every connection that waited for a message keeps its request packed: 32
+// bytes and the text. The TLS state, which a plain connection lacks,
+// rides in the context (it was a field: 40 bytes, in the 48-byte class).
+func TestKeptRequestFitsItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(keptRequest{}); n > 32 {
+		t.Fatalf("keptRequest is %d bytes, want at most 32", n)
 	}
 }
 
