@@ -643,8 +643,19 @@ func TestReceiveKindsTakeTurns(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("message %d: the handler got nothing", i)
 		}
-		time.Sleep(30 * time.Millisecond) // let the handler wait before the next
-		if w := c.waiting.Load(); i < n-1 && w != 1 {
+		if i == n-1 {
+			break
+		}
+		// The handler waits for the next message: one waiter, never two.
+		w := c.waiting.Load()
+		for deadline := time.Now().Add(3 * time.Second); w != 1 && w < 2 && time.Now().Before(deadline); w = c.waiting.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		if w != 1 {
+			t.Fatalf("after message %d, waiting=%d while one receive waits", i, w)
+		}
+		time.Sleep(20 * time.Millisecond) // and has settled in its wait
+		if w := c.waiting.Load(); w != 1 {
 			t.Fatalf("after message %d, waiting=%d while one receive waits", i, w)
 		}
 	}
