@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"time"
 )
@@ -16,6 +17,7 @@ type IdleConfig struct {
 	Conns    int           // connections to open
 	Sources  int           // loopback source addresses (127.0.0.1..); default 4
 	Compress bool          // offer permessage-deflate
+	Header   http.Header   // more handshake headers (BrowserHeaders: what a browser sends)
 	Dialers  int           // handshakes in flight at once; default 64
 	Settle   time.Duration // wait after the ramp before reading memory; default 2 s
 	Timeout  time.Duration // bound on the whole ramp; default 2 min
@@ -88,6 +90,7 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 		return IdleResult{}, err
 	}
 	d.compress = cfg.Compress
+	d.withHeader(cfg.Header)
 	before, err := ReadProc(cfg.PID)
 	if err != nil {
 		return IdleResult{}, err

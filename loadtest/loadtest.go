@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -83,7 +84,34 @@ type dialer struct {
 	u        *url.URL
 	sources  []net.IP
 	compress bool          // offer permessage-deflate
+	header   http.Header   // more handshake headers, if any
 	timeout  time.Duration // bound on one dial and handshake; default 10 s
+}
+
+// BrowserHeaders are the handshake headers Chromium 131 sends besides
+// those of the WebSocket handshake itself (Host, Upgrade, Connection,
+// Sec-WebSocket-Key and -Version) and Origin, which the scenarios set to
+// the target's own (a page of the same origin), without cookies: a server
+// that keeps its upgrade requests keeps these.
+var BrowserHeaders = http.Header{
+	"Pragma":          {"no-cache"},
+	"Cache-Control":   {"no-cache"},
+	"User-Agent":      {"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"},
+	"Accept-Encoding": {"gzip, deflate, br, zstd"},
+	"Accept-Language": {"en-US,en;q=0.9"},
+}
+
+// withHeader makes the dialer send h with each handshake, and an Origin
+// of the target's own unless h has one.
+func (d *dialer) withHeader(h http.Header) {
+	if h == nil {
+		return
+	}
+	h = h.Clone()
+	if h.Get("Origin") == "" {
+		h.Set("Origin", "http://"+d.u.Host)
+	}
+	d.header = h
 }
 
 func newDialer(rawURL string, sources int) (*dialer, error) {
@@ -116,6 +144,9 @@ func (d *dialer) dial(ctx context.Context, i int) (net.Conn, error) {
 	wd := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return nd.DialContext(ctx, network, addr)
 	}, Timeout: timeout}
+	if d.header != nil {
+		wd.Header = ws.HandshakeHeaderHTTP(d.header)
+	}
 	if d.compress {
 		// The client keeps no window of its own: it sends the same
 		// compressed frame again and again.

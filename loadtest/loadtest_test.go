@@ -76,6 +76,28 @@ func TestIdleBurst(t *testing.T) {
 	}
 }
 
+// Header: the client sends the headers it is given with the handshake
+// (BrowserHeaders: what a browser sends), and the server sees them.
+func TestIdleBrowserHeaders(t *testing.T) {
+	var seen atomic.Int64
+	u := serve(t, "/echo", func(ws api.Conn) {
+		h := ws.Request().Header
+		ok := true
+		for k := range loadtest.BrowserHeaders {
+			ok = ok && h.Get(k) == loadtest.BrowserHeaders.Get(k)
+		}
+		ok = ok && h.Get("Origin") == "http://"+ws.Request().Host
+		if ok {
+			seen.Add(1)
+		}
+		handlers.Echo(ws)
+	})
+	r, err := loadtest.Idle(context.Background(), loadtest.IdleConfig{URL: u, PID: os.Getpid(), Conns: 10, Header: loadtest.BrowserHeaders, Settle: 10 * time.Millisecond, Rest: 10 * time.Millisecond})
+	if err != nil || r.Echoed != 10 || len(r.Errors) != 0 || seen.Load() != 10 {
+		t.Fatalf("%+v %v; %d of 10 handshakes carried the browser's headers", r, err, seen.Load())
+	}
+}
+
 func TestEcho(t *testing.T) {
 	u := server(t)
 	r, err := loadtest.Echo(context.Background(), loadtest.EchoConfig{URL: u, PID: os.Getpid(), Conns: 10, Size: 1024, Duration: 300 * time.Millisecond})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -51,6 +52,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		inflight  = fs.Int("inflight", 1, "echo: messages in flight per connection; idle: messages each connection sends at once for its echo")
 		stuck     = fs.Int("stuck", 0, "broadcast: subscribers that never read (the others' latency shows whether they are held back)")
 		compress  = fs.String("compression", "off", "echo, idle: permessage-deflate on the servers (serve --compression and the peers' --compression) and offered by the client: off, no-context-takeover or context-takeover")
+		headers   = fs.String("headers", "none", "idle: handshake headers the client adds: none, or browser (those Chromium sends, with the target's own Origin and no cookies)")
 		payload   = fs.String("payload", "bytes", "echo: bytes (one repeated byte) or json (JSON-like text that compresses as chat messages do)")
 		jsonOut   = fs.String("json", "", "also write the results as JSON to this file")
 		svgOut    = fs.String("svg", "", "also draw the compared figure as an SVG bar chart in this file")
@@ -83,6 +85,14 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if strings.HasPrefix(*scenario, "socketio") {
 			*paths = "/socket.io/"
 		}
+	}
+	var header http.Header
+	switch *headers {
+	case "none":
+	case "browser":
+		header = loadtest.BrowserHeaders
+	default:
+		return fail(2, "--headers %q: none or browser", *headers)
 	}
 	if *clientCPU >= 0 {
 		if err := pinSelf(*clientCPU); err != nil {
@@ -167,7 +177,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		var done atomic.Int64
 		stopProgress := progress(stderr, t.name, &done)
 		res, figure, cells, err := sc.run(ctx, benchParams{url: t.url, pid: t.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, inflight: *inflight, stuck: *stuck,
-			compress: *compress != "off", json: *payload == "json", progress: &done, clients: *clients})
+			compress: *compress != "off", json: *payload == "json", header: header, progress: &done, clients: *clients})
 		stopProgress()
 		t.stop()
 		if err != nil {
@@ -227,6 +237,7 @@ type benchParams struct {
 	stuck            int
 	duration         time.Duration
 	compress, json   bool
+	header           http.Header // idle: more handshake headers
 	progress         *atomic.Int64
 	clients          int
 }
@@ -242,7 +253,7 @@ var scenarios = map[string]scenario{
 		header: "| target | conns | server RSS before | after | per connection | after one 1 KiB echo each | and 5 s idle | errors | ratio |",
 		figure: "server RSS per idle connection (lower is better)",
 		run: func(ctx context.Context, p benchParams) (any, float64, string, error) {
-			r, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: p.url, PID: p.pid, Conns: p.conns, Compress: p.compress, EchoBurst: p.inflight, Progress: p.progress})
+			r, err := loadtest.Idle(ctx, loadtest.IdleConfig{URL: p.url, PID: p.pid, Conns: p.conns, Compress: p.compress, Header: p.header, EchoBurst: p.inflight, Progress: p.progress})
 			kib := func(b float64) string { return fmt.Sprintf("%.2f KiB", b/1024) }
 			echo := kib(r.BytesPerConnEcho)
 			if r.EchoBurst > 1 {

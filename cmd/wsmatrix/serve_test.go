@@ -243,6 +243,7 @@ func TestBench(t *testing.T) {
 	}{
 		{"echo", []string{"--conns=5", "--duration=300ms"}},
 		{"idle", []string{"--conns=20"}},
+		{"idle", []string{"--conns=20", "--headers=browser", "--inflight=2"}},
 		{"broadcast", []string{"--conns=10", "--rate=50", "--duration=300ms"}},
 		{"connect", []string{"--conns=4", "--duration=300ms", "--paths=/echo"}},
 	} {
@@ -273,5 +274,8 @@ func TestBench(t *testing.T) {
 	}
 	if code, out := runBinary(t, binary, nil, "bench", "--scenario=nope"); code != 2 {
 		t.Fatalf("bad scenario: exit %d\n%s", code, out)
+	}
+	if code, out := runBinary(t, binary, nil, "bench", "--scenario=idle", "--headers=firefox"); code != 2 || !strings.Contains(out, "none or browser") {
+		t.Fatalf("bad --headers: exit %d\n%s", code, out)
 	}
 }
