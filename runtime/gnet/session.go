@@ -58,15 +58,35 @@ type session struct {
 // gnet cannot stop reading a socket: while the handler is behind the input
 // waits here, and the connection closes with 1008 once that passes its
 // budget (conn.Conn.Unparsed).
-func (sess *session) feed(gc gnetv2.Conn) {
-	c := sess.c.Load()
-	buf, _ := gc.Peek(-1) // what was just read: gnet's buffer is empty otherwise
+func (sess *session) feed(gc gnetv2.Conn) { sess.feedFrom(gc, sess.c.Load()) }
+
+// inbound is the part of a gnet connection feed reads.
+type inbound interface {
+	Peek(n int) ([]byte, error)
+	Discard(n int) (int, error)
+}
+
+// feeder is the part of a connection feed feeds.
+type feeder interface {
+	Paused() bool
+	Unparsed(n int)
+	Feed(b []byte) (used int, paused bool)
+}
+
+// feedFrom is feed. What in.Peek returns is valid only until in.Discard:
+// when gnet had kept input in its ring buffer (frames that came while the
+// upgrade ran), Peek returns the ring's memory and Discard hands the ring
+// back to a pool that every loop takes from. So Discard comes last, once
+// what was not used is copied (it came first, and another loop wrote into
+// a ring being parsed: a race the conformance kit found under -race).
+func (sess *session) feedFrom(in inbound, c feeder) {
+	buf, _ := in.Peek(-1)
 	if len(sess.in) > 0 || (c.Paused() && len(buf) > 0) {
 		sess.in = append(sess.in, buf...)
 		buf = sess.in
 	}
-	gc.Discard(-1) // buf stays valid until this callback returns
 	if c.Paused() {
+		in.Discard(-1)
 		c.Unparsed(len(sess.in))
 		return
 	}
@@ -83,6 +103,7 @@ func (sess *session) feed(gc gnetv2.Conn) {
 	default:
 		sess.in = append(sess.in[:0], rest...)
 	}
+	in.Discard(-1)
 }
 
 // maxIdleIn is the largest input buffer a connection keeps between reads.

@@ -46,3 +46,53 @@ func TestFramesRightAfterThe101AreKept(t *testing.T) {
 		}
 	}
 }
+
+// scribbledInput is gnet's input as feed sees it when gnet kept frames in
+// its ring buffer: Peek returns the ring's memory, and Discard hands the
+// ring to a pool, where another loop may take it and write into it (here:
+// at once, with 0xFF).
+type scribbledInput struct{ b []byte }
+
+func (s *scribbledInput) Peek(int) ([]byte, error) { return s.b, nil }
+
+func (s *scribbledInput) Discard(int) (int, error) {
+	n := len(s.b)
+	for i := range s.b {
+		s.b[i] = 0xFF
+	}
+	s.b = s.b[n:]
+	return n, nil
+}
+
+// takingFeeder takes up to take bytes per Feed and records them.
+type takingFeeder struct {
+	take int
+	fed  []byte
+}
+
+func (f *takingFeeder) Paused() bool { return false }
+func (f *takingFeeder) Unparsed(int) {}
+func (f *takingFeeder) Feed(b []byte) (int, bool) {
+	n := min(f.take, len(b))
+	f.fed = append(f.fed, b[:n]...)
+	return n, false
+}
+
+// feed reads what gnet kept before it lets gnet release it, and keeps a
+// copy of what Feed did not use: gnet's Discard returns its ring buffer to
+// a pool that other loops write into. Feed parsed the ring after Discard
+// (a race the conformance kit found under -race, and a message could be
+// corrupted).
+func TestFeedReadsInputBeforeGnetReleasesIt(t *testing.T) {
+	var sess session
+	f := &takingFeeder{take: 5}
+	sess.feedFrom(&scribbledInput{b: []byte("hello world")}, f)
+	if string(f.fed) != "hello" {
+		t.Fatalf("fed %q, want %q", f.fed, "hello")
+	}
+	f.take = 100
+	sess.feedFrom(&scribbledInput{}, f)
+	if string(f.fed) != "hello world" {
+		t.Fatalf("fed %q, want %q: the rest was not kept", f.fed, "hello world")
+	}
+}
