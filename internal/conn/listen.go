@@ -153,3 +153,66 @@ func Listen(addr string, o *api.Options) (net.Listener, error) {
 	}
 	return lc.Listen(context.Background(), "tcp", addr)
 }
+
+// Reserve holds the TCP address addr for sockets that share it with
+// SO_REUSEPORT, port 0 included (it becomes one port), without listening:
+// a listening socket in the group would be given connections that nobody
+// accepts, and closing it would reset them. It returns the address bound
+// and the function that lets it go.
+func Reserve(addr string) (net.Addr, func() error, error) {
+	ta, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	family, ip4 := unix.AF_INET6, ta.IP.To4()
+	if ip4 != nil {
+		family = unix.AF_INET
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, &net.OpError{Op: "listen", Net: "tcp", Addr: ta, Err: err}
+	}
+	fail := func(err error) (net.Addr, func() error, error) {
+		unix.Close(fd)
+		return nil, nil, &net.OpError{Op: "listen", Net: "tcp", Addr: ta, Err: err}
+	}
+	for _, opt := range []int{unix.SO_REUSEADDR, unix.SO_REUSEPORT} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, 1); err != nil {
+			return fail(err)
+		}
+	}
+	var sa unix.Sockaddr
+	if ip4 != nil {
+		sa4 := &unix.SockaddrInet4{Port: ta.Port}
+		copy(sa4.Addr[:], ip4)
+		sa = sa4
+	} else {
+		if ta.IP == nil { // every address, both families, as net.Listen binds ":port"
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+				return fail(err)
+			}
+		}
+		sa6 := &unix.SockaddrInet6{Port: ta.Port}
+		copy(sa6.Addr[:], ta.IP.To16())
+		sa = sa6
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail(err)
+	}
+	bound, err := unix.Getsockname(fd)
+	if err != nil {
+		return fail(err)
+	}
+	port := ta.Port
+	switch b := bound.(type) {
+	case *unix.SockaddrInet4:
+		port = b.Port
+	case *unix.SockaddrInet6:
+		port = b.Port
+	}
+	ip := ta.IP
+	if ip == nil {
+		ip = net.IPv6unspecified // as net.Listen's address reads: [::]:port
+	}
+	return &net.TCPAddr{IP: ip, Port: port, Zone: ta.Zone}, func() error { return unix.Close(fd) }, nil
+}

@@ -18,7 +18,7 @@ import (
 
 // start serves the routes setup makes on loops event loops until the
 // test ends; it returns the address.
-func start(t *testing.T, o api.Options, loops int, setup func(r *api.Router)) string {
+func start(t *testing.T, o api.Options, loops int, setup func(r *api.Router), addr ...string) string {
 	t.Helper()
 	r := api.NewRouter()
 	setup(r)
@@ -26,7 +26,11 @@ func start(t *testing.T, o api.Options, loops int, setup func(r *api.Router)) st
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.Start("127.0.0.1:0")
+	at := "127.0.0.1:0"
+	if len(addr) > 0 {
+		at = addr[0]
+	}
+	a, err := s.Start(at)
 	if err != nil {
 		t.Fatal(err)
 	}

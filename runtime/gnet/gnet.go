@@ -108,6 +108,10 @@ func New(r *api.Router, opts api.Options, o ...Option) (*Server, error) {
 // Name returns "gnet".
 func (s *Server) Name() string { return Name }
 
+// testHookProbed runs once Start holds its address, before the engine
+// binds it.
+var testHookProbed func()
+
 // Start runs the gnet engine on addr and returns once it accepts.
 func (s *Server) Start(addr string) (net.Addr, error) {
 	s.mu.Lock()
@@ -122,21 +126,34 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	// Every loop accepts from a listener of its own (SO_REUSEPORT), one
 	// connection at a time with its OnOpen right after: the file guard
 	// (files.go) sees each socket before the next accept. The address is
-	// bound once first, without SO_REUSEPORT unless the options ask for
-	// it: a port in use fails here as it would with net.Listen, and port 0
-	// becomes one port for every loop.
-	probe, err := conn.Listen(addr, s.ws.Options())
-	if err != nil {
-		return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
+	// bound once first: a port in use fails here as it would with
+	// net.Listen, and port 0 becomes one port for every loop. With
+	// ReusePort (other servers share the port) it is held until the
+	// engine bound it, by a socket that does not listen (Reserve): a
+	// listening one would be given connections, reset when it closed.
+	reuse := s.ws.Options().ReusePort
+	var la net.Addr
+	release := func() error { return nil }
+	if reuse {
+		a, free, err := conn.Reserve(addr)
+		if err != nil {
+			return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
+		}
+		la, release = a, free
+	} else {
+		probe, err := conn.Listen(addr, s.ws.Options())
+		if err != nil {
+			return nil, fmt.Errorf("wsmatrix: gnet: %w", err)
+		}
+		la = probe.Addr()
+		probe.Close() // gnet's SO_REUSEPORT listeners may not share with it
 	}
-	la := probe.Addr()
+	if testHookProbed != nil {
+		testHookProbed()
+	}
 	bind := la.String()
 	if host, _, err := net.SplitHostPort(addr); err == nil {
 		bind = net.JoinHostPort(host, strconv.Itoa(la.(*net.TCPAddr).Port)) // ":8080" stays every address, both families
-	}
-	reuse := s.ws.Options().ReusePort
-	if !reuse { // gnet's SO_REUSEPORT listeners may not share with it
-		probe.Close()
 	}
 	opts := []gnetv2.Option{
 		gnetv2.WithTicker(true),
@@ -162,7 +179,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 		failed = fmt.Errorf("wsmatrix: gnet: %w", s.bg.Err())
 	}
 	if reuse { // held the address (port 0 included) until the engine bound it too
-		probe.Close()
+		release()
 	}
 	if failed != nil {
 		return nil, failed

@@ -2,7 +2,11 @@ package gnet
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -94,5 +98,53 @@ func TestFeedReadsInputBeforeGnetReleasesIt(t *testing.T) {
 	sess.feedFrom(&scribbledInput{}, f)
 	if string(f.fed) != "hello world" {
 		t.Fatalf("fed %q, want %q: the rest was not kept", f.fed, "hello world")
+	}
+}
+
+// A server that starts on a port other servers already serve (ReusePort:
+// `wsmatrix serve --workers`, a worker starting or restarting) resets none
+// of the connections that arrive meanwhile. It held the port with a
+// listening socket until its engine had bound it: the kernel spread new
+// connections over that socket too, nobody accepted them, and closing it
+// reset them (TestReach failed with "reset: 5" in one of eight CI runs).
+func TestReusePortStartResetsNothing(t *testing.T) {
+	o := api.Options{ReusePort: true}
+	first := start(t, o, 1, func(r *api.Router) { r.Handle("/echo", handlers.Echo) })
+	testHookProbed = func() { time.Sleep(300 * time.Millisecond) } // the window in which a starting server held the port
+	t.Cleanup(func() { testHookProbed = nil })
+	var resets, served atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c, _, _, err := ws.Dial(t.Context(), "ws://"+first+"/echo")
+				if err != nil {
+					if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+						resets.Add(1)
+					}
+					continue
+				}
+				served.Add(1)
+				c.Close()
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	second := start(t, o, 1, func(r *api.Router) { r.Handle("/echo", handlers.Echo) }, first)
+	time.Sleep(100 * time.Millisecond) // connections go to both now
+	close(stop)
+	wg.Wait()
+	t.Logf("%d handshakes, %d reset, while a second server started on %s", served.Load(), resets.Load(), second)
+	if served.Load() == 0 {
+		t.Fatal("no handshake completed")
+	}
+	if n := resets.Load(); n > 0 {
+		t.Fatalf("%d handshakes reset while a second server started on the same port", n)
 	}
 }
