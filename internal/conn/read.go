@@ -241,10 +241,7 @@ func (c *Conn) feedPending(helper bool) (stop, ret bool) {
 //go:noinline
 func (c *Conn) fill(helper bool) bool {
 	rd := c.rd
-	if rd.buf != nil && rd.n == 0 && cap(*rd.buf) == ReadBufferSize { // nothing pending: give it back while waiting
-		readBufs.Put(rd.buf)
-		rd.buf = nil
-	}
+	rd.releaseIdleBuf() // nothing pending: give it back while waiting
 	if rd.buf == nil && rd.rc == nil {
 		b := make([]byte, ReadBufferSize+wire.MinBuffer)
 		rd.buf = &b
@@ -267,10 +264,7 @@ func (c *Conn) fill(helper bool) bool {
 			// A receiver interrupted a waiting helper to take the role:
 			// whoever reads next clears the deadline first. A buffer
 			// allocated for this read goes back: a waiting reader holds none.
-			if rd.buf != nil && rd.n == 0 && cap(*rd.buf) == ReadBufferSize {
-				readBufs.Put(rd.buf)
-				rd.buf = nil
-			}
+			rd.releaseIdleBuf()
 			rd.deadline(time.Time{})
 			if rd.yield.Load() && !helper {
 				rd.yield.Store(false)
@@ -290,6 +284,16 @@ func (c *Conn) fill(helper bool) bool {
 		return false
 	}
 	return true
+}
+
+// releaseIdleBuf gives the read buffer back to readBufs when nothing
+// in it waits to be fed and it is a pooled one (a larger one, the
+// prefix's or a TLS reader's, stays).
+func (rd *reader) releaseIdleBuf() {
+	if rd.buf != nil && rd.n == 0 && cap(*rd.buf) == ReadBufferSize {
+		readBufs.Put(rd.buf)
+		rd.buf = nil
+	}
 }
 
 // readFd is fill's read on the socket, called by RawConn.Read (rd.read):

@@ -58,7 +58,7 @@ func (q *inbox) pop() (api.Message, bool) {
 func (c *Conn) Receive() (api.Message, error) {
 	triedDirect := false
 	for {
-		m, readNow, err := c.receive(nil, nil, false, true, triedDirect)
+		m, readNow, err := c.receive(nil, nil, false, triedDirect)
 		if !readNow {
 			return m, err
 		}
@@ -77,12 +77,12 @@ func (c *Conn) Receive() (api.Message, error) {
 // ReceiveTimeout returns the next message or ErrTimeout after d.
 func (c *Conn) ReceiveTimeout(d time.Duration) (api.Message, error) {
 	if d <= 0 {
-		m, _, err := c.receive(nil, nil, true, false, false)
+		m, _, err := c.receive(nil, nil, true, false)
 		return m, err
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	m, _, err := c.receive(t.C, nil, false, false, false)
+	m, _, err := c.receive(t.C, nil, false, false)
 	return m, err
 }
 
@@ -91,7 +91,7 @@ func (c *Conn) ReceiveContext(ctx context.Context) (api.Message, error) {
 	if ctx == nil || ctx.Done() == nil { // never done: Receive, which may read the socket itself
 		return c.Receive()
 	}
-	m, _, err := c.receive(nil, ctx, false, false, false)
+	m, _, err := c.receive(nil, ctx, false, false)
 	return m, err
 }
 
@@ -100,10 +100,11 @@ func (c *Conn) ReceiveContext(ctx context.Context) (api.Message, error) {
 var testHookBeforeWait func()
 
 // receive waits for the next message: with a timeout, ctx, or neither,
-// or not at all (poll). With mayRead (Receive: neither a timeout nor ctx)
-// it may return readNow instead, unless triedDirect and no wait came
-// between: the caller reads the socket (see Receive), and calls again.
-func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll, mayRead, triedDirect bool) (api.Message, bool, error) {
+// or not at all (poll). With neither, which only Receive asks for (a
+// ReceiveContext whose ctx is never done is Receive), it may return
+// readNow instead, unless triedDirect and no wait came between: the
+// caller reads the socket (see Receive), and calls again.
+func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll, triedDirect bool) (api.Message, bool, error) {
 	var cancel <-chan struct{}
 	if ctx != nil {
 		cancel = ctx.Done()
@@ -154,7 +155,7 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll, mayR
 			c.ev.packAsked = true
 			go c.packRequest()
 		}
-		if mayRead && !triedDirect && c.canReadDirect() {
+		if !triedDirect && timeout == nil && cancel == nil && c.canReadDirect() {
 			// Read the socket in this goroutine, unless a helper reads:
 			// the caller does, waiting counted until it is done.
 			c.waiting.Add(1)

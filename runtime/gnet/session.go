@@ -181,8 +181,8 @@ func (sess *session) writeDirect(a, b []byte) int {
 }
 
 // appendBatchLocked appends a and b to the batch, taking pooled storage
-// for a new one. It grows the batch with make and copy, not append, whose
-// growslice has a large frame (see TryWrite).
+// for a new one. It grows the batch with conn.GrowBytes, not append
+// (see TryWrite).
 //
 //go:noinline
 func (sess *session) appendBatchLocked(a, b []byte) {
@@ -197,9 +197,7 @@ func (sess *session) appendBatchLocked(a, b []byte) {
 	}
 	q := *sess.batch
 	if cap(q)-len(q) < n {
-		grown := make([]byte, len(q), max(len(q)+n, 2*cap(q)))
-		copy(grown, q)
-		q = grown
+		q = conn.GrowBytes(q, n)
 	}
 	l := len(q)
 	q = q[:l+n]
