@@ -55,8 +55,8 @@ func Echo(ctx context.Context, cfg EchoConfig) (EchoResult, error) {
 		return EchoResult{}, err
 	}
 	cfg.InFlight = max(cfg.InFlight, 1)
-	if cfg.InFlight > 1024 {
-		return EchoResult{}, fmt.Errorf("loadtest: echo: %d messages in flight per connection; at most 1024", cfg.InFlight)
+	if cfg.InFlight > maxInFlight {
+		return EchoResult{}, fmt.Errorf("loadtest: echo: %d messages in flight per connection; at most %d", cfg.InFlight, maxInFlight)
 	}
 	d, err := newDialer(cfg.URL, max(cfg.Sources, 4))
 	if err != nil {

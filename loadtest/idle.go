@@ -52,6 +52,11 @@ type IdleResult struct {
 	BytesPerConnRested float64 `json:"bytes_per_conn_after_rest,omitempty"`
 }
 
+// maxInFlight bounds the messages a connection sends before it reads the
+// answers (Echo's InFlight, Idle's EchoBurst): the client writes them all
+// first, and a server that pushes back would stall it.
+const maxInFlight = 1024
+
 // maxFiles is about what one process may open here.
 const maxFiles = 19900
 
@@ -79,8 +84,8 @@ func Idle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 		cfg.EchoSize = 1024
 	}
 	cfg.EchoBurst = max(cfg.EchoBurst, 1)
-	if cfg.EchoBurst > 1024 {
-		return IdleResult{}, fmt.Errorf("loadtest: idle: %d messages at once per connection; at most 1024", cfg.EchoBurst)
+	if cfg.EchoBurst > maxInFlight {
+		return IdleResult{}, fmt.Errorf("loadtest: idle: %d messages at once per connection; at most %d", cfg.EchoBurst, maxInFlight)
 	}
 	if cfg.Rest <= 0 {
 		cfg.Rest = 5 * time.Second
