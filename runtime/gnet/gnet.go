@@ -61,7 +61,7 @@ type Server struct {
 	mu       sync.Mutex
 	eng      gnetv2.Engine
 	started  bool
-	booted   chan struct{}
+	running  chan struct{}      // closed by the first OnTick: every loop is registered and runs
 	bg       runtime.Background // the engine's run
 	hs       *http.Server       // serves handed-out connections
 	plain    *handoff
@@ -112,6 +112,10 @@ func (s *Server) Name() string { return Name }
 // binds it.
 var testHookProbed func()
 
+// testHookRunReturned runs once gnet's Run returned, before the engine
+// counts as done.
+var testHookRunReturned func()
+
 // Start runs the gnet engine on addr and returns once it accepts.
 func (s *Server) Start(addr string) (net.Addr, error) {
 	s.mu.Lock()
@@ -120,7 +124,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 		return nil, errors.New("wsmatrix: gnet: already started")
 	}
 	s.started = true
-	s.booted = make(chan struct{})
+	s.running = make(chan struct{})
 	s.plain = newHandoff() // before the engine: the loops hand connections to it
 	s.files = newFiles(s.ws.Options().Logger)
 	// Every loop accepts from a listener of its own (SO_REUSEPORT), one
@@ -171,10 +175,16 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	} else {
 		opts = append(opts, gnetv2.WithMulticore(true))
 	}
-	s.bg.Go(func() error { return gnetv2.Run(s, "tcp://"+bind, opts...) })
+	s.bg.Go(func() error {
+		err := gnetv2.Run(s, "tcp://"+bind, opts...)
+		if testHookRunReturned != nil {
+			testHookRunReturned()
+		}
+		return err
+	})
 	var failed error
 	select {
-	case <-s.booted:
+	case <-s.running:
 	case <-s.bg.Done():
 		failed = fmt.Errorf("wsmatrix: gnet: %w", s.bg.Err())
 	}
@@ -230,6 +240,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}()
 		s.eng.Stop(sctx)
+		select {
+		case <-s.running: // it ran: Stop reports it stopped a moment before Run returns, so wait for that too
+			select {
+			case <-s.bg.Done():
+			case <-sctx.Done():
+			}
+		default: // it never ran: nothing to wait for
+		}
 		select {
 		case <-s.bg.Done():
 		default:

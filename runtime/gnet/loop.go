@@ -7,10 +7,12 @@ import (
 	gnetv2 "github.com/panjf2000/gnet/v2"
 )
 
-// OnBoot records the engine.
+// OnBoot records the engine. gnet calls it before it registers and
+// starts its loops: Start waits for the first OnTick (running), which
+// comes after (it returned here, and a Shutdown at once raced with the
+// loops' registration).
 func (s *Server) OnBoot(eng gnetv2.Engine) gnetv2.Action {
 	s.eng = eng
-	close(s.booted)
 	return gnetv2.None
 }
 
@@ -74,8 +76,14 @@ func (s *Server) OnTraffic(gc gnetv2.Conn) gnetv2.Action {
 	return gnetv2.None
 }
 
-// OnTick cuts connections past their request-head deadline.
+// OnTick marks the engine running (on the first tick) and cuts
+// connections past their request-head deadline.
 func (s *Server) OnTick() (time.Duration, gnetv2.Action) {
+	select {
+	case <-s.running:
+	default: // the first tick: only the ticker calls OnTick
+		close(s.running)
+	}
 	now := time.Now()
 	s.dlMu.Lock()
 	for sess, d := range s.deadlines {

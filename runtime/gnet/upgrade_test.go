@@ -148,3 +148,24 @@ func TestReusePortStartResetsNothing(t *testing.T) {
 		t.Fatalf("%d handshakes reset while a second server started on the same port", n)
 	}
 }
+
+// Shutdown waits for gnet's Run to return, within its bound: gnet's Stop
+// reports the engine stopped a moment before Run returns, and Shutdown,
+// which did not wait for that moment, failed with "the engine did not
+// stop" (once in 31 CI runs of the conformance kit).
+func TestShutdownWaitsForRunToReturn(t *testing.T) {
+	testHookRunReturned = func() { time.Sleep(700 * time.Millisecond) } // past gnet Stop's first poll, at 500 ms
+	t.Cleanup(func() { testHookRunReturned = nil })
+	r := api.NewRouter()
+	r.Handle("/echo", handlers.Echo)
+	s, err := New(r, api.Options{}, WithLoops(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(t.Context()); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+}
