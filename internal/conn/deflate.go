@@ -62,6 +62,9 @@ func (d *deflater) compress(p []byte) []byte {
 	if d.ServerNoContextTakeover {
 		return wire.Compress(nil, p, d.level, d.ServerWindowBits, nil)
 	}
+	if d.sent == nil { // the first message: an empty window, not none, which Compress reads as no takeover
+		d.sent = []byte{}
+	}
 	out := wire.Compress(nil, p, 0, 15, d.sent)
 	d.sent = window(d.sent, p, wire.MaxStatelessWindow)
 	return out

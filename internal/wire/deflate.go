@@ -308,8 +308,9 @@ func (w *appendWriter) Write(p []byte) (int, error) {
 }
 
 // Compress appends p compressed as one permessage-deflate message, without
-// the trailing sync marker: with dict (the end of what was sent before,
-// context takeover) by the stateless encoder, which keeps no state; else
+// the trailing sync marker: with a non-nil dict (the end of what was sent
+// before, context takeover; empty for the first message) by the stateless
+// encoder, which keeps no state; with a nil one
 // by a pooled compressor at level, limited to a window of 2^bits bytes.
 func Compress(dst, p []byte, level, bits int, dict []byte) []byte {
 	w := &appendWriter{b: dst}

@@ -24,6 +24,7 @@ type deflatePeer struct {
 	out      bytes.Buffer
 	recvDict []byte // the server's messages so far, with server context takeover
 	serverCT bool   // the server keeps its window
+	lastWire int    // the compressed size of the last message inflated
 }
 
 func (d *deflatePeer) compress(t testing.TB, p []byte) []byte {
@@ -44,6 +45,7 @@ func (d *deflatePeer) compress(t testing.TB, p []byte) []byte {
 
 func (d *deflatePeer) inflate(t testing.TB, p []byte) []byte {
 	t.Helper()
+	d.lastWire = len(p)
 	in := append(append([]byte(nil), p...), 0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff)
 	var dict []byte
 	if d.serverCT {
@@ -134,6 +136,9 @@ func deflateCases() []testCase {
 					op, got, compressed := c.nextMessage(d)
 					if op != ws.OpText || !compressed || !bytes.Equal(got, append(msg, byte('0'+i))) {
 						t.Fatalf("message %d: op %v compressed %v equal %v", i, op, compressed, bytes.Equal(got, append(msg, byte('0'+i))))
+					}
+					if d.lastWire > len(msg)/4 { // 40 copies of one line: any deflate encoder takes it to a small fraction
+						t.Fatalf("message %d: %d bytes went out as %d compressed", i, len(msg)+1, d.lastWire)
 					}
 				}
 				c.sendCompressed(d, ws.OpBinary, []byte("tiny"), 0) // under the threshold: sent back uncompressed
