@@ -89,8 +89,10 @@ type Options struct {
 	// MaxHeaderBytes bounds the upgrade request line and headers. Default
 	// 8 KiB, as nginx and Apache.
 	MaxHeaderBytes int
-	// IdleTimeout closes a connection (1001) that received nothing at all
-	// for this long. Default: off (pings find dead peers).
+	// IdleTimeout closes a connection (1001) that received no message (no
+	// data frame) for this long. Pings and pongs do not count: the pongs
+	// that answer PingInterval's pings would otherwise keep every idle
+	// connection open. Default: off (pings find dead peers).
 	IdleTimeout time.Duration
 	// WriteTimeout bounds one write to the socket and the wait for room in
 	// a full send queue. A write that times out drops the connection.

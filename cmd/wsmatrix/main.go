@@ -143,7 +143,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	durationVar(fs, &o.PongTimeout, "pong-timeout", api.DefaultPongTimeout, "drop a connection that sends nothing within this `duration` after a ping")
 	durationVar(fs, &o.HandshakeTimeout, "handshake-timeout", api.DefaultHandshakeTimeout, "`duration` allowed to send the whole upgrade request; 0 disables")
 	fs.IntVar(&o.MaxHeaderBytes, "max-header-bytes", api.DefaultMaxHeaderBytes, "largest upgrade request head, in bytes")
-	durationVar(fs, &o.IdleTimeout, "idle-timeout", 0, "close a connection that sent nothing for this `duration`; 0 disables")
+	durationVar(fs, &o.IdleTimeout, "idle-timeout", 0, "close a connection that sent no message for this `duration` (pings and pongs don't count); 0 disables")
 	durationVar(fs, &o.WriteTimeout, "write-timeout", api.DefaultWriteTimeout, "`duration` bound on one socket write and on waiting for a full send queue; 0 disables")
 	durationVar(fs, &o.CloseTimeout, "close-timeout", api.DefaultCloseTimeout, "`duration` to wait for the peer's answer to a close frame")
 	fs.IntVar(&o.MaxConnections, "max-connections", 0, "most open WebSocket connections (past it: 503); 0 means no bound")

@@ -241,11 +241,12 @@ func (s *Server) originAllowed(r *http.Request) bool {
 }
 
 // selectSubprotocol returns the first of the server's subprotocols that
-// the client offers.
+// the client offers (among its first maxSubprotocols).
 func selectSubprotocol(h http.Header, server []string) string {
 	if len(server) == 0 {
 		return ""
 	}
+	server = server[:min(len(server), maxSubprotocols)]
 	offered := h.Values("Sec-WebSocket-Protocol")
 	for _, s := range server {
 		for _, v := range offered {
@@ -258,6 +259,10 @@ func selectSubprotocol(h http.Header, server []string) string {
 	}
 	return ""
 }
+
+// maxSubprotocols is the most of Options.Subprotocols a connection can
+// name (Conn.proto).
+const maxSubprotocols = 1<<16 - 1
 
 // Serve runs the router (middleware, then a page or a WebSocket route)
 // for r; its WebSocket routes reach upgrade, which the runtime implements

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,20 +25,21 @@ type Conn struct {
 	t      Transport
 	req    atomic.Pointer[http.Request] // nil once packed into kept
 	kept   atomic.Pointer[keptRequest]  // set once the handler waits for messages (see keptRequest)
-	proto  string
-	remote netip.AddrPort // a net.Addr is made only when asked for
-	dfl    *deflater      // permessage-deflate, when negotiated
+	remote netip.AddrPort               // a net.Addr is made only when asked for
+	dfl    *deflater                    // permessage-deflate, when negotiated
 
 	// Read side, owned by the goroutine or event loop that feeds input.
 	// (Fields are ordered for size: an idle connection is mostly this
 	// struct, and the small ones share words.)
 	parser        wire.Parser
 	msg           []byte       // the message being received
-	lastRead      atomic.Int64 // unix nanoseconds of the last input
+	lastRead      atomic.Int64 // unix nanoseconds of the last input (any frame: the peer is alive)
+	lastData      atomic.Int64 // unix nanoseconds of the last data frame (the peer is not idle)
 	due           atomic.Int64 // unix nanoseconds when the clock should tick this conn
 	rd            *reader      // the read side on a blocking socket (nil on event loops)
 	msgType       api.MessageType
 	msgCompressed bool
+	proto         uint16      // the subprotocol: 1 + its index in Options.Subprotocols, or 0
 	paused        atomic.Bool // Feed stopped: the inbox is over its bounds
 
 	// Lock-free mirrors for Feed's pause rule.
@@ -64,7 +66,10 @@ type Conn struct {
 }
 
 func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip.AddrPort, dfl *deflater) *Conn {
-	c := &Conn{srv: s, t: t, proto: proto, remote: remote, dfl: dfl}
+	c := &Conn{srv: s, t: t, remote: remote, dfl: dfl}
+	if i := slices.Index(s.opts.Subprotocols, proto); i >= 0 && proto != "" {
+		c.proto = uint16(i + 1) // selectSubprotocol looks no further than maxSubprotocols
+	}
 	c.req.Store(r)
 	if _, ok := t.(Resumer); !ok {
 		c.rd = &reader{}
@@ -72,6 +77,7 @@ func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip
 	c.parser = *wire.NewParser(s.opts.ReadLimit, dfl != nil)
 	now := time.Now()
 	c.lastRead.Store(now.UnixNano())
+	c.lastData.Store(now.UnixNano())
 	c.due.Store(now.Add(c.nextTick(now)).UnixNano())
 	return c
 }
@@ -117,7 +123,12 @@ func (c *Conn) packRequest() {
 }
 
 // Subprotocol returns the negotiated subprotocol.
-func (c *Conn) Subprotocol() string { return c.proto }
+func (c *Conn) Subprotocol() string {
+	if c.proto == 0 {
+		return ""
+	}
+	return c.srv.opts.Subprotocols[c.proto-1]
+}
 
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }

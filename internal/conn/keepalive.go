@@ -73,7 +73,7 @@ func (c *Conn) nextTick(now time.Time) time.Duration {
 		}
 	}
 	if c.srv.opts.IdleTimeout > 0 {
-		next = min(next, last.Add(c.srv.opts.IdleTimeout).Sub(now))
+		next = min(next, time.Unix(0, c.lastData.Load()).Add(c.srv.opts.IdleTimeout).Sub(now))
 	}
 	return max(next, time.Millisecond)
 }
@@ -93,7 +93,7 @@ func (c *Conn) tick(now time.Time) {
 	idle := now.Sub(time.Unix(0, last))
 	var ping, dead, idleOut bool
 	switch {
-	case c.srv.opts.IdleTimeout > 0 && idle >= c.srv.opts.IdleTimeout:
+	case c.srv.opts.IdleTimeout > 0 && now.Sub(time.Unix(0, c.lastData.Load())) >= c.srv.opts.IdleTimeout:
 		idleOut = true
 	case c.pingSent != 0 && now.Sub(time.Unix(0, c.pingSent)) >= c.srv.opts.PongTimeout:
 		dead = true

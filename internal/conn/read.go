@@ -447,8 +447,10 @@ func (c *Conn) feedBuffered(buf []byte, n int, wait bool) (left int, paused, sto
 // against max(ReadLimit, InboxBytes), past which the connection closes
 // with 1008 (an event loop cannot stop reading a peer).
 func (c *Conn) Feed(b []byte) (used int, paused bool) {
+	var now int64
 	if len(b) > 0 {
-		c.lastRead.Store(time.Now().UnixNano()) // for keepalive: the peer is alive
+		now = time.Now().UnixNano()
+		c.lastRead.Store(now) // for keepalive: the peer is alive
 	}
 	var ev wire.Event
 	for {
@@ -467,6 +469,7 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 				return used, false
 			}
 		case wire.Data:
+			c.lastData.Store(now) // for IdleTimeout: control frames do not count
 			if ev.First {
 				c.msgType, c.msgCompressed = ev.Type, ev.Compressed
 				c.msg = make([]byte, 0, min(ev.FrameLen, 64<<10))

@@ -400,6 +400,43 @@ func connCases() []testCase {
 				t.Fatalf("closed after %v of silence, idle timeout %v", d, o.IdleTimeout)
 			}
 		}},
+		{"conn/idle_timeout_counts_messages_not_pings_or_pongs", func(t *testing.T, k *kit) {
+			// Browsers and client libraries answer the server's pings: were
+			// their pongs (or the client's own pings) activity, a ping
+			// interval shorter than the idle timeout would keep every idle
+			// connection open.
+			o := testOptions()
+			o.IdleTimeout = 400 * time.Millisecond
+			o.PingInterval, o.PongTimeout = 50*time.Millisecond, time.Second
+			s := k.echo(o)
+			c := dial(t, s.addr, "/echo")
+			c.text("x")
+			c.expectMessage(ws.OpText, []byte("x"))
+			start := time.Now()
+			pings := 0
+			for {
+				f, err := c.read(3 * time.Second)
+				if err != nil {
+					t.Fatalf("after %v, %d pings answered: %v", time.Since(start), pings, err)
+				}
+				if time.Since(start) > 3*time.Second {
+					t.Fatalf("still open after %v of messages' silence, %d pings answered; idle timeout %v", time.Since(start), pings, o.IdleTimeout)
+				}
+				if f.h.OpCode == ws.OpPing {
+					pings++
+					c.frame(true, ws.OpPong, f.payload)
+					c.ping([]byte("mine"))
+					continue
+				}
+				if f.h.OpCode == ws.OpClose {
+					break
+				}
+			}
+			d := time.Since(start)
+			if d < 300*time.Millisecond || d > 2*time.Second || pings < 3 {
+				t.Fatalf("closed after %v of messages' silence with %d pings answered; idle timeout %v", d, pings, o.IdleTimeout)
+			}
+		}},
 		{"conn/inbox_full_pushes_back_and_loses_nothing", func(t *testing.T, k *kit) {
 			o := testOptions()
 			o.InboxSize = 2
