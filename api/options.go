@@ -83,11 +83,12 @@ type Options struct {
 	// 20 s.
 	PongTimeout time.Duration
 
-	// HandshakeTimeout bounds the time to receive the whole upgrade
-	// request (slowloris). Default 10 s.
+	// HandshakeTimeout bounds the time to receive the head of every
+	// request, an upgrade or a page (slowloris). Default 10 s.
 	HandshakeTimeout time.Duration
-	// MaxHeaderBytes bounds the upgrade request line and headers. Default
-	// 8 KiB, as nginx and Apache.
+	// MaxHeaderBytes bounds every request's line and headers, an upgrade's
+	// or a page's: 431 past it, the same on every runtime. Default 8 KiB,
+	// as nginx and Apache.
 	MaxHeaderBytes int
 	// IdleTimeout closes a connection (1001) that received no message (no
 	// data frame) for this long. Pings and pongs do not count: the pongs

@@ -271,6 +271,11 @@ const maxSubprotocols = 1<<16 - 1
 // 500 unless a response was already under way; the runtime goes on serving
 // everyone else.
 func (s *Server) Serve(w http.ResponseWriter, r *http.Request, upgrade func(http.ResponseWriter, *http.Request, api.Handler)) {
+	if headSize(r) > s.opts.MaxHeaderBytes { // net/http reads 4 KiB past its limit: the same bound on every runtime
+		w.Header().Set("Connection", "close")
+		http.Error(w, "431 request header fields too large", http.StatusRequestHeaderFieldsTooLarge)
+		return
+	}
 	served := func() {}
 	if len(r.Header["Upgrade"]) > 0 { // a plain request never needs it: the router answers 426 itself
 		var ctx context.Context
@@ -296,6 +301,18 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, upgrade func(http
 		}
 	}()
 	s.router.ServeHTTP(rw, r)
+}
+
+// headSize is the size of r's head as sent, request line, Host and
+// header lines, short of any extra whitespace.
+func headSize(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2 + len("Host: ") + len(r.Host) + 2 + 2
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
 }
 
 // Route reports which kind of route r reaches on the router, for runtimes

@@ -135,6 +135,11 @@ func CheckRequest(r *http.Request) (key string, err error) {
 	if len(keys) != 1 || !validKey(strings.TrimSpace(keys[0])) {
 		return "", refuse(http.StatusBadRequest, "missing or malformed Sec-WebSocket-Key")
 	}
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		// What would follow the head is a body to one reader and frames
+		// to another: refused, as ReadRequest refuses it.
+		return "", refuse(http.StatusBadRequest, "a WebSocket upgrade request has no body")
+	}
 	return strings.TrimSpace(keys[0]), nil
 }
 

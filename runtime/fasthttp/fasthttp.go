@@ -204,6 +204,12 @@ func toRequest(ctx *fh.RequestCtx) (*http.Request, error) {
 		RemoteAddr: ctx.RemoteAddr().String(),
 		RequestURI: rawURI,
 	}
+	switch n := ctx.Request.Header.ContentLength(); { // what the head announced: CheckRequest refuses a body
+	case n == -1:
+		r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
+	case n > 0:
+		r.ContentLength = int64(n)
+	}
 	return r.WithContext(context.Background()), nil
 }
 

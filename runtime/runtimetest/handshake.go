@@ -50,6 +50,13 @@ func handshakeCases() []testCase {
 		{name: "HTTP/1.0", head: func(addr string) string {
 			return "GET /echo HTTP/1.0\r\nHost: " + addr + "\r\n" + strings.Join(with(key), "\r\n") + "\r\n\r\n"
 		}, status: 400},
+		{name: "header just over the limit", opts: func(o *api.Options) { o.MaxHeaderBytes = 8192 }, head: req("GET", "/echo", with(key, "X-Big: "+strings.Repeat("a", 8300))...), status: 431},
+		{name: "body on an upgrade", head: func(addr string) string {
+			return req("GET", "/echo", with(key, "Content-Length: 5")...)(addr) + "hello"
+		}, status: 400},
+		{name: "chunked body on an upgrade", head: func(addr string) string {
+			return req("GET", "/echo", with(key, "Transfer-Encoding: chunked")...)(addr) + "5\r\nhello\r\n0\r\n\r\n"
+		}, status: 400},
 		{name: "header larger than the limit", opts: func(o *api.Options) { o.MaxHeaderBytes = 1024 }, head: req("GET", "/echo", with(key, "X-Big: "+strings.Repeat("a", 8192))...), status: 431},
 	}
 	var cases []testCase

@@ -237,6 +237,26 @@ func httpCases() []testCase {
 				t.Fatalf("a 64 KiB head with MaxHeaderBytes 4096: %v %v, want 431", resp, err)
 			}
 		}},
+		{"http/head_just_over_the_limit_gets_431", func(t *testing.T, k *kit) {
+			// net/http reads 4 KiB past its MaxHeaderBytes; the limit is
+			// the same on every runtime.
+			o := testOptions()
+			o.MaxHeaderBytes = 8192
+			s := k.app(o)
+			for _, c := range []struct {
+				size   int
+				status int
+			}{{8000, http.StatusOK}, {8300, http.StatusRequestHeaderFieldsTooLarge}, {12000, http.StatusRequestHeaderFieldsTooLarge}} {
+				nc, br := rawConn(t, s.addr)
+				head := "GET /hello HTTP/1.1\r\nHost: x\r\nX-Big: "
+				io.WriteString(nc, head+strings.Repeat("a", c.size-len(head)-4)+"\r\n\r\n")
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil || resp.StatusCode != c.status {
+					t.Fatalf("a %d-byte head with MaxHeaderBytes 8192: %v %v, want %d", c.size, resp, err, c.status)
+				}
+				nc.Close()
+			}
+		}},
 		{"http/upgrade_after_plain_requests_on_one_connection", func(t *testing.T, k *kit) {
 			s := k.app(testOptions())
 			nc, br := rawConn(t, s.addr)
