@@ -313,6 +313,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		scheme = "wss"
 	}
 	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/ /healthz /echo /echo-event /chat/{room} /broadcast /socket.io/", "redis", *redisURL, "hub", h.Node())
+	workerReady()
 	code := 0
 	select {
 	case <-ctx.Done():

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -130,4 +132,48 @@ func TestReach(t *testing.T) {
 		t.Fatalf("reach: %d\n%s", code, out)
 	}
 	t.Log(out)
+}
+
+// TestWorkersThatCannotStart: a worker that exits before it serves (its
+// address taken, a bad flag its runtime refuses) is not restarted forever:
+// the parent stops every worker and exits 1, as one process would; an
+// admin port range that takes in the serve port is refused at once (2).
+func TestWorkersThatCannotStart(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cmd := exec.Command(binary, "serve", "--workers=2", "--addr="+taken.Addr().String())
+	var log strings.Builder
+	cmd.Stderr = &log
+	start := time.Now()
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("exit %v, want 1\n%s", err, log.String())
+		}
+		if strings.Contains(log.String(), "restarting") || !strings.Contains(log.String(), "worker failed to start") {
+			t.Fatalf("log:\n%s", log.String())
+		}
+		t.Logf("exited 1 after %v", time.Since(start))
+	case <-time.After(10 * time.Second):
+		cmd.Process.Signal(syscall.SIGTERM)
+		<-done
+		t.Fatalf("still running after 10 s with its address taken:\n%s", log.String())
+	}
+
+	_, port, _ := net.SplitHostPort(taken.Addr().String())
+	p, _ := strconv.Atoi(port)
+	out, err := exec.Command(binary, "serve", "--workers=2", "--addr=127.0.0.1:"+strconv.Itoa(p+1), "--admin-addr=127.0.0.1:"+port).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "admin") {
+		t.Fatalf("admin ports over the serve port: %v\n%s", err, out)
+	}
 }
