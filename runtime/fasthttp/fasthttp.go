@@ -300,9 +300,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("wsmatrix: fasthttp: %w", err)
 	}
-	if s.ws.Options().HandshakeTimeout > 0 {
-		srv.IdleTimeout = s.ws.Options().HandshakeTimeout
-	}
+	srv.IdleTimeout = conn.KeepAliveIdle // as net/http's on the other runtimes; ReadTimeout (HandshakeTimeout) bounds a head once it starts
 	l = conn.Listener(l, s.ws.Options()) // a client that stops reading a response is cut after WriteTimeout
 	if s.ws.Options().TLSConfig != nil {
 		l = tls.NewListener(l, s.ws.Options().TLSConfig)

@@ -237,6 +237,27 @@ func httpCases() []testCase {
 				t.Fatalf("a 64 KiB head with MaxHeaderBytes 4096: %v %v, want 431", resp, err)
 			}
 		}},
+		{"http/keep_alive_outlasts_the_handshake_timeout", func(t *testing.T, k *kit) {
+			// HandshakeTimeout bounds a request's head once it starts; an
+			// idle keep-alive connection waits KeepAliveIdle (60 s) for one.
+			o := testOptions()
+			o.HandshakeTimeout = 300 * time.Millisecond
+			s := k.app(o)
+			nc, br := rawConn(t, s.addr)
+			for i := range 2 {
+				if i == 1 {
+					time.Sleep(time.Second)
+				}
+				if _, err := io.WriteString(nc, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("request %d, the second after 1 s idle with HandshakeTimeout 300ms: %v %v", i, resp, err)
+				}
+				io.ReadAll(resp.Body)
+			}
+		}},
 		{"http/head_just_over_the_limit_gets_431", func(t *testing.T, k *kit) {
 			// net/http reads 4 KiB past its MaxHeaderBytes; the limit is
 			// the same on every runtime.
