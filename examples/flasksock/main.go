@@ -47,5 +47,7 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("serving http://%s/ on %s", *addr, rt.Name())
-	log.Fatal(runtime.Serve(context.Background(), rt, *addr))
+	if err := runtime.Serve(context.Background(), rt, *addr); err != nil { // Ctrl-C or SIGTERM: nil, exit 0
+		log.Fatal(err)
+	}
 }

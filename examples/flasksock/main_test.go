@@ -64,6 +64,11 @@ func TestDemoOnEveryRuntime(t *testing.T) {
 			if _, p, err := c.ReadMessage(); err != nil || string(p) != "hello" {
 				t.Fatalf("echo: %q %v", p, err)
 			}
+			c.Close()
+			cmd.Process.Signal(syscall.SIGTERM) // Ctrl-C: a clean stop
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("after SIGTERM: %v\n%s", err, logs.String())
+			}
 		})
 	}
 }

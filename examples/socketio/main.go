@@ -48,6 +48,10 @@ func main() {
 	})
 	sio.Of("/").OnConnection(func(s *socketio.Socket) {
 		s.On("my event", func(e *socketio.Event) { // @socketio.on('my event')
+			if len(e.Args) == 0 { // a client may send the event with no argument
+				s.Emit("my response")
+				return
+			}
 			s.Emit("my response", e.Args[0]) // emit('my response', json)
 		})
 	})
@@ -57,5 +61,7 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("serving http://%s/ on %s", *addr, rt.Name())
-	log.Fatal(runtime.Serve(context.Background(), rt, *addr)) // socketio.run(app)
+	if err := runtime.Serve(context.Background(), rt, *addr); err != nil { // socketio.run(app); Ctrl-C: nil, exit 0
+		log.Fatal(err)
+	}
 }

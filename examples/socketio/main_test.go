@@ -67,6 +67,10 @@ func TestQuickstartInChromium(t *testing.T) {
 				t.Fatalf("browser: %v\n%s\nserver: %s", err, out, logs())
 			}
 			t.Log(strings.TrimSpace(string(out)))
+			cmd.Process.Signal(syscall.SIGTERM) // Ctrl-C: a clean stop
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("after SIGTERM: %v\n%s", err, logs())
+			}
 		})
 	}
 }
