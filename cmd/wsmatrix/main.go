@@ -325,8 +325,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
 	if err := rt.Shutdown(sctx); err != nil {
-		logger.Error("shutdown", "err", err)
-		code = 1
+		if errors.Is(err, context.DeadlineExceeded) && sctx.Err() != nil {
+			// What --shutdown-timeout asks for, not a runtime error.
+			logger.Warn("shutdown: the grace period ran out: connections still open were cut", "grace", *grace)
+		} else {
+			logger.Error("shutdown", "err", err)
+			code = 1
+		}
 	}
 	if admin != nil {
 		admin.Shutdown(sctx)

@@ -239,3 +239,41 @@ func TestUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestServeStopsCleanlyPastItsGrace: a stop that cuts the connections
+// still open when --shutdown-timeout runs out did what it was told: exit
+// 0 with a warning, not 1 (a runtime error). With nothing open, a zero
+// grace stops at once, also with 0.
+func TestServeStopsCleanlyPastItsGrace(t *testing.T) {
+	for _, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			for _, silent := range []bool{false, true} {
+				grace := "--shutdown-timeout=0"
+				if silent {
+					grace = "--shutdown-timeout=300ms"
+				}
+				s := startServe(t, "--runtime="+rt, grace)
+				if silent { // a peer that never answers the close frame
+					c, _, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/echo", nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer c.Close()
+				}
+				s.cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case err := <-s.done:
+					s.done <- err
+					if err != nil {
+						t.Fatalf("%s, silent peer %v: exit %v\n%s", grace, silent, err, s.logText())
+					}
+					if silent && !strings.Contains(s.logText(), "cut") {
+						t.Fatalf("no warning of the connection cut:\n%s", s.logText())
+					}
+				case <-time.After(15 * time.Second):
+					t.Fatal("server did not exit after SIGTERM")
+				}
+			}
+		})
+	}
+}
