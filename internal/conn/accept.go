@@ -43,9 +43,9 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) 
 			origin, r.Host)}, api.ReasonOrigin)
 		return nil
 	}
-	if !s.admit() {
+	if refused := s.admit(); refused != "" {
 		s.refuse(w, r, &wire.HandshakeError{Status: http.StatusServiceUnavailable,
-			Header: http.Header{"Retry-After": {"1"}}, Msg: "wsmatrix: too many connections"}, api.ReasonCapacity)
+			Header: http.Header{"Retry-After": {"1"}}, Msg: refused}, api.ReasonCapacity)
 		return nil
 	}
 	t, remote, err := hijack()

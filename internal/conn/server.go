@@ -125,17 +125,30 @@ func guarded0(g *observerGuard, name string, f func()) func() {
 // Options returns the server's options.
 func (s *Server) Options() *api.Options { return &s.opts }
 
-// admit reserves room for one more connection. It fails when the server is
-// shutting down or MaxConnections is reached.
-func (s *Server) admit() bool {
+// admit reserves room for one more connection. It fails, saying why, when
+// the server is shutting down or MaxConnections is reached.
+func (s *Server) admit() (refused string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing || (s.opts.MaxConnections > 0 && int(s.open.Load()) >= s.opts.MaxConnections) {
-		return false
+	switch {
+	case s.closing:
+		return ShuttingDown
+	case s.opts.MaxConnections > 0 && int(s.open.Load()) >= s.opts.MaxConnections:
+		return "wsmatrix: too many connections"
 	}
 	s.open.Add(1)
 	s.live.Add(1)
-	return true
+	return ""
+}
+
+// ShuttingDown is the body of the 503 a request gets once Shutdown began.
+const ShuttingDown = "wsmatrix: server shutting down"
+
+// Closing reports whether Shutdown began.
+func (s *Server) Closing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 // release gives back an admission that did not become a connection.

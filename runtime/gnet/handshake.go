@@ -34,6 +34,18 @@ func (s *Server) readRequest(gc gnetv2.Conn, sess *session) gnetv2.Action {
 	if err == nil && r == nil {
 		return gnetv2.None // not all of the head yet: the deadline bounds the wait
 	}
+	if s.ws.Closing() {
+		// The loops accept until the engine stops, after the drain: what
+		// comes meanwhile, a page or an upgrade, is told so (net/http,
+		// which serves pages, is already shut down).
+		w := conn.NewResponse()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, conn.ShuttingDown, http.StatusServiceUnavailable)
+		s.clearDeadline(sess)
+		gc.Discard(-1)
+		gc.Write(w.AppendHTTP(nil))
+		return gnetv2.Close
+	}
 	if err != nil || !isUpgrade(r) || s.ws.Route(r) != conn.WebSocketRoute {
 		return s.handOut(gc, sess)
 	}

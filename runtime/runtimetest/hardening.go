@@ -1,6 +1,7 @@
 package runtimetest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -540,6 +542,45 @@ func hardeningCases() []testCase {
 		c.expectMessage(ws.OpText, []byte("again"))
 		c.closeFrame(api.StatusNormalClosure, "")
 		c.finishClose(api.StatusNormalClosure)
+	}})
+	cases = append(cases, testCase{"lifecycle/requests_while_draining_are_refused_clearly", func(t *testing.T, k *kit) {
+		// While Shutdown waits for a peer's answer to its close frame, a new
+		// connection is refused (the listener is closed) or answered 503
+		// "shutting down": never an empty reply, nor another reason.
+		s := k.app(testOptions())
+		c := dial(t, s.addr, "/echo") // it will not answer the close frame at once
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			done <- s.rt.Shutdown(ctx)
+		}()
+		time.Sleep(300 * time.Millisecond)
+		key := "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+		for _, head := range []string{"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "GET /echo HTTP/1.1\r\nHost: x\r\n" + key + "\r\n"} {
+			nc, err := net.DialTimeout("tcp", s.addr, 2*time.Second)
+			if err != nil {
+				continue // refused: the listener is closed
+			}
+			nc.SetDeadline(time.Now().Add(3 * time.Second))
+			io.WriteString(nc, head)
+			resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+			switch {
+			case err != nil && errors.Is(err, syscall.ECONNRESET): // refused from the backlog of a closed listener
+			case err != nil:
+				t.Errorf("%q while draining: %v, want a refusal or 503", head[:10], err)
+			default:
+				body, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "shutting down") {
+					t.Errorf("%q while draining: %d %q, want 503 shutting down", head[:10], resp.StatusCode, body)
+				}
+			}
+			nc.Close()
+		}
+		c.finishClose(api.StatusGoingAway)
+		if err := within(t, 5*time.Second, done, "Shutdown"); err != nil {
+			t.Fatalf("shutdown: %v", err)
+		}
 	}})
 	cases = append(cases, testCase{"lifecycle/shutdown_after_failed_start", func(t *testing.T, k *kit) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
