@@ -35,6 +35,7 @@ type endState struct {
 	fail       *api.CloseError // the protocol error being drained (stDraining)
 	ended      chan struct{}   // made by a waiter; closed at stClosed
 	closeTimer *time.Timer     // bounds the close handshake, or the drain
+	afterClose int64           // input bytes fed since the close began (overAfterClose)
 }
 
 // endLocked returns the end state, made if need be.

@@ -451,6 +451,9 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 	if len(b) > 0 {
 		now = time.Now().UnixNano()
 		c.lastRead.Store(now) // for keepalive: the peer is alive
+		if c.ending.Load() && c.overAfterClose(len(b)) {
+			return len(b), false
+		}
 	}
 	var ev wire.Event
 	for {
@@ -513,6 +516,27 @@ func (c *Conn) pause(unused int) bool {
 		return true
 	}
 	return false
+}
+
+// overAfterClose counts the input fed once the connection is ending
+// (read only to find the peer's close frame) and cuts a peer that sent
+// more than a message of any allowed size and a read buffer: a close
+// frame that far behind is not coming, and reading on would cost the
+// server its bandwidth and a core until CloseTimeout.
+//
+//go:noinline
+func (c *Conn) overAfterClose(n int) bool {
+	c.mu.Lock()
+	e := c.endLocked() // made by begin, before ending was set
+	e.afterClose += int64(n)
+	over := e.afterClose > c.srv.InputBudget()+ReadBufferSize
+	c.mu.Unlock()
+	if over {
+		c.srv.opts.Logger.Debug("wsmatrix: cut: the peer sent on instead of answering the close frame",
+			"bytes", e.afterClose, "path", c.path(), "remote", c.remote.String())
+		c.abort("the peer sent more than " + strconv.FormatInt(c.srv.InputBudget(), 10) + " bytes after the close began")
+	}
+	return over
 }
 
 // parseFailed closes with the parser's (or the inflater's) error.

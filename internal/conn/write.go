@@ -794,6 +794,8 @@ func (c *Conn) flushLoop() {
 				c.w.stalled = true
 				c.wmu.Unlock()
 				c.srv.obs.QueueFull()
+				c.srv.opts.Logger.Debug("wsmatrix: closing: the peer stopped reading", "code", int(api.StatusPolicyViolation),
+					"write-timeout", c.srv.opts.WriteTimeout, "path", c.path(), "remote", c.remote.String())
 				c.closeWith(api.StatusPolicyViolation, "send queue full: the peer stopped reading")
 				c.wmu.Lock()
 			}

@@ -121,6 +121,36 @@ func hardeningCases() []testCase {
 			}
 		}})
 	}
+	cases = append(cases, testCase{"bounds/peer_that_floods_after_the_close_is_cut", func(t *testing.T, k *kit) {
+		// The server sent its close frame; a peer that answers with a flood
+		// instead of its close frame is read from for a bounded number of
+		// bytes, not for the whole close timeout.
+		o := testOptions()
+		o.CloseTimeout = 3 * time.Second
+		o.ReadLimit = 1 << 20
+		s := k.serve(o, func(r *api.Router) {
+			r.Handle("/bye", func(ws api.Conn) { ws.Close(api.StatusNormalClosure, "bye") })
+		})
+		c := dial(t, s.addr, "/bye")
+		c.expectClose(api.StatusNormalClosure)
+		frame := encode(true, 0, ws.OpBinary, make([]byte, 64<<10))
+		const most = 256 << 20
+		start := time.Now()
+		var sent int64
+		c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		for sent < most {
+			n, err := c.conn.Write(frame)
+			sent += int64(n)
+			if err != nil {
+				break
+			}
+		}
+		bound := max(o.ReadLimit, api.DefaultInboxBytes) + 16<<20 // and what the sockets' buffers hold
+		t.Logf("the server took %d KiB after its close frame, in %v, before it cut the peer (bound %d KiB)", sent>>10, time.Since(start), bound>>10)
+		if sent > bound {
+			t.Fatalf("the server read %d bytes after its close frame from a peer that never answered it, bound %d", sent, bound)
+		}
+	}})
 	cases = append(cases, testCase{"bounds/non_reading_peer_flooding_pings", func(t *testing.T, k *kit) {
 		o := testOptions()
 		o.ReadLimit = 64 << 10 // an event loop may buffer ReadLimit + InboxBytes before it cuts
