@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 )
@@ -278,6 +279,11 @@ func (o Options) WithDefaults() (Options, error) {
 		o.CompressionLevel = DefaultCompressionLevel
 	case o.CompressionLevel < 1 || o.CompressionLevel > 9:
 		bad("CompressionLevel %d is not a flate level from 1 to 9", o.CompressionLevel)
+	}
+	for _, p := range o.OriginPatterns {
+		if _, err := path.Match(p, ""); err != nil {
+			bad("OriginPatterns %q: %v", p, err)
+		}
 	}
 	for _, p := range o.Subprotocols {
 		if p == "" || !isToken(p) {

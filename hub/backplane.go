@@ -60,7 +60,7 @@ var _ Backplane = (*Redis)(nil)
 func NewRedis(url string, o RedisOptions) (*Redis, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("hub: redis url: %w", err)
+		return nil, fmt.Errorf("hub: redis url %q: %w (want redis://[user:password@]host:port[/db], or rediss:// for TLS)", url, err)
 	}
 	// Fail fast when Redis is away: a hub delivers locally meanwhile, and
 	// an emitter's caller gets the error.

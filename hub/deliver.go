@@ -87,6 +87,8 @@ func (h *Hub) backplaneState(up bool, err error) {
 	case !up && was:
 		h.st.reconnects.Add(1)
 		h.log.Warn("hub: backplane subscription lost: delivering in this process only until it is back", "err", err)
+	case !up && !h.subscribedOnce.Load() && h.unreachedOnce.CompareAndSwap(false, true):
+		h.log.Warn("hub: backplane unreachable: delivering in this process only until it is reached", "err", err)
 	}
 }
 

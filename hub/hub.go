@@ -87,6 +87,7 @@ type Hub struct {
 	out            chan *envelope // to the publisher (with a backplane)
 	up             atomic.Bool    // the backplane's subscription is live
 	subscribedOnce atomic.Bool
+	unreachedOnce  atomic.Bool // the backplane could not be reached before it ever was: said once
 	ctx            context.Context
 	cancel         context.CancelFunc
 	wg             sync.WaitGroup

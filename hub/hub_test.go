@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -519,4 +521,45 @@ func TestRedisRestart(t *testing.T) {
 
 func quietLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// TestRedisUnreachableAtStartIsLogged: a hub whose Redis is not there when
+// it starts says so (once) at warn level, as it does when a subscription
+// it had is lost; it goes on delivering in its own process.
+func TestRedisUnreachableAtStartIsLogged(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "redis://" + l.Addr().String()
+	l.Close() // nothing listens there now
+	bp, err := hub.NewRedis(url, hub.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	h := hub.New(hub.Options{Backplane: bp, Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	defer h.Close()
+	waitFor(t, "the warning", func() bool { return strings.Contains(logs.String(), "level=WARN") })
+	time.Sleep(500 * time.Millisecond) // more failed attempts: still one line
+	if n := strings.Count(logs.String(), "unreachable"); n != 1 {
+		t.Fatalf("%d warnings:\n%s", n, logs.String())
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -32,7 +32,7 @@ func emit(args []string, stdout, stderr io.Writer) int {
 		users    = fs.String("user", "", "comma-separated user keys whose connections get the message")
 		ids      = fs.String("id", "", "comma-separated connection ids that get the message")
 		except   = fs.String("except", "", "comma-separated connection ids left out")
-		everyone = fs.Bool("everyone", false, "every connection of every server")
+		everyone = fs.Bool("everyone", false, "every hub member of every server: the connections of rooms (/chat/{room}, /broadcast, Socket.IO's), not those of /echo or /echo-event")
 		binary   = fs.Bool("binary", false, "send a binary message instead of text")
 		event    = fs.String("event", "", "send to Socket.IO clients: this event with TEXT as its one (string) argument, in --namespace")
 		nsp      = fs.String("namespace", "/", "Socket.IO namespace of --event")
@@ -63,6 +63,15 @@ func emit(args []string, stdout, stderr io.Writer) int {
 	}
 	if *rooms == "" && *users == "" && *ids == "" && !*everyone {
 		return bad("no target: give --room, --user, --id or --everyone")
+	}
+	if *timeout <= 0 {
+		return bad("--timeout %v: a time to wait for Redis is needed", *timeout)
+	}
+	if set := map[string]bool{}; true {
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if set["namespace"] && *event == "" {
+			return bad("--namespace is the Socket.IO namespace of --event: give --event too")
+		}
 	}
 	bp, err := hub.NewRedis(*redisURL, hub.RedisOptions{})
 	if err != nil {

@@ -6,8 +6,9 @@
 // Every flag of serve can also be set with an environment variable
 // (--read-limit: WSMATRIX_READ_LIMIT); the command line wins.
 //
-// Exit codes: 0 after a clean stop, 1 when the runtime fails (cannot
-// listen, shutdown past its deadline), 2 for bad usage (unknown flag, bad
+// Exit codes: 0 after a clean stop (connections still open when
+// --shutdown-timeout runs out are cut: still a clean stop), 1 when the
+// runtime fails (cannot listen, a worker that cannot start), 2 for bad usage (unknown flag, bad
 // value, unknown runtime), reported before anything is served.
 package main
 
@@ -32,6 +33,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/handlers"
 	"github.com/wsmatrix/wsmatrix/hub"
@@ -41,19 +43,25 @@ import (
 )
 
 func main() {
+	redis.SetLogger(quietRedis{}) // its errors reach the caller (emit) or the hub's log (serve): not twice, unformatted
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
+
+// quietRedis drops go-redis's own log lines.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
 
 const usage = `wsmatrix serves WebSocket handlers on interchangeable runtimes.
 
 Usage:
-  wsmatrix serve [flags]    serve the demo page and handlers (/, /healthz, /echo, /echo-event, /broadcast, /chat/{room})
+  wsmatrix serve [flags]    serve the demo page and handlers (/, /healthz, /echo, /echo-event, /broadcast, /chat/{room}, /socket.io/)
   wsmatrix emit [flags] TEXT  send TEXT to the rooms, users or ids of servers started with --redis
   wsmatrix reach [flags]    measure one emit reaching every connection of a room, from several client processes
-  wsmatrix bench [flags]    measure runtimes and peers side by side (echo, idle, broadcast, connect, flood, http)
+  wsmatrix bench [flags]    measure runtimes and peers side by side (echo, idle, capacity, broadcast, connect, flood, http, socketio-idle, socketio-echo)
   wsmatrix runtimes         list the runtimes built into this binary
 
-Run 'wsmatrix <command> --help' for the flags of a command.
+Run 'wsmatrix <command> --help' (or 'wsmatrix help <command>') for the flags of a command.
 `
 
 // run runs the command line args. Usage and results go to stdout, errors
@@ -78,7 +86,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return benchOpen(args[1:], os.Stdin, stdout, stderr)
 	case "runtimes":
 		return listRuntimes(args[1:], stdout, stderr)
-	case "-h", "--help", "help":
+	case "help":
+		if len(args) > 1 && args[1] != "help" { // help serve: serve --help
+			return run(ctx, []string{args[1], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
@@ -195,21 +209,24 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return bad("--log-format %q: text or json", *logFormat)
 	}
 	logger := slog.New(handler)
-	if id := os.Getenv(workerEnv); id != "" {
-		logger = logger.With("worker", id)
-		o.ReusePort = true
-	} else if *workers > 1 {
-		return supervise(ctx, args, *workers, *addr, *adminAddr, stdout, stderr, logger)
-	} else if *workers < 1 {
+	if *workers < 1 {
 		return bad("--workers %d: at least 1", *workers)
 	}
-	o.Logger = logger
+	if _, _, err := net.SplitHostPort(*addr); err != nil {
+		return bad("--addr %q: %v", *addr, err)
+	}
 
 	// On the command line 0 turns a duration off; in api.Options it means "default".
 	for _, d := range []*time.Duration{&o.PingInterval, &o.IdleTimeout, &o.HandshakeTimeout, &o.WriteTimeout} {
 		if *d == 0 {
 			*d = api.Disabled
 		}
+	}
+	if o.PongTimeout == 0 {
+		return bad("--pong-timeout 0: pings need a time to wait for their answer (turn pings off with --ping-interval=0)")
+	}
+	if o.CloseTimeout == 0 {
+		return bad("--close-timeout 0: a close needs a time to wait for the peer's answer")
 	}
 	switch *policy {
 	case "block":
@@ -251,6 +268,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	default:
 		return bad("--slow-member %q: close or drop", *slow)
 	}
+	if _, err := o.WithDefaults(); err != nil { // what runtime.New would refuse, refused before any worker starts
+		return bad("%v", err)
+	}
+	if id := os.Getenv(workerEnv); id != "" {
+		logger = logger.With("worker", id)
+		hubOpts.Logger = logger
+		o.ReusePort = true
+	} else if *workers > 1 {
+		if *redisURL == "" {
+			logger.Warn("workers without --redis: each worker has rooms of its own, and a message to a room reaches only the members on its worker")
+		}
+		logger.Warn("workers: a Socket.IO client's long-polling requests may reach another worker than its session's (400 Session ID unknown): have clients use the websocket transport only, or run one worker per port behind a load balancer with sticky sessions")
+		return supervise(ctx, args, *workers, *addr, *adminAddr, stdout, stderr, logger)
+	}
+	o.Logger = logger
 	if *redisURL != "" {
 		bp, err := hub.NewRedis(*redisURL, hub.RedisOptions{})
 		if err != nil {
@@ -321,13 +353,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		logger.Error("stopped serving", "runtime", rt.Name(), "err", rt.Err())
 		code = 1
 	}
-	logger.Info("stopping", "runtime", rt.Name(), "grace", *grace)
+	logger.Info("stopping", "runtime", rt.Name(), "grace", grace.String()) // "10s" in JSON too, not nanoseconds
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
 	if err := rt.Shutdown(sctx); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && sctx.Err() != nil {
 			// What --shutdown-timeout asks for, not a runtime error.
-			logger.Warn("shutdown: the grace period ran out: connections still open were cut", "grace", *grace)
+			logger.Warn("shutdown: the grace period ran out: connections still open were cut", "grace", grace.String())
 		} else {
 			logger.Error("shutdown", "err", err)
 			code = 1
