@@ -87,7 +87,7 @@ func (c *Conn) endedCh() <-chan struct{} {
 // the connection to end.
 func (c *Conn) Close(code api.StatusCode, reason string) error {
 	if err := wire.CheckClose(code, reason); err != nil {
-		return fmt.Errorf("wsmatrix: Close: %w", err)
+		return fmt.Errorf("wsmatrix: Close(%d): %w", code, err)
 	}
 	c.closeWith(code, reason)
 	<-c.endedCh() // bounded: begin armed CloseTimeout

@@ -2,6 +2,8 @@ package wire
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -40,15 +42,16 @@ func AppendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
 // MaxCloseReason is the longest close reason that fits a control frame.
 const MaxCloseReason = ws.MaxControlFramePayloadSize - 2
 
-// CheckClose reports why code and reason cannot be sent in a close frame.
+// CheckClose reports why code and reason cannot be sent in a close frame
+// (a bad argument, not a closed connection).
 func CheckClose(code api.StatusCode, reason string) error {
 	switch {
 	case !code.Sendable():
-		return &api.CloseError{Code: code, Reason: "close code " + code.String() + " may not be sent"}
+		return errors.New("close code " + code.String() + " may not be sent")
 	case len(reason) > MaxCloseReason:
-		return &api.CloseError{Code: code, Reason: "close reason longer than 123 bytes"}
+		return fmt.Errorf("the reason is %d bytes, more than a close frame's %d", len(reason), MaxCloseReason)
 	case !utf8.ValidString(reason):
-		return &api.CloseError{Code: code, Reason: "close reason is not UTF-8"}
+		return errors.New("the reason is not UTF-8")
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -436,6 +437,31 @@ func connCases() []testCase {
 			if d < 300*time.Millisecond || d > 2*time.Second || pings < 3 {
 				t.Fatalf("closed after %v of messages' silence with %d pings answered; idle timeout %v", d, pings, o.IdleTimeout)
 			}
+		}},
+		{"conn/close_with_bad_arguments_says_so_and_closes_nothing", func(t *testing.T, k *kit) {
+			errs := make(chan error, 3)
+			s := k.serve(testOptions(), func(r *api.Router) {
+				r.Handle("/c", func(ws api.Conn) {
+					errs <- ws.Close(4000, strings.Repeat("r", 200))
+					errs <- ws.Close(1005, "")
+					errs <- ws.Close(4000, "\xff")
+					echo(ws)
+				})
+			})
+			c := dial(t, s.addr, "/c")
+			for _, want := range []string{
+				"wsmatrix: Close(4000): the reason is 200 bytes, more than a close frame's 123",
+				"wsmatrix: Close(1005): close code 1005 (no status received) may not be sent",
+				"wsmatrix: Close(4000): the reason is not UTF-8",
+			} {
+				err := within(t, 5*time.Second, errs, "Close")
+				var ce *api.CloseError
+				if err == nil || err.Error() != want || errors.As(err, &ce) {
+					t.Fatalf("Close: %v (a CloseError: %v), want %q: the connection is not closed", err, errors.As(err, &ce), want)
+				}
+			}
+			c.text("still open")
+			c.expectMessage(ws.OpText, []byte("still open"))
 		}},
 		{"conn/inbox_full_pushes_back_and_loses_nothing", func(t *testing.T, k *kit) {
 			o := testOptions()
