@@ -109,6 +109,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if *pid <= 0 {
 			return fail(2, "--url needs --pid")
 		}
+		if err := unix.Kill(*pid, 0); err == unix.ESRCH { // EPERM: it exists
+			return fail(2, "--pid %d: no such process", *pid)
+		}
 		targets = append(targets, func() (target, error) { return target{*rawURL, *rawURL, *pid, func() {}}, nil })
 	} else {
 		for _, rt := range strings.Split(*runtimes, ",") {
@@ -164,10 +167,20 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	report := benchReport{Scenario: *scenario, Started: time.Now().UTC(), ServerCPU: *serverCPU, ClientCPU: *clientCPU,
 		Conns: *conns, Size: *size, Duration: *duration, Rate: *rate, InFlight: *inflight}
-	fmt.Fprintf(stdout, "scenario %s, %d connections, server CPU %d, client CPU %d, %s\n\n", *scenario, *conns, *serverCPU, *clientCPU, report.Started.Format(time.RFC3339))
+	server := fmt.Sprintf("server CPU %d", *serverCPU)
+	if *rawURL != "" {
+		server = fmt.Sprintf("external server (pid %d, not pinned by bench)", *pid)
+	}
 	sc := scenarios[*scenario]
-	fmt.Fprintln(stdout, sc.header)
-	fmt.Fprintln(stdout, "|"+strings.Repeat("---|", strings.Count(sc.header, "|")-1))
+	headed := false // the table's head goes out with its first row: a run that fails first prints none
+	head := func() {
+		if !headed {
+			headed = true
+			fmt.Fprintf(stdout, "scenario %s, %d connections, %s, client CPU %d, %s\n\n", *scenario, *conns, server, *clientCPU, report.Started.Format(time.RFC3339))
+			fmt.Fprintln(stdout, sc.header)
+			fmt.Fprintln(stdout, "|"+strings.Repeat("---|", strings.Count(sc.header, "|")-1))
+		}
+	}
 	var base float64
 	for _, mk := range targets {
 		t, err := mk()
@@ -191,6 +204,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			ratio = figure / base
 		}
 		report.Targets = append(report.Targets, benchTarget{Name: t.name, Figure: figure, Ratio: ratio, Result: res})
+		head()
 		fmt.Fprintf(stdout, "| %s | %s | %.2f |\n", t.name, cells, ratio)
 	}
 	fmt.Fprintf(stdout, "\nratio: %s, against the first row\n", sc.figure)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -284,5 +285,20 @@ func TestServeStopsCleanlyPastItsGrace(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBenchRefusesAPidThatIsGone: --pid names the server bench measures;
+// one that does not exist is refused before the run (it was found only
+// after it).
+func TestBenchRefusesAPidThatIsGone(t *testing.T) {
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(binary, "bench", "--scenario=idle", "--conns=1", "--url=ws://127.0.0.1:1/echo", "--pid="+strconv.Itoa(gone.Process.Pid)).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "no such process") || strings.Contains(string(out), "| target") {
+		t.Fatalf("%v\n%s", err, out)
 	}
 }
