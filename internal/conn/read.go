@@ -463,7 +463,7 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 		n, err := c.parser.Parse(b[used:], &ev)
 		used += n
 		if err != nil {
-			c.parseFailed(err)
+			c.parseFailed(err, len(b)-used)
 			return len(b), false // discard the rest until the socket closes
 		}
 		switch ev.Kind {
@@ -519,7 +519,8 @@ func (c *Conn) pause(unused int) bool {
 }
 
 // overAfterClose counts the input fed once the connection is ending
-// (read only to find the peer's close frame) and cuts a peer that sent
+// (read only to find the peer's close frame) or draining after a
+// protocol error (read only to be discarded), and cuts a peer that sent
 // more than a message of any allowed size and a read buffer: a close
 // frame that far behind is not coming, and reading on would cost the
 // server its bandwidth and a core until CloseTimeout.
@@ -527,26 +528,32 @@ func (c *Conn) pause(unused int) bool {
 //go:noinline
 func (c *Conn) overAfterClose(n int) bool {
 	c.mu.Lock()
-	e := c.endLocked() // made by begin, before ending was set
+	e := c.endLocked() // made by begin or protocolError already
 	e.afterClose += int64(n)
 	over := e.afterClose > c.srv.InputBudget()+ReadBufferSize
 	c.mu.Unlock()
 	if over {
-		c.srv.opts.Logger.Debug("wsmatrix: cut: the peer sent on instead of answering the close frame",
+		c.srv.opts.Logger.Debug("wsmatrix: cut: the peer sent on after the connection began to end",
 			"bytes", e.afterClose, "path", c.path(), "remote", c.remote.String())
-		c.abort("the peer sent more than " + strconv.FormatInt(c.srv.InputBudget(), 10) + " bytes after the close began")
+		c.abort("the peer sent more than " + strconv.FormatInt(c.srv.InputBudget(), 10) + " bytes after the connection began to end")
 	}
 	return over
 }
 
-// parseFailed closes with the parser's (or the inflater's) error.
+// parseFailed closes with the parser's (or the inflater's) error; the
+// parser stays failed, so every later input comes here too, and rest, the
+// bytes discarded, count as in overAfterClose: the handler may keep the
+// connection draining up to CloseTimeout.
 //
 //go:noinline
-func (c *Conn) parseFailed(err error) {
+func (c *Conn) parseFailed(err error, rest int) {
 	var ce *api.CloseError
 	errors.As(err, &ce)
 	c.msg = nil
 	c.protocolError(ce)
+	if rest > 0 {
+		c.overAfterClose(rest)
+	}
 }
 
 // inflate inflates a whole compressed message; on bad input it closes
@@ -556,7 +563,7 @@ func (c *Conn) parseFailed(err error) {
 func (c *Conn) inflate(data []byte) ([]byte, bool) {
 	out, err := c.dfl.inflate(data, c.srv.opts.ReadLimit, c.msgType == api.Text)
 	if err != nil {
-		c.parseFailed(err)
+		c.parseFailed(err, 0)
 		return nil, false
 	}
 	return out, true
