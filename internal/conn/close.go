@@ -14,10 +14,11 @@ type state uint8
 const (
 	// stOpen: messages flow both ways.
 	stOpen state = iota
-	// stDraining: the peer broke the protocol. Nothing more is read; the
-	// messages received before the violation are still handed to the
-	// handler, and what it sends in reply goes out, then the close frame
-	// with the error's code (at the latest after CloseTimeout).
+	// stDraining: the peer broke the protocol, or sent its close frame
+	// while messages waited for the handler. Nothing more is read; the
+	// messages received before are still handed to the handler, and what
+	// it sends in reply goes out, then the close frame with the error's
+	// code, or the answer to the peer's (at the latest after CloseTimeout).
 	stDraining
 	// stClosing: a close frame is queued, ours or our answer to the
 	// peer's. No message is delivered or sent any more; the handler has
@@ -32,7 +33,8 @@ const (
 // pointer for it.
 type endState struct {
 	closeErr   *api.CloseError // what the handler is told, once ending
-	fail       *api.CloseError // the protocol error being drained (stDraining)
+	fail       *api.CloseError // the protocol error, or the peer's close, being drained (stDraining)
+	peerFail   bool            // fail is the peer's close: answer it (peerClose) rather than send it
 	ended      chan struct{}   // made by a waiter; closed at stClosed
 	closeTimer *time.Timer     // bounds the close handshake, or the drain
 	afterClose int64           // input bytes fed since the close began (overAfterClose)
@@ -138,7 +140,21 @@ func (c *Conn) closeWith(code api.StatusCode, reason string) {
 func (c *Conn) peerClose(code api.StatusCode, reason string) {
 	c.mu.Lock()
 	c.peerClosed = true
+	if c.state == stOpen && (c.inbox.len() > 0 || c.busy) {
+		// Messages came before the close: the handler takes them, and
+		// its answers go out, before the close frame that answers.
+		e := c.endLocked()
+		c.state, e.fail, e.peerFail = stDraining, &api.CloseError{Code: code, Reason: reason}, true
+		e.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, c.endDrain)
+		c.mu.Unlock()
+		return
+	}
 	c.mu.Unlock()
+	c.answerClose(code, reason)
+}
+
+// answerClose answers the peer's close frame, then closes the socket.
+func (c *Conn) answerClose(code api.StatusCode, reason string) {
 	if c.begin(&api.CloseError{Code: code, Reason: reason}) {
 		c.queueClose(code, "", true)
 		return
@@ -168,13 +184,31 @@ func (c *Conn) protocolError(ce *api.CloseError) {
 	}
 	e := c.endLocked()
 	c.state, e.fail = stDraining, ce
-	e.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, func() { c.closeWith(ce.Code, ce.Reason) })
+	e.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, c.endDrain)
 	now := c.drainedLocked()
 	c.mu.Unlock()
 	c.srv.logProtocolClose(c, ce)
 	if now {
-		c.closeWith(ce.Code, ce.Reason)
+		c.endDrain()
 	}
+}
+
+// endDrain ends a draining connection: it sends the protocol error's close
+// frame, or answers the peer's. It does nothing once the connection is
+// closing.
+func (c *Conn) endDrain() {
+	c.mu.Lock()
+	if c.state != stDraining {
+		c.mu.Unlock()
+		return
+	}
+	fail, peer := c.end.fail, c.end.peerFail
+	c.mu.Unlock()
+	if peer {
+		c.answerClose(fail.Code, fail.Reason)
+		return
+	}
+	c.closeWith(fail.Code, fail.Reason)
 }
 
 // drainedLocked reports whether a draining connection has nothing left for
@@ -185,14 +219,13 @@ func (c *Conn) drainedLocked() bool {
 }
 
 // closeIfDrained closes a draining connection once the handler is done
-// with what came before the protocol error.
+// with what came before the protocol error or the peer's close.
 func (c *Conn) closeIfDrained() {
 	c.mu.Lock()
-	fail := c.failLocked()
 	now := c.drainedLocked()
 	c.mu.Unlock()
 	if now {
-		c.closeWith(fail.Code, fail.Reason)
+		c.endDrain()
 	}
 }
 

@@ -187,8 +187,8 @@ func (c *Conn) handlerReturned() {
 	switch {
 	case keep:
 		c.packRequest()
-	case fail != nil:
-		c.closeWith(fail.Code, fail.Reason)
+	case fail != nil: // draining: nobody takes what is left
+		c.endDrain()
 		<-c.endedCh()
 	default:
 		c.Close(api.StatusNormalClosure, "")

@@ -451,7 +451,7 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 	if len(b) > 0 {
 		now = time.Now().UnixNano()
 		c.lastRead.Store(now) // for keepalive: the peer is alive
-		if c.ending.Load() && c.overAfterClose(len(b)) {
+		if (c.ending.Load() || c.parser.Closed()) && c.overAfterClose(len(b)) {
 			return len(b), false
 		}
 	}

@@ -131,10 +131,9 @@ func (c *Conn) receive(timeout <-chan time.Time, ctx context.Context, poll, trie
 			c.handlerAway()
 			return m, false, nil
 		}
-		if c.state == stDraining { // what came before the protocol error is done
-			fail := c.failLocked()
+		if c.state == stDraining { // what came before the protocol error, or the peer's close, is done
 			c.mu.Unlock()
-			c.closeWith(fail.Code, fail.Reason)
+			c.endDrain()
 			c.mu.Lock()
 			continue
 		}

@@ -146,46 +146,52 @@ func hardeningCases() []testCase {
 			}
 		}
 		bound := max(o.ReadLimit, api.DefaultInboxBytes) + 16<<20 // and what the sockets' buffers hold
-		t.Logf("the server took %d KiB after its close frame, in %v, before it cut the peer (bound %d KiB)", sent>>10, time.Since(start), bound>>10)
+		t.Logf("the server took %d KiB after the server's close frame, in %v, before it cut the peer (bound %d KiB)", sent>>10, time.Since(start), bound>>10)
 		if sent > bound {
 			t.Fatalf("the server read %d bytes after its close frame from a peer that never answered it, bound %d", sent, bound)
 		}
 	}})
-	cases = append(cases, testCase{"bounds/peer_that_floods_after_a_protocol_error_is_cut", func(t *testing.T, k *kit) {
-		// After a protocol error the messages before it are still the
-		// handler's (stDraining, up to CloseTimeout while it is busy): what
-		// the peer sends meanwhile is read for a bounded number of bytes.
-		o := testOptions()
-		o.CloseTimeout = 3 * time.Second
-		o.ReadLimit = 1 << 20
-		release := make(chan struct{})
-		defer close(release)
-		s := k.serve(o, func(r *api.Router) {
-			r.Handle("/busy", func(ws api.Conn) {
-				<-release
-				echo(ws)
+	for _, after := range []string{"a_protocol_error", "its_close_frame"} {
+		cases = append(cases, testCase{"bounds/peer_that_floods_after_" + after + "_is_cut", func(t *testing.T, k *kit) {
+			// After a protocol error, or the peer's close frame, the messages
+			// before it are still the handler's (stDraining, up to CloseTimeout
+			// while it is busy): what the peer sends meanwhile is read for a
+			// bounded number of bytes.
+			o := testOptions()
+			o.CloseTimeout = 3 * time.Second
+			o.ReadLimit = 1 << 20
+			release := make(chan struct{})
+			defer close(release)
+			s := k.serve(o, func(r *api.Router) {
+				r.Handle("/busy", func(ws api.Conn) {
+					<-release
+					echo(ws)
+				})
 			})
-		})
-		c := dial(t, s.addr, "/busy")
-		bad := append(encode(true, 0, ws.OpText, []byte("before")), 0x81, 0x01, 'x') // an unmasked frame
-		c.write(bad)
-		frame := encode(true, 0, ws.OpBinary, make([]byte, 64<<10))
-		const most = 256 << 20
-		var sent int64
-		c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		for sent < most {
-			n, err := c.conn.Write(frame)
-			sent += int64(n)
-			if err != nil {
-				break
+			c := dial(t, s.addr, "/busy")
+			bad := append(encode(true, 0, ws.OpText, []byte("before")), 0x81, 0x01, 'x') // an unmasked frame
+			if after == "its_close_frame" {
+				bad = append(encode(true, 0, ws.OpText, []byte("before")), encode(true, 0, ws.OpClose, closeBody(api.StatusNormalClosure, ""))...)
 			}
-		}
-		bound := max(o.ReadLimit, api.DefaultInboxBytes) + 16<<20 // and what the sockets' buffers hold
-		t.Logf("the server took %d KiB after a protocol error, its handler busy, before it cut the peer (bound %d KiB)", sent>>10, bound>>10)
-		if sent > bound {
-			t.Fatalf("the server read %d bytes after a protocol error, bound %d", sent, bound)
-		}
-	}})
+			c.write(bad)
+			frame := encode(true, 0, ws.OpBinary, make([]byte, 64<<10))
+			const most = 256 << 20
+			var sent int64
+			c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			for sent < most {
+				n, err := c.conn.Write(frame)
+				sent += int64(n)
+				if err != nil {
+					break
+				}
+			}
+			bound := max(o.ReadLimit, api.DefaultInboxBytes) + 16<<20 // and what the sockets' buffers hold
+			t.Logf("the server took %d KiB after %s, its handler busy, before it cut the peer (bound %d KiB)", sent>>10, after, bound>>10)
+			if sent > bound {
+				t.Fatalf("the server read %d bytes after %s, bound %d", sent, after, bound)
+			}
+		}})
+	}
 	cases = append(cases, testCase{"bounds/non_reading_peer_flooding_pings", func(t *testing.T, k *kit) {
 		o := testOptions()
 		o.ReadLimit = 64 << 10 // an event loop may buffer ReadLimit + InboxBytes before it cuts

@@ -188,6 +188,30 @@ func protocolCases() []testCase {
 		c.finishClose(api.StatusNoStatusReceived) // an empty close is answered with an empty close
 		checkCloseErr(t, within(t, 5*time.Second, gotErr, "handler error"), api.StatusNoStatusReceived, "")
 	}})
+	// Messages that came before the peer's close frame are the handler's,
+	// and its answers go out before the close frame that answers the
+	// peer's (RFC 6455 5.5.1 lets an endpoint finish what it sends first),
+	// as they do before a protocol error's.
+	for _, st := range []string{"blocking", "event"} {
+		cases = append(cases, testCase{name: "protocol/messages_before_the_peers_close_are_answered/" + st, run: func(t *testing.T, k *kit) {
+			var h api.Handler = echo
+			if st == "event" {
+				h = func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) }
+			}
+			s := k.serve(testOptions(), func(r *api.Router) { r.Handle("/echo", h) })
+			c := dial(t, s.addr, "/echo")
+			var b []byte
+			for _, p := range []string{"p1", "p2", "p3"} {
+				b = append(b, encode(true, 0, ws.OpText, []byte(p))...)
+			}
+			c.write(append(b, encode(true, 0, ws.OpClose, closeBody(api.StatusGoingAway, "bye"))...))
+			for _, p := range []string{"p1", "p2", "p3"} {
+				c.expectMessage(ws.OpText, []byte(p))
+			}
+			c.expectClose(api.StatusGoingAway)
+			c.expectEOF()
+		}})
+	}
 	cases = append(cases, testCase{name: "protocol/data_after_close_ignored", run: func(t *testing.T, k *kit) {
 		got := make(chan int, 1)
 		s := k.serve(testOptions(), func(r *api.Router) {
