@@ -189,9 +189,10 @@ func (p *Parser) start(b []byte, ev *Event) (int, error) {
 
 // tooBig fails a message longer than the limit with 1009.
 //
-//go:noinline
 // Closed reports whether a close frame was parsed: what follows is
 // discarded.
+//
+//go:noinline
 func (p *Parser) Closed() bool { return p.closed }
 
 func (p *Parser) tooBig() error {
