@@ -187,14 +187,13 @@ func (p *Parser) start(b []byte, ev *Event) (int, error) {
 	return hlen, nil
 }
 
-// tooBig fails a message longer than the limit with 1009.
-//
 // Closed reports whether a close frame was parsed: what follows is
 // discarded.
-//
-//go:noinline
 func (p *Parser) Closed() bool { return p.closed }
 
+// tooBig fails a message longer than the limit with 1009.
+//
+//go:noinline
 func (p *Parser) tooBig() error {
 	return p.fail(api.StatusMessageTooBig, "message exceeds the read limit of "+strconv.FormatInt(p.limit, 10)+" bytes")
 }
