@@ -9,7 +9,7 @@
 //	io.Mount(router, "/socket.io/")
 //	io.Of("/").OnConnection(func(s *socketio.Socket) {
 //		s.On("my event", func(e *socketio.Event) {
-//			s.Emit("my response", e.Args[0]) // emit('my response', json)
+//			s.Emit("my response", e.Values()...) // emit('my response', json): what came, if anything
 //		})
 //	})
 package socketio
@@ -18,6 +18,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -184,7 +185,7 @@ func (n *Namespace) To(rooms ...string) Broadcast { return Broadcast{ns: n}.To(r
 
 // Emit sends an event to every socket of the namespace.
 func (n *Namespace) Emit(event string, args ...any) error {
-	return Broadcast{ns: n, t: n.srv.hub.To(n.everyone())}.Emit(event, args...)
+	return Broadcast{ns: n, t: n.srv.hub.To(n.everyone()), set: true}.Emit(event, args...)
 }
 
 // Broadcast is a set of sockets to emit to: rooms, ids, users, less the
@@ -428,7 +429,7 @@ type Event struct {
 // Bind decodes argument i into v.
 func (e *Event) Bind(i int, v any) error {
 	if i >= len(e.Args) {
-		return errors.New("socketio: no argument " + string(rune('0'+i)))
+		return fmt.Errorf("socketio: no argument %d (the event has %d)", i, len(e.Args))
 	}
 	return json.Unmarshal(e.Args[i], v)
 }

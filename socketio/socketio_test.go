@@ -354,6 +354,16 @@ func TestRoomsAcrossTransports(t *testing.T) {
 	if _, got, _ := c.ReadMessage(); string(got) != `42["news",{"n":1}]` {
 		t.Fatalf("websocket: %q", got)
 	}
+	// The whole namespace (socketio.emit from anywhere).
+	if err := sio.Of("/").Emit("all", 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.poll(); got != `42["all",2]` {
+		t.Fatalf("polling, namespace emit: %q", got)
+	}
+	if _, got, _ := c.ReadMessage(); string(got) != `42["all",2]` {
+		t.Fatalf("websocket, namespace emit: %q", got)
+	}
 }
 
 // TestWebSocketBounds: over WebSocket a message past MaxHTTPBufferSize,

@@ -48,11 +48,7 @@ func main() {
 	})
 	sio.Of("/").OnConnection(func(s *socketio.Socket) {
 		s.On("my event", func(e *socketio.Event) { // @socketio.on('my event')
-			if len(e.Args) == 0 { // a client may send the event with no argument
-				s.Emit("my response")
-				return
-			}
-			s.Emit("my response", e.Args[0]) // emit('my response', json)
+			s.Emit("my response", e.Values()...) // emit('my response', json): what came, if anything
 		})
 	})
 
