@@ -50,6 +50,7 @@ type Server struct {
 	ws *conn.Server // the router, the options, the connections
 
 	mu           sync.Mutex
+	shut         bool       // Shutdown was called: Start fails
 	srv          *fh.Server // the server Start runs, if any
 	bg           runtime.Background
 	stopOnce     sync.Once
@@ -286,6 +287,10 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 		s.mu.Unlock()
 		return nil, errors.New("wsmatrix: fasthttp: already started")
 	}
+	if s.shut {
+		s.mu.Unlock()
+		return nil, errors.New("wsmatrix: fasthttp: Start after Shutdown: make a new server")
+	}
 	srv := &fh.Server{
 		Handler:               s.Handler(nil),
 		Name:                  "wsmatrix",
@@ -318,6 +323,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	srv := s.srv
+	s.shut = true
 	s.mu.Unlock()
 	s.bg.Stopping()
 	var errs []error

@@ -59,6 +59,7 @@ type Server struct {
 	loops int
 
 	mu       sync.Mutex
+	shut     bool // Shutdown was called: Start fails
 	eng      gnetv2.Engine
 	started  bool
 	running  chan struct{}      // closed by the first OnTick: every loop is registered and runs
@@ -122,6 +123,9 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	defer s.mu.Unlock()
 	if s.started {
 		return nil, errors.New("wsmatrix: gnet: already started")
+	}
+	if s.shut {
+		return nil, errors.New("wsmatrix: gnet: Start after Shutdown: make a new server")
 	}
 	s.started = true
 	s.running = make(chan struct{})
@@ -214,6 +218,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.dlMu.Unlock()
 	s.mu.Lock()
 	started, hs := s.started, s.hs
+	s.shut = true
 	s.mu.Unlock()
 	var errs []error
 	if hs != nil {

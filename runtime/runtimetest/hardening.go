@@ -653,6 +653,23 @@ func hardeningCases() []testCase {
 			t.Fatalf("shutdown: %v", err)
 		}
 	}})
+	cases = append(cases, testCase{"lifecycle/start_after_shutdown_fails", func(t *testing.T, k *kit) {
+		// A Shutdown that comes first (a signal during start-up) leaves a
+		// server that must not look up while it refuses every upgrade.
+		rt, err := k.f(api.NewRouter(), testOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rt.Shutdown(context.Background()); err != nil {
+			t.Fatalf("Shutdown before Start: %v", err)
+		}
+		if a, err := rt.Start("127.0.0.1:0"); err == nil {
+			defer rt.Shutdown(context.Background())
+			t.Fatalf("Start after Shutdown serves on %v", a)
+		} else if !strings.Contains(err.Error(), "after Shutdown") {
+			t.Fatalf("Start after Shutdown: %v", err)
+		}
+	}})
 	cases = append(cases, testCase{"lifecycle/shutdown_after_failed_start", func(t *testing.T, k *kit) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

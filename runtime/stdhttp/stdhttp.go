@@ -47,6 +47,7 @@ type Server struct {
 	ws *conn.Server // the router, the options, the connections
 
 	mu      sync.Mutex
+	shut    bool         // Shutdown was called: Start fails
 	httpSrv *http.Server // the server Start runs, if any
 	bg      runtime.Background
 }
@@ -113,6 +114,9 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	if s.httpSrv != nil {
 		return nil, errors.New("wsmatrix: stdhttp: already started")
 	}
+	if s.shut {
+		return nil, errors.New("wsmatrix: stdhttp: Start after Shutdown: make a new server")
+	}
 	l, hs, serve, err := conn.ListenHTTP(addr, s.ws.Options(), s)
 	if err != nil {
 		return nil, fmt.Errorf("wsmatrix: stdhttp: %w", err)
@@ -128,6 +132,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	hs := s.httpSrv
+	s.shut = true
 	s.mu.Unlock()
 	s.bg.Stopping()
 	var errs []error
