@@ -12,6 +12,11 @@ import (
 // here when it comes back); here only, counted, when it is down or behind.
 // It never waits on the network.
 func (h *Hub) publish(e *envelope) error {
+	h.closeMu.RLock() // Close waits for a Send under way: what it queues is delivered
+	defer h.closeMu.RUnlock()
+	if h.closed {
+		return errClosed
+	}
 	e.origin = h.node
 	h.st.published.Add(1)
 	if h.out != nil {
@@ -31,12 +36,19 @@ func (h *Hub) publish(e *envelope) error {
 // behind (it never waits on a connection, so it catches up at CPU speed).
 func (h *Hub) toInbox(e *envelope) error {
 	select {
+	case h.inbox <- e: // room: queued even while Close stops the loops, which delivers it
+		return nil
+	default:
+	}
+	select {
 	case h.inbox <- e:
 		return nil
 	case <-h.ctx.Done():
-		return errors.New("hub: closed")
+		return errClosed
 	}
 }
+
+var errClosed = errors.New("hub: closed")
 
 // publishLoop hands envelopes to the backplane, one at a time; what the
 // backplane refuses is delivered here only.

@@ -87,6 +87,8 @@ type Hub struct {
 	out            chan *envelope // to the publisher (with a backplane)
 	up             atomic.Bool    // the backplane's subscription is live
 	subscribedOnce atomic.Bool
+	closeMu        sync.RWMutex // held for reading while Send queues, for writing while Close marks closed
+	closed         bool
 	unreachedOnce  atomic.Bool // the backplane could not be reached before it ever was: said once
 	ctx            context.Context
 	cancel         context.CancelFunc
@@ -157,11 +159,34 @@ func New(o Options) *Hub {
 // Node is this hub's name among the backplane's nodes.
 func (h *Hub) Node() string { return h.node }
 
-// Close stops the hub's goroutines and closes its backplane. Members stay
-// connected; messages sent afterwards are lost.
+// Close stops the hub's goroutines and closes its backplane. What Send
+// accepted before is delivered to this process's members first (with a
+// backplane, what was still queued for it reaches this process only);
+// Send fails afterwards. Members stay connected.
 func (h *Hub) Close() error {
+	h.closeMu.Lock()
+	h.closed = true
+	h.closeMu.Unlock()
 	h.cancel()
 	h.wg.Wait()
+	for { // no loop runs any more: what they left, here
+		select {
+		case e := <-h.inbox:
+			h.deliver(e)
+			continue
+		default:
+		}
+		if h.out == nil {
+			break
+		}
+		select {
+		case e := <-h.out:
+			h.deliver(e)
+			continue
+		default:
+		}
+		break
+	}
 	if h.opts.Backplane != nil {
 		return h.opts.Backplane.Close()
 	}

@@ -563,3 +563,29 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// TestCloseDeliversWhatSendAccepted: what Send accepted before Close
+// reaches the members; a Send after Close always fails.
+func TestCloseDeliversWhatSendAccepted(t *testing.T) {
+	h := hub.New(hub.Options{Logger: quietLogger(t)})
+	base := chatServer(t, "stdhttp", h, api.Options{})
+	c := join(t, base, "/chat/r") // it has its id: it joined
+	const n = 500
+	for i := range n {
+		if err := h.To("r").SendText(strconv.Itoa(i)); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	h.Close()
+	for i := range n {
+		if got := c.read(); got != strconv.Itoa(i) {
+			t.Fatalf("message %d: %q", i, got)
+		}
+	}
+	for i := range 100 {
+		if err := h.To("r").SendText("late"); err == nil {
+			t.Fatalf("send %d after Close: nil", i)
+		}
+	}
+	c.none()
+}
