@@ -221,7 +221,7 @@ func (c *Conn) reserveSlowLocked(size int, full fullPolicy) error {
 			stalled := c.w.stalled && !deadline.IsZero()
 			c.wmu.Unlock()
 			if stalled { // it waited for room, and the peer never made any
-				return fmt.Errorf("wsmatrix: send: %w: the peer stopped reading (connection closed with 1008)", api.ErrQueueFull)
+				return fmt.Errorf("%w: the peer stopped reading (connection closed with 1008)", api.ErrQueueFull)
 			}
 			return c.sendErr()
 		}
@@ -247,17 +247,17 @@ func (c *Conn) reserveSlowLocked(size int, full fullPolicy) error {
 			c.srv.obs.QueueFull()
 			if full == fullDrop {
 				c.wmu.Unlock()
-				return fmt.Errorf("wsmatrix: send: %w: %d bytes wait for the peer (message dropped)", api.ErrQueueFull, backlog)
+				return fmt.Errorf("%w: %d bytes wait for the peer (message dropped)", api.ErrQueueFull, backlog)
 			}
 			if full == fullClose || c.srv.opts.SendQueueFull == api.QueueClose {
 				c.wmu.Unlock()
-				return c.queueFull(fmt.Errorf("wsmatrix: send: %w: %d bytes wait for the peer (connection closed with 1008)", api.ErrQueueFull, backlog))
+				return c.queueFull("send queue full", fmt.Errorf("%w: %d bytes wait for the peer (connection closed with 1008)", api.ErrQueueFull, backlog))
 			}
 			deadline = time.Now().Add(c.srv.opts.WriteTimeout)
 		}
 		if !c.waitRoomLocked(size, deadline) {
 			c.wmu.Unlock()
-			return c.queueFull(fmt.Errorf("wsmatrix: send: %w for %v (connection closed with 1008)", api.ErrQueueFull, c.srv.opts.WriteTimeout))
+			return c.queueFull("send queue full: the peer stopped reading", fmt.Errorf("%w for %v (connection closed with 1008)", api.ErrQueueFull, c.srv.opts.WriteTimeout))
 		}
 	}
 }
@@ -303,9 +303,9 @@ func (c *Conn) waitRoomLocked(size int, deadline time.Time) bool {
 	return ok
 }
 
-// queueFull closes the connection with 1008 and returns err.
-func (c *Conn) queueFull(err error) error {
-	c.closeWith(api.StatusPolicyViolation, "send queue full")
+// queueFull closes the connection with 1008 and reason, and returns err.
+func (c *Conn) queueFull(reason string, err error) error {
+	c.closeWith(api.StatusPolicyViolation, reason)
 	return err
 }
 
@@ -686,7 +686,7 @@ func (c *Conn) writeWaiting(a, b []byte) error {
 		c.wmu.Unlock()
 		c.srv.obs.QueueFull()
 		c.closeWith(api.StatusPolicyViolation, "send queue full: the peer stopped reading")
-		return fmt.Errorf("wsmatrix: send: %w: the peer took nothing for %v (connection closed with 1008)", api.ErrQueueFull, c.srv.opts.WriteTimeout)
+		return fmt.Errorf("%w: the peer took nothing for %v (connection closed with 1008)", api.ErrQueueFull, c.srv.opts.WriteTimeout)
 	}
 	c.drain()
 	return nil

@@ -238,6 +238,9 @@ func hardeningCases() []testCase {
 					switch {
 					case errors.Is(err, api.ErrQueueFull):
 						full++
+						if n := strings.Count(err.Error(), "wsmatrix:"); n != 1 {
+							t.Fatalf("error %q: its prefix %d times", err, n)
+						}
 					case errors.As(err, &ce) && ce.Code == api.StatusPolicyViolation:
 						// a sender that came after the queue-full close
 					default:
@@ -250,7 +253,13 @@ func hardeningCases() []testCase {
 				if obs.queueFull.Load() == 0 {
 					t.Fatal("Observer.QueueFull not called")
 				}
-				c.expectClose(api.StatusPolicyViolation)
+				reason := c.expectClose(api.StatusPolicyViolation)
+				if want := "send queue full"; policy == api.QueueBlock {
+					want += ": the peer stopped reading" // the same on every runtime
+					if reason != want {
+						t.Fatalf("close reason %q, want %q", reason, want)
+					}
+				}
 			}})
 		}
 	}
