@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	neturl "net/url"
+	"strconv"
 	"sync"
 	"time"
 
@@ -60,7 +62,7 @@ var _ Backplane = (*Redis)(nil)
 func NewRedis(url string, o RedisOptions) (*Redis, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("hub: redis url %q: %w (want redis://[user:password@]host:port[/db], or rediss:// for TLS)", url, err)
+		return nil, fmt.Errorf("hub: redis url %s: %w (want redis://[user:password@]host:port[/db], or rediss:// for TLS)", redacted(url), err)
 	}
 	// Fail fast when Redis is away: a hub delivers locally meanwhile, and
 	// an emitter's caller gets the error.
@@ -72,6 +74,15 @@ func NewRedis(url string, o RedisOptions) (*Redis, error) {
 		o.Channel = "wsmatrix"
 	}
 	return &Redis{client: redis.NewClient(opt), channel: o.Channel}, nil
+}
+
+// redacted is a Redis URL fit for an error: its password masked.
+func redacted(s string) string {
+	u, err := neturl.Parse(s)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return strconv.Quote(u.Redacted())
 }
 
 // Publish implements Backplane.

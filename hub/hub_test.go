@@ -589,3 +589,12 @@ func TestCloseDeliversWhatSendAccepted(t *testing.T) {
 	}
 	c.none()
 }
+
+// TestRedisURLErrorHidesThePassword: a bad Redis URL is quoted in the
+// error (logs, emit's stderr) with its password masked.
+func TestRedisURLErrorHidesThePassword(t *testing.T) {
+	_, err := hub.NewRedis("redis://app:s3cr3t@redis.internal:6379/notadb", hub.RedisOptions{})
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "redis.internal") {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -357,7 +357,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
 	if err := rt.Shutdown(sctx); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && sctx.Err() != nil {
+		if onlyDeadline(err) && sctx.Err() != nil {
 			// What --shutdown-timeout asks for, not a runtime error.
 			logger.Warn("shutdown: the grace period ran out: connections still open were cut", "grace", grace.String())
 		} else {
@@ -502,4 +502,18 @@ func serveSocketIO(sio *socketio.Server) {
 			e.Ack(true)
 		})
 	})
+}
+
+// onlyDeadline reports whether err is the grace period's deadline and
+// nothing else (a runtime's Shutdown joins the errors of its parts).
+func onlyDeadline(err error) bool {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			if e != nil && !onlyDeadline(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded)
 }

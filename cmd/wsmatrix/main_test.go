@@ -302,3 +302,21 @@ func TestBenchRefusesAPidThatIsGone(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 }
+
+// TestOnlyDeadline: a stop is clean when the grace period's deadline is
+// all that went wrong, not when a runtime's part failed beside it.
+func TestOnlyDeadline(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want bool
+	}{
+		{context.DeadlineExceeded, true},
+		{errors.Join(context.DeadlineExceeded, context.DeadlineExceeded), true},
+		{errors.Join(context.DeadlineExceeded, errors.New("wsmatrix: gnet: the engine did not stop")), false},
+		{errors.New("listener broke"), false},
+	} {
+		if got := onlyDeadline(tt.err); got != tt.want {
+			t.Errorf("onlyDeadline(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}

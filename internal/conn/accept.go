@@ -303,13 +303,18 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, upgrade func(http
 	s.router.ServeHTTP(rw, r)
 }
 
-// headSize is the size of r's head as sent, request line, Host and
-// header lines, short of any extra whitespace.
+// headSize is the least r's head can have taken as sent: request line,
+// Host and header lines at their shortest ("K:v", bare LF endings), so
+// that no head under the limit is refused; at most a few bytes a line
+// under the head's real size.
 func headSize(r *http.Request) int {
-	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2 + len("Host: ") + len(r.Host) + 2 + 2
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 1 + 1
+	if r.Host != "" {
+		n += len("Host:") + len(r.Host) + 1
+	}
 	for k, vs := range r.Header {
 		for _, v := range vs {
-			n += len(k) + 2 + len(v) + 2
+			n += len(k) + 1 + len(v) + 1
 		}
 	}
 	return n

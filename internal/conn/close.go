@@ -131,7 +131,10 @@ func (c *Conn) begin(ce *api.CloseError) bool {
 // peer answers or CloseTimeout passes.
 func (c *Conn) closeWith(code api.StatusCode, reason string) {
 	if c.begin(&api.CloseError{Code: code, Reason: reason}) {
-		c.queueClose(code, reason, false)
+		c.mu.Lock()
+		answer := c.peerClosed // the peer's close came (we were draining): ours answers it, nothing more comes
+		c.mu.Unlock()
+		c.queueClose(code, reason, answer)
 	}
 }
 
@@ -140,9 +143,12 @@ func (c *Conn) closeWith(code api.StatusCode, reason string) {
 func (c *Conn) peerClose(code api.StatusCode, reason string) {
 	c.mu.Lock()
 	c.peerClosed = true
-	if c.state == stOpen && (c.inbox.len() > 0 || c.busy) {
-		// Messages came before the close: the handler takes them, and
-		// its answers go out, before the close frame that answers.
+	if c.state == stOpen && c.inbox.len() > 0 && (c.ev.onMessage != nil || c.waiting.Load() > 0) {
+		// Messages came before the close, and the handler is taking
+		// messages (OnMessage, or waiting in Receive): it takes them, and
+		// its answers go out, before the close frame that answers. A
+		// handler that is not (it only sends, or has only OnClose) is told
+		// at once, as the peer is answered.
 		e := c.endLocked()
 		c.state, e.fail, e.peerFail = stDraining, &api.CloseError{Code: code, Reason: reason}, true
 		e.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, c.endDrain)
@@ -232,6 +238,17 @@ func (c *Conn) closeIfDrained() {
 // Gone tells the connection its socket ended (EOF, reset, closed) without
 // a close handshake; the handler sees 1006. It may be called more than once.
 func (c *Conn) Gone(err error) {
+	c.mu.Lock()
+	peerDrain := c.state == stDraining && c.end.peerFail
+	c.mu.Unlock()
+	if peerDrain {
+		// The peer closed properly, then ended its side of TCP (a
+		// half-close, or gorilla's close message then Close): the
+		// handler is told the peer's code; what can still go out does,
+		// and the socket closes after the answer (or at CloseTimeout).
+		c.endDrain()
+		return
+	}
 	c.begin(&api.CloseError{Code: api.StatusAbnormalClosure, Reason: "connection lost: " + err.Error()})
 	c.finish()
 }

@@ -518,11 +518,18 @@ func (c *Conn) pause(unused int) bool {
 	return false
 }
 
+// afterCloseSlack is what the kernel may still hold of a peer's input when
+// the end begins, on top of the budget: the sockets' buffers of a peer
+// that TCP was holding back (a few MiB with Linux's defaults). A peer that
+// answers our close frame after that much was not flooding.
+const afterCloseSlack = 16 << 20
+
 // overAfterClose counts the input fed once the connection is ending
 // (read only to find the peer's close frame) or draining after a
 // protocol error (read only to be discarded), and cuts a peer that sent
-// more than a message of any allowed size and a read buffer: a close
-// frame that far behind is not coming, and reading on would cost the
+// more than a message of any allowed size, a read buffer and what the
+// kernel held (afterCloseSlack): a close frame that far behind is not
+// coming, and reading on would cost the
 // server its bandwidth and a core until CloseTimeout.
 //
 //go:noinline
@@ -530,7 +537,7 @@ func (c *Conn) overAfterClose(n int) bool {
 	c.mu.Lock()
 	e := c.endLocked() // made by begin or protocolError already
 	e.afterClose += int64(n)
-	over := e.afterClose > c.srv.InputBudget()+ReadBufferSize
+	over := e.afterClose > c.srv.InputBudget()+ReadBufferSize+afterCloseSlack
 	c.mu.Unlock()
 	if over {
 		c.srv.opts.Logger.Debug("wsmatrix: cut: the peer sent on after the connection began to end",

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,7 @@ type Server struct {
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
 	closing  bool
+	shutting atomic.Bool // closing, for readers without mu
 	open     atomic.Int64
 	handlers sync.WaitGroup // Conn.Run calls in progress
 	live     sync.WaitGroup // connections not yet finished
@@ -43,6 +45,10 @@ func NewServer(router *api.Router, opts api.Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Conn.Subprotocol indexes Subprotocols, and the origin check reads
+	// OriginPatterns: the server's own copies, whatever the caller does
+	// with its slices later.
+	opts.Subprotocols, opts.OriginPatterns = slices.Clone(opts.Subprotocols), slices.Clone(opts.OriginPatterns)
 	s := &Server{router: router, opts: opts, obs: observer(opts.Observer, opts.Logger), conns: map[*Conn]struct{}{}}
 	s.logs.limit.Burst = refusalBurst
 	s.pool.max = opts.Workers
@@ -144,12 +150,9 @@ func (s *Server) admit() (refused string) {
 // ShuttingDown is the body of the 503 a request gets once Shutdown began.
 const ShuttingDown = "wsmatrix: server shutting down"
 
-// Closing reports whether Shutdown began.
-func (s *Server) Closing() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closing
-}
+// Closing reports whether Shutdown began, without the server's lock (an
+// event loop asks it).
+func (s *Server) Closing() bool { return s.shutting.Load() }
 
 // release gives back an admission that did not become a connection.
 func (s *Server) release() {
@@ -209,6 +212,7 @@ func (s *Server) forget(c *Conn) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	s.shutting.Store(true)
 	s.mu.Unlock()
 	for _, c := range s.snapshot() {
 		c.closeWith(api.StatusGoingAway, "server shutting down") // never waits on a socket

@@ -91,6 +91,9 @@ func (s *Server) Configure(srv *fh.Server) {
 	if srv.ReadTimeout == 0 && s.ws.Options().HandshakeTimeout > 0 {
 		srv.ReadTimeout = s.ws.Options().HandshakeTimeout
 	}
+	if srv.IdleTimeout == 0 { // fasthttp would use ReadTimeout, the handshake's bound, for keep-alive idle too
+		srv.IdleTimeout = conn.KeepAliveIdle
+	}
 	if srv.ReadBufferSize == 0 {
 		srv.ReadBufferSize = s.ws.Options().MaxHeaderBytes
 	}
@@ -305,7 +308,6 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("wsmatrix: fasthttp: %w", err)
 	}
-	srv.IdleTimeout = conn.KeepAliveIdle // as net/http's on the other runtimes; ReadTimeout (HandshakeTimeout) bounds a head once it starts
 	l = conn.Listener(l, s.ws.Options()) // a client that stops reading a response is cut after WriteTimeout
 	if s.ws.Options().TLSConfig != nil {
 		l = tls.NewListener(l, s.ws.Options().TLSConfig)
