@@ -228,7 +228,11 @@ func (o Options) WithDefaults() (Options, error) {
 		case *d.p == 0:
 			*d.p = d.def
 		case *d.p < 0 && *d.p != Disabled:
-			bad("%s %v is negative (use api.Disabled to turn it off)", d.name, *d.p)
+			if d.name == "PongTimeout" || d.name == "CloseTimeout" { // they cannot be off
+				bad("%s %v is negative", d.name, *d.p)
+			} else {
+				bad("%s %v is negative (use api.Disabled to turn it off)", d.name, *d.p)
+			}
 		}
 	}
 	if o.PongTimeout == Disabled {
@@ -283,7 +287,12 @@ func (o Options) WithDefaults() (Options, error) {
 	for _, p := range o.OriginPatterns {
 		if _, err := path.Match(p, ""); err != nil {
 			bad("OriginPatterns %q: %v", p, err)
+		} else if strings.Contains(p, "://") || strings.Contains(p, "/") {
+			bad("OriginPatterns %q: a pattern matches the Origin's host (app.example.com, *.example.com:8443), not a URL", p)
 		}
+	}
+	if c := o.TLSConfig; c != nil && len(c.Certificates) == 0 && c.GetCertificate == nil && c.GetConfigForClient == nil {
+		bad("TLSConfig has no certificate (Certificates, GetCertificate or GetConfigForClient)")
 	}
 	for _, p := range o.Subprotocols {
 		if p == "" || !isToken(p) {

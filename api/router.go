@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -125,17 +126,21 @@ func (rt *Router) Use(mw ...func(http.Handler) http.Handler) {
 // with "/" and does not end with one.
 func (rt *Router) Group(prefix string) *Router {
 	if !strings.HasPrefix(prefix, "/") || strings.HasSuffix(prefix, "/") {
-		panic("wsmatrix: Router.Group: prefix " + prefix + " must start with / and not end with /")
+		panic(fmt.Sprintf("wsmatrix: Router.Group: prefix %q must start with / and not end with /", prefix))
 	}
 	return &Router{root: rt.root, prefix: rt.prefix + prefix, parent: rt}
 }
 
 // Handle serves the WebSocket handler h on pattern, as "/echo",
-// "/chat/{room}" or "GET example.com/x". It panics on a nil handler or a
-// pattern that net/http.ServeMux refuses, such as a duplicate.
+// "/chat/{room}" or "GET example.com/x". It panics on a nil handler, a
+// method other than GET (an upgrade is a GET), or a pattern that
+// net/http.ServeMux refuses, such as a duplicate.
 func (rt *Router) Handle(pattern string, h Handler) {
 	if h == nil {
 		panic("wsmatrix: Router.Handle: nil handler for " + pattern)
+	}
+	if m, _, ok := strings.Cut(strings.TrimSpace(pattern), " "); ok && m != http.MethodGet && !strings.HasPrefix(m, "/") {
+		panic(fmt.Sprintf("wsmatrix: Router.Handle: pattern %q: a WebSocket upgrade is a GET request, so %s could never reach it", pattern, m))
 	}
 	full := rt.full(pattern, http.MethodGet)
 	rt.register(full, rt.chain(upgradeHandler{h}), true)

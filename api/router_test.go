@@ -100,6 +100,8 @@ func TestRouterMisuse(t *testing.T) {
 		"nil handler":    func() { api.NewRouter().Handle("/a", nil) },
 		"duplicate":      func() { r := api.NewRouter(); r.Handle("/a", func(api.Conn) {}); r.Handle("/a", func(api.Conn) {}) },
 		"bad prefix":     func() { api.NewRouter().Group("g/") },
+		"empty prefix":   func() { api.NewRouter().Group("") },
+		"POST socket":    func() { api.NewRouter().Handle("POST /x", func(api.Conn) {}) },
 		"nil middleware": func() { api.NewRouter().Use(nil) },
 	} {
 		t.Run(name, func(t *testing.T) {
