@@ -143,12 +143,12 @@ func (c *Conn) closeWith(code api.StatusCode, reason string) {
 func (c *Conn) peerClose(code api.StatusCode, reason string) {
 	c.mu.Lock()
 	c.peerClosed = true
-	if c.state == stOpen && c.inbox.len() > 0 && (c.ev.onMessage != nil || c.waiting.Load() > 0) {
-		// Messages came before the close, and the handler is taking
-		// messages (OnMessage, or waiting in Receive): it takes them, and
-		// its answers go out, before the close frame that answers. A
-		// handler that is not (it only sends, or has only OnClose) is told
-		// at once, as the peer is answered.
+	if c.state == stOpen && c.inbox.len() > 0 && (c.ev.onMessage != nil || c.waiting.Load() > 0 || c.busy || c.ev.packAsked) {
+		// Messages came before the close, and the handler takes messages
+		// (OnMessage, or it has called Receive): it takes them, and its
+		// answers go out, before the close frame that answers. A handler
+		// that never asked for one (it only sends, or has only OnClose)
+		// is told at once, as the peer is answered.
 		e := c.endLocked()
 		c.state, e.fail, e.peerFail = stDraining, &api.CloseError{Code: code, Reason: reason}, true
 		e.closeTimer = time.AfterFunc(c.srv.opts.CloseTimeout, c.endDrain)

@@ -200,6 +200,8 @@ func protocolCases() []testCase {
 			}
 			s := k.serve(testOptions(), func(r *api.Router) { r.Handle("/echo", h) })
 			c := dial(t, s.addr, "/echo")
+			c.text("p0") // the handler takes messages (OnMessage registered, or Receive called)
+			c.expectMessage(ws.OpText, []byte("p0"))
 			var b []byte
 			for _, p := range []string{"p1", "p2", "p3"} {
 				b = append(b, encode(true, 0, ws.OpText, []byte(p))...)
