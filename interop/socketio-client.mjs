@@ -32,6 +32,11 @@ try {
   const bin = await race(ack(a, 'echo', 'bytes', Buffer.from([0, 1, 2, 255])), 'binary echo');
   assert.equal(bin[0], 'bytes');
   assert.deepEqual([...new Uint8Array(bin[1])], [0, 1, 2, 255]);
+  // Binary inside an object, as socket.io-client sends it: echoed as bytes.
+  const nested = await race(ack(a, 'echo', { nested: Buffer.from([7, 8]), list: [Buffer.from([9])] }, Buffer.from([5])), 'nested binary echo');
+  assert.deepEqual([...new Uint8Array(nested[0].nested)], [7, 8]);
+  assert.deepEqual([...new Uint8Array(nested[0].list[0])], [9]);
+  assert.deepEqual([...new Uint8Array(nested[1])], [5]);
   assert.equal(await race(a.timeout(5000).emitWithAck('join', room), 'join'), true);
   let b = null;
   if (url2) {
@@ -43,6 +48,8 @@ try {
   if (b) got.push(heard(b));
   await race(a.timeout(5000).emitWithAck('say', room, 'hello ✓'), 'say');
   for (const m of await race(Promise.all(got), 'said')) assert.equal(m, 'hello ✓');
+  // A room emit carries no binary: said with bytes is refused, not sent as a placeholder.
+  assert.equal(await race(a.timeout(5000).emitWithAck('say', room, Buffer.from([1, 2, 3])), 'binary say'), false);
   if (mode !== 'websocket') {
     // The client upgrades from long-polling once the probe succeeds.
     for (let i = 0; i < 100 && a.io.engine.transport.name !== 'websocket'; i++) await new Promise((r) => setTimeout(r, 50));

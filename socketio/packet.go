@@ -175,6 +175,9 @@ func encodeArgs(prefix []any, args []any) (json.RawMessage, [][]byte, error) {
 			}
 			b = append(b, enc...)
 		default:
+			if hasBytes(v) { // []byte inside maps and slices, as socket.io-client sends Buffers in objects
+				v = withPlaceholders(v, &atts)
+			}
 			enc, err := json.Marshal(v)
 			if err != nil {
 				return err
@@ -295,4 +298,85 @@ func isPlaceholder(raw json.RawMessage) (int, bool) {
 		return 0, false
 	}
 	return ph.Num, true
+}
+
+// hasBytes reports whether v, a value of maps ([string]any) and slices
+// ([]any), holds a []byte.
+func hasBytes(v any) bool {
+	switch v := v.(type) {
+	case []byte:
+		return true
+	case []any:
+		for _, e := range v {
+			if hasBytes(e) {
+				return true
+			}
+		}
+	case map[string]any:
+		for _, e := range v {
+			if hasBytes(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// withPlaceholders returns a copy of v with each []byte replaced by a
+// placeholder and appended to atts.
+func withPlaceholders(v any, atts *[][]byte) any {
+	switch v := v.(type) {
+	case []byte:
+		*atts = append(*atts, v)
+		return placeholder{Placeholder: true, Num: len(*atts) - 1}
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = withPlaceholders(e, atts)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = withPlaceholders(e, atts)
+		}
+		return out
+	}
+	return v
+}
+
+// withBytes decodes raw, an argument that holds placeholders below its
+// top level, with each placeholder replaced by its attachment: maps and
+// slices, numbers as json.Number. It reports false when raw holds none
+// that atts has.
+func withBytes(raw json.RawMessage, atts [][]byte) (any, bool) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if d.Decode(&v) != nil {
+		return nil, false
+	}
+	found := false
+	var walk func(any) any
+	walk = func(v any) any {
+		switch v := v.(type) {
+		case []any:
+			for i, e := range v {
+				v[i] = walk(e)
+			}
+		case map[string]any:
+			if ph, _ := v["_placeholder"].(bool); ph && len(v) == 2 {
+				if n, err := v["num"].(json.Number).Int64(); err == nil && n >= 0 && n < int64(len(atts)) {
+					found = true
+					return atts[n]
+				}
+			}
+			for k, e := range v {
+				v[k] = walk(e)
+			}
+		}
+		return v
+	}
+	v = walk(v)
+	return v, found
 }

@@ -15,6 +15,7 @@
 package socketio
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -434,10 +435,18 @@ func (e *Event) Bind(i int, v any) error {
 	return json.Unmarshal(e.Args[i], v)
 }
 
-// Value is argument i: the bytes of a binary attachment, or its JSON.
+// Value is argument i: the bytes of a binary attachment, or its JSON; an
+// argument with attachments inside (a Buffer in an object) is decoded,
+// maps and slices with the bytes in place (numbers as json.Number), so
+// that it goes out again as it came.
 func (e *Event) Value(i int) any {
 	if n, ok := isPlaceholder(e.Args[i]); ok && n < len(e.atts) {
 		return e.atts[n]
+	}
+	if len(e.atts) > 0 && bytes.Contains(e.Args[i], []byte(`"_placeholder"`)) {
+		if v, ok := withBytes(e.Args[i], e.atts); ok {
+			return v
+		}
 	}
 	return e.Args[i]
 }

@@ -498,7 +498,13 @@ func serveSocketIO(sio *socketio.Server) {
 			if e.Bind(0, &room) != nil || len(e.Args) < 2 {
 				return
 			}
-			ns.To(room).Emit("said", e.Args[1])
+			// The message as it came (Value: the bytes of a binary one,
+			// which a room emit refuses: acknowledged false, not sent as a
+			// placeholder).
+			if ns.To(room).Emit("said", e.Value(1)) != nil {
+				e.Ack(false)
+				return
+			}
 			e.Ack(true)
 		})
 	})
