@@ -281,7 +281,7 @@ func TestServeStopsCleanlyPastItsGrace(t *testing.T) {
 						t.Fatalf("no warning of the connection cut:\n%s", s.logText())
 					}
 				case <-time.After(15 * time.Second):
-					t.Fatal("server did not exit after SIGTERM")
+					t.Fatalf("%s, silent peer %v: server did not exit after SIGTERM:\n%s", grace, silent, s.logText())
 				}
 			}
 		})

@@ -50,8 +50,9 @@ type Server struct {
 	ws *conn.Server // the router, the options, the connections
 
 	mu           sync.Mutex
-	shut         bool       // Shutdown was called: Start fails
-	srv          *fh.Server // the server Start runs, if any
+	shut         bool         // Shutdown was called: Start fails
+	ln           net.Listener // what Start serves on: Shutdown closes it
+	srv          *fh.Server   // the server Start runs, if any
 	bg           runtime.Background
 	stopOnce     sync.Once
 	stopErr      error
@@ -312,7 +313,7 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 	if s.ws.Options().TLSConfig != nil {
 		l = tls.NewListener(l, s.ws.Options().TLSConfig)
 	}
-	s.srv = srv
+	s.srv, s.ln = srv, l
 	s.mu.Unlock()
 	s.Configure(srv)
 	s.bg.Go(func() error { return srv.Serve(l) })
@@ -324,13 +325,21 @@ func (s *Server) Start(addr string) (net.Addr, error) {
 // and waits for the handlers, up to ctx's deadline.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	srv := s.srv
+	srv, ln := s.srv, s.ln
 	s.shut = true
 	s.mu.Unlock()
 	s.bg.Stopping()
 	var errs []error
 	if srv != nil {
-		s.stopOnce.Do(func() { s.stopErr = srv.ShutdownWithContext(ctx) })
+		// fasthttp closes only the listeners its Serve has taken: right
+		// after Start, Serve may not have begun, and would then serve
+		// on. Closing the listener here stops it whenever it begins.
+		ln.Close()
+		s.stopOnce.Do(func() {
+			if s.stopErr = srv.ShutdownWithContext(ctx); errors.Is(s.stopErr, net.ErrClosed) {
+				s.stopErr = nil // the listener it closes again
+			}
+		})
 		errs = append(errs, s.stopErr)
 	}
 	errs = append(errs, s.ws.Shutdown(ctx))

@@ -664,6 +664,30 @@ func hardeningCases() []testCase {
 			t.Fatalf("shutdown: %v", err)
 		}
 	}})
+	cases = append(cases, testCase{"lifecycle/shutdown_right_after_start_stops", func(t *testing.T, k *kit) {
+		// A signal right after start-up: Shutdown must stop a server
+		// whose serving goroutine may not have begun yet.
+		for i := range 30 {
+			rt, err := k.f(api.NewRouter(), testOptions())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rt.Start("127.0.0.1:0"); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				done <- rt.Shutdown(ctx)
+			}()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: Shutdown right after Start did not return", i)
+			}
+		}
+	}})
 	cases = append(cases, testCase{"lifecycle/start_after_shutdown_fails", func(t *testing.T, k *kit) {
 		// A Shutdown that comes first (a signal during start-up) leaves a
 		// server that must not look up while it refuses every upgrade.
