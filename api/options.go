@@ -164,7 +164,8 @@ type Options struct {
 	// reading: it closes the connection with 1008 once the peer has more
 	// than max(ReadLimit, InboxBytes) waiting for its busy handler, the
 	// input it has not parsed yet included, or more than InboxBytes while
-	// it reads nothing it is sent. Default 1 MiB.
+	// it reads nothing it is sent (a Send has waited a second for room).
+	// Default 1 MiB.
 	InboxBytes int
 	// Workers bounds the shared pool that runs event-style callbacks.
 	// Default 256.

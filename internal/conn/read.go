@@ -641,15 +641,24 @@ func (s *Server) InputBudget() int64 {
 }
 
 // peerNotReading reports whether the peer is reading nothing it is sent:
-// a Send waits for it, or the send queue stalled.
+// a Send has waited for room for notReadingAfter, or the send queue
+// stalled (a write made no progress for WriteTimeout).
 func (c *Conn) peerNotReading() bool {
-	if c.sendWaiting.Load() > 0 {
-		return true
-	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return c.w.stalled
+	if c.w.stalled {
+		return true
+	}
+	x := c.w.cold
+	return x != nil && x.roomWaiters > 0 && time.Since(time.Unix(0, x.waitSince)) >= notReadingAfter
 }
+
+// notReadingAfter is how long a Send waits for room before the peer is
+// taken for one that does not read. A peer that reads, only behind (a
+// client busy writing its own burst of large messages), keeps a Send
+// waiting a few milliseconds at a time: with its budget cut to InboxBytes
+// at the first wait, gnet cut such peers.
+const notReadingAfter = time.Second
 
 // Paused reports whether Feed paused and waits to be resumed. An event
 // loop checks it before it gathers its buffered input for Feed, and calls

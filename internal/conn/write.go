@@ -48,6 +48,11 @@ type writerCold struct {
 	spare []byte        // the flusher's other buffer
 	pong  []byte        // the answer to the latest ping, held while the queue is over budget
 	room  chan struct{} // closed when bytes left the queue, for Sends waiting for room
+
+	// Sends waiting for room (waitRoomLocked), and since when one has
+	// been: a peer that took nothing for notReadingAfter does not read.
+	roomWaiters int
+	waitSince   int64
 }
 
 // coldLocked returns the writer's cold state, made if need be.
@@ -61,7 +66,7 @@ func (c *Conn) coldLocked() *writerCold {
 // trimColdLocked drops the cold state once it holds nothing (a held pong
 // without payload is something: pong is nil then).
 func (c *Conn) trimColdLocked() {
-	if x := c.w.cold; x != nil && !c.w.hasPong && x.spare == nil && x.pong == nil && x.room == nil {
+	if x := c.w.cold; x != nil && !c.w.hasPong && x.spare == nil && x.pong == nil && x.room == nil && x.roomWaiters == 0 {
 		c.w.cold = nil
 	}
 }
@@ -268,6 +273,17 @@ func (c *Conn) reserveSlowLocked(size int, full fullPolicy) error {
 func (c *Conn) waitRoomLocked(size int, deadline time.Time) bool {
 	c.sendWaiting.Add(1)
 	defer c.sendWaiting.Add(-1)
+	if x := c.coldLocked(); x.roomWaiters == 0 {
+		x.waitSince = time.Now().UnixNano()
+	}
+	c.w.cold.roomWaiters++
+	defer func() { // wmu is held again on return
+		x := c.coldLocked()
+		if x.roomWaiters--; x.roomWaiters == 0 {
+			x.waitSince = 0
+			c.trimColdLocked()
+		}
+	}()
 	noDeadline := c.srv.opts.WriteTimeout <= 0
 	if bl, ok := c.t.(Backlogger); ok && c.w.queued == 0 {
 		c.wmu.Unlock()

@@ -566,29 +566,37 @@ func hardeningCases() []testCase {
 				h = func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) }
 			}
 			s := k.serve(testOptions(), func(r *api.Router) { r.Handle("/echo", h) })
-			const n, size = 100, 64 << 10
-			msg := encode(true, 0, ws.OpBinary, make([]byte, size))
-			for run := range 20 {
-				c := dial(t, s.addr, "/echo")
-				go func() {
-					for range n {
-						c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-						if _, err := c.conn.Write(msg); err != nil {
-							return
+			// The last shape reads late, as a client busy writing its burst
+			// does (node's ws): it reads, a little behind.
+			for _, shape := range []struct {
+				n, size, runs int
+				late          time.Duration
+			}{{100, 64 << 10, 20, 0}, {8, 1 << 20, 5, 0}, {8, 1 << 20, 3, 300 * time.Millisecond}} {
+				n, size := shape.n, shape.size
+				msg := encode(true, 0, ws.OpBinary, make([]byte, size))
+				for run := range shape.runs {
+					c := dial(t, s.addr, "/echo")
+					go func() {
+						for range n {
+							c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+							if _, err := c.conn.Write(msg); err != nil {
+								return
+							}
+						}
+					}()
+					time.Sleep(shape.late)
+					for i := range n {
+						f, err := c.read(10 * time.Second)
+						if err != nil {
+							t.Fatalf("run %d: echo %d: %v", run, i, err)
+						}
+						if f.h.OpCode != ws.OpBinary || len(f.payload) != size {
+							t.Fatalf("run %d: echo %d: got %v of %d bytes (%q)", run, i, f.h.OpCode, len(f.payload), trunc(f.payload))
 						}
 					}
-				}()
-				for i := range n {
-					f, err := c.read(10 * time.Second)
-					if err != nil {
-						t.Fatalf("run %d: echo %d: %v", run, i, err)
-					}
-					if f.h.OpCode != ws.OpBinary || len(f.payload) != size {
-						t.Fatalf("run %d: echo %d: got %v of %d bytes (%q)", run, i, f.h.OpCode, len(f.payload), trunc(f.payload))
-					}
+					c.closeFrame(api.StatusNormalClosure, "")
+					c.finishClose(api.StatusNormalClosure)
 				}
-				c.closeFrame(api.StatusNormalClosure, "")
-				c.finishClose(api.StatusNormalClosure)
 			}
 		}})
 	}
