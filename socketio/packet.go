@@ -175,8 +175,8 @@ func encodeArgs(prefix []any, args []any) (json.RawMessage, [][]byte, error) {
 			}
 			b = append(b, enc...)
 		default:
-			if hasBytes(v) { // []byte inside maps and slices, as socket.io-client sends Buffers in objects
-				v = withPlaceholders(v, &atts)
+			if hasBytes(v, 0) { // []byte inside maps and slices, as socket.io-client sends Buffers in objects
+				v = withPlaceholders(v, &atts, 0)
 			}
 			enc, err := json.Marshal(v)
 			if err != nil {
@@ -300,21 +300,29 @@ func isPlaceholder(raw json.RawMessage) (int, bool) {
 	return ph.Num, true
 }
 
+// maxBinaryDepth is how deep hasBytes and withPlaceholders look: past it
+// a value goes to json.Marshal as it is, which refuses a cycle with an
+// error instead of the stack overflow an unbounded walk would be.
+const maxBinaryDepth = 1000
+
 // hasBytes reports whether v, a value of maps ([string]any) and slices
 // ([]any), holds a []byte.
-func hasBytes(v any) bool {
+func hasBytes(v any, depth int) bool {
+	if depth > maxBinaryDepth {
+		return false
+	}
 	switch v := v.(type) {
 	case []byte:
 		return true
 	case []any:
 		for _, e := range v {
-			if hasBytes(e) {
+			if hasBytes(e, depth+1) {
 				return true
 			}
 		}
 	case map[string]any:
 		for _, e := range v {
-			if hasBytes(e) {
+			if hasBytes(e, depth+1) {
 				return true
 			}
 		}
@@ -324,7 +332,10 @@ func hasBytes(v any) bool {
 
 // withPlaceholders returns a copy of v with each []byte replaced by a
 // placeholder and appended to atts.
-func withPlaceholders(v any, atts *[][]byte) any {
+func withPlaceholders(v any, atts *[][]byte, depth int) any {
+	if depth > maxBinaryDepth {
+		return v
+	}
 	switch v := v.(type) {
 	case []byte:
 		*atts = append(*atts, v)
@@ -332,13 +343,13 @@ func withPlaceholders(v any, atts *[][]byte) any {
 	case []any:
 		out := make([]any, len(v))
 		for i, e := range v {
-			out[i] = withPlaceholders(e, atts)
+			out[i] = withPlaceholders(e, atts, depth+1)
 		}
 		return out
 	case map[string]any:
 		out := make(map[string]any, len(v))
 		for k, e := range v {
-			out[k] = withPlaceholders(e, atts)
+			out[k] = withPlaceholders(e, atts, depth+1)
 		}
 		return out
 	}
@@ -347,9 +358,11 @@ func withPlaceholders(v any, atts *[][]byte) any {
 
 // withBytes decodes raw, an argument that holds placeholders below its
 // top level, with each placeholder replaced by its attachment: maps and
-// slices, numbers as json.Number. It reports false when raw holds none
-// that atts has.
-func withBytes(raw json.RawMessage, atts [][]byte) (any, bool) {
+// slices, numbers as json.Number. used marks the attachments already
+// placed (by this argument or another): a second reference to one is left
+// as JSON, so that an echo sends no more attachments than came. It
+// reports false when raw holds none it could place.
+func withBytes(raw json.RawMessage, atts [][]byte, used []bool) (any, bool) {
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.UseNumber()
 	var v any
@@ -366,9 +379,11 @@ func withBytes(raw json.RawMessage, atts [][]byte) (any, bool) {
 			}
 		case map[string]any:
 			if ph, _ := v["_placeholder"].(bool); ph && len(v) == 2 {
-				if n, err := v["num"].(json.Number).Int64(); err == nil && n >= 0 && n < int64(len(atts)) {
-					found = true
-					return atts[n]
+				if num, ok := v["num"].(json.Number); ok {
+					if n, err := num.Int64(); err == nil && n >= 0 && n < int64(len(atts)) && !used[n] {
+						used[n], found = true, true
+						return atts[n]
+					}
 				}
 			}
 			for k, e := range v {

@@ -439,12 +439,17 @@ func (e *Event) Bind(i int, v any) error {
 // argument with attachments inside (a Buffer in an object) is decoded,
 // maps and slices with the bytes in place (numbers as json.Number), so
 // that it goes out again as it came.
-func (e *Event) Value(i int) any {
-	if n, ok := isPlaceholder(e.Args[i]); ok && n < len(e.atts) {
+func (e *Event) Value(i int) any { return e.value(i, make([]bool, len(e.atts))) }
+
+// value is Value with used, the attachments already placed: each is
+// placed once (withBytes).
+func (e *Event) value(i int, used []bool) any {
+	if n, ok := isPlaceholder(e.Args[i]); ok && n >= 0 && n < len(e.atts) && !used[n] {
+		used[n] = true
 		return e.atts[n]
 	}
 	if len(e.atts) > 0 && bytes.Contains(e.Args[i], []byte(`"_placeholder"`)) {
-		if v, ok := withBytes(e.Args[i], e.atts); ok {
+		if v, ok := withBytes(e.Args[i], e.atts, used); ok {
 			return v
 		}
 	}
@@ -452,11 +457,13 @@ func (e *Event) Value(i int) any {
 }
 
 // Values are all arguments as Value gives them: Ack(e.Values()...)
-// echoes an event, attachments included.
+// echoes an event, attachments included (each once: an echo sends no
+// more attachments than came).
 func (e *Event) Values() []any {
 	vs := make([]any, len(e.Args))
+	used := make([]bool, len(e.atts))
 	for i := range e.Args {
-		vs[i] = e.Value(i)
+		vs[i] = e.value(i, used)
 	}
 	return vs
 }

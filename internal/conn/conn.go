@@ -46,7 +46,7 @@ type Conn struct {
 	inBytes     atomic.Int64 // bytes in the inbox
 	inN         atomic.Int32 // messages in the inbox
 	waiting     atomic.Int32 // the handler waits for a message: parked receivers, or an idle event-style conn
-	sendWaiting atomic.Int32 // Sends waiting for the peer to read (room in the queue, or their own big frame)
+	sendWaiting atomic.Int32 // Sends waiting for the peer to read (room in the queue, or their own big frame); tests watch it
 	ending      atomic.Bool  // state >= stClosing
 	pongHeld    atomic.Bool  // a pong waits for the send queue to go under its budget
 

@@ -531,7 +531,7 @@ func TestPauseIsNotAFlood(t *testing.T) {
 		t.Fatalf("state %v with 2 MiB buffered while a Send waits a moment: a peer reading behind is not a flood", c.state)
 	}
 	c.wmu.Lock()
-	c.w.cold.waitSince -= int64(notReadingAfter) // the Send has waited that long: the peer does not read
+	c.w.cold.waitSince -= notReadingAfter // the Send has waited that long: the peer does not read
 	c.wmu.Unlock()
 	c.Unparsed(2 << 20)
 	if c.state < stClosing {

@@ -610,8 +610,9 @@ func (c *Conn) mustPause() bool {
 // use (on an event loop, everything buffered; on a blocking socket, at
 // most a read buffer, as the kernel holds the rest). The budget is
 // max(ReadLimit, InboxBytes), room for one message of any allowed size;
-// but while the peer reads nothing it is sent (a Send waits for it, or the
-// queue stalled), only InboxBytes.
+// but while the peer reads nothing it is sent (peerNotReading: Sends have
+// waited notReadingAfter with none given room, or the queue stalled), only
+// InboxBytes.
 func (c *Conn) checkFlood(unused int) {
 	if unused <= ReadBufferSize {
 		return // the runtime holds no more than a read buffer: the kernel holds the rest, TCP pushes back
@@ -650,7 +651,7 @@ func (c *Conn) peerNotReading() bool {
 		return true
 	}
 	x := c.w.cold
-	return x != nil && x.roomWaiters > 0 && time.Since(time.Unix(0, x.waitSince)) >= notReadingAfter
+	return x != nil && x.roomWaiters > 0 && monotonic()-x.waitSince >= notReadingAfter
 }
 
 // notReadingAfter is how long a Send waits for room before the peer is

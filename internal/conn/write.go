@@ -50,10 +50,18 @@ type writerCold struct {
 	room  chan struct{} // closed when bytes left the queue, for Sends waiting for room
 
 	// Sends waiting for room (waitRoomLocked), and since when one has
-	// been: a peer that took nothing for notReadingAfter does not read.
+	// waited with no Send given room (monotonic): a peer that took nothing
+	// for notReadingAfter does not read.
 	roomWaiters int
-	waitSince   int64
+	waitSince   time.Duration
 }
+
+// monoStart anchors monotonic.
+var monoStart = time.Now()
+
+// monotonic is the time since the process started, on the monotonic
+// clock (a wall-clock step neither hides nor fakes a wait).
+func monotonic() time.Duration { return time.Since(monoStart) }
 
 // coldLocked returns the writer's cold state, made if need be.
 func (c *Conn) coldLocked() *writerCold {
@@ -270,18 +278,23 @@ func (c *Conn) reserveSlowLocked(size int, full fullPolicy) error {
 // waitRoomLocked waits, with wmu held on entry and on return, until the
 // backlog may take size more bytes, the connection ends or deadline
 // passes (the zero time: never); it reports false on the deadline.
-func (c *Conn) waitRoomLocked(size int, deadline time.Time) bool {
+func (c *Conn) waitRoomLocked(size int, deadline time.Time) (gotRoom bool) {
 	c.sendWaiting.Add(1)
 	defer c.sendWaiting.Add(-1)
 	if x := c.coldLocked(); x.roomWaiters == 0 {
-		x.waitSince = time.Now().UnixNano()
+		x.waitSince = monotonic()
 	}
 	c.w.cold.roomWaiters++
 	defer func() { // wmu is held again on return
 		x := c.coldLocked()
-		if x.roomWaiters--; x.roomWaiters == 0 {
+		switch x.roomWaiters--; {
+		case x.roomWaiters == 0:
 			x.waitSince = 0
 			c.trimColdLocked()
+		case gotRoom:
+			// The peer took bytes: the others' wait for it starts again
+			// (with several senders one nearly always waits).
+			x.waitSince = monotonic()
 		}
 	}()
 	noDeadline := c.srv.opts.WriteTimeout <= 0

@@ -690,7 +690,10 @@ func hardeningCases() []testCase {
 				done <- rt.Shutdown(ctx)
 			}()
 			select {
-			case <-done:
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("round %d: Shutdown right after Start: %v", i, err)
+				}
 			case <-time.After(5 * time.Second):
 				t.Fatalf("round %d: Shutdown right after Start did not return", i)
 			}
