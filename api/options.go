@@ -288,7 +288,7 @@ func (o Options) WithDefaults() (Options, error) {
 	for _, p := range o.OriginPatterns {
 		if _, err := path.Match(p, ""); err != nil {
 			bad("OriginPatterns %q: %v", p, err)
-		} else if strings.Contains(p, "://") || strings.Contains(p, "/") {
+		} else if strings.Contains(p, "/") {
 			bad("OriginPatterns %q: a pattern matches the Origin's host (app.example.com, *.example.com:8443), not a URL", p)
 		}
 	}

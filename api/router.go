@@ -139,10 +139,10 @@ func (rt *Router) Handle(pattern string, h Handler) {
 	if h == nil {
 		panic("wsmatrix: Router.Handle: nil handler for " + pattern)
 	}
-	if m, _, ok := strings.Cut(strings.TrimSpace(pattern), " "); ok && m != http.MethodGet && !strings.HasPrefix(m, "/") {
+	full := rt.full(pattern, http.MethodGet)
+	if m, _, _ := strings.Cut(full, " "); m != http.MethodGet {
 		panic(fmt.Sprintf("wsmatrix: Router.Handle: pattern %q: a WebSocket upgrade is a GET request, so %s could never reach it", pattern, m))
 	}
-	full := rt.full(pattern, http.MethodGet)
 	rt.register(full, rt.chain(upgradeHandler{h}), true)
 }
 

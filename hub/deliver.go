@@ -14,7 +14,7 @@ import (
 func (h *Hub) publish(e *envelope) error {
 	h.closeMu.RLock() // Close waits for a Send under way: what it queues is delivered
 	defer h.closeMu.RUnlock()
-	if h.closed {
+	if h.ctx.Err() != nil {
 		return errClosed
 	}
 	e.origin = h.node

@@ -87,9 +87,8 @@ type Hub struct {
 	out            chan *envelope // to the publisher (with a backplane)
 	up             atomic.Bool    // the backplane's subscription is live
 	subscribedOnce atomic.Bool
-	closeMu        sync.RWMutex // held for reading while Send queues, for writing while Close marks closed
-	closed         bool
-	unreachedOnce  atomic.Bool // the backplane could not be reached before it ever was: said once
+	closeMu        sync.RWMutex // held for reading while Send queues, for writing while Close cancels ctx
+	unreachedOnce  atomic.Bool  // the backplane could not be reached before it ever was: said once
 	ctx            context.Context
 	cancel         context.CancelFunc
 	wg             sync.WaitGroup
@@ -165,9 +164,8 @@ func (h *Hub) Node() string { return h.node }
 // Send fails afterwards. Members stay connected.
 func (h *Hub) Close() error {
 	h.closeMu.Lock()
-	h.closed = true
-	h.closeMu.Unlock()
 	h.cancel()
+	h.closeMu.Unlock()
 	h.wg.Wait()
 	for { // no loop runs any more: what they left, here
 		select {

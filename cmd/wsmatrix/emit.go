@@ -67,11 +67,10 @@ func emit(args []string, stdout, stderr io.Writer) int {
 	if *timeout <= 0 {
 		return bad("--timeout %v: a time to wait for Redis is needed", *timeout)
 	}
-	if set := map[string]bool{}; true {
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if set["namespace"] && *event == "" {
-			return bad("--namespace is the Socket.IO namespace of --event: give --event too")
-		}
+	nspSet := false
+	fs.Visit(func(f *flag.Flag) { nspSet = nspSet || f.Name == "namespace" })
+	if nspSet && *event == "" {
+		return bad("--namespace is the Socket.IO namespace of --event: give --event too")
 	}
 	bp, err := hub.NewRedis(*redisURL, hub.RedisOptions{})
 	if err != nil {

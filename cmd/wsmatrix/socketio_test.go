@@ -5,7 +5,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -98,7 +97,7 @@ func TestSocketIOReconnect(t *testing.T) {
 	script := nodeScript(t, "socketio-reconnect.mjs")
 	s := startServe(t, "--runtime=gnet")
 	client := exec.Command("node", script, "http://"+s.addr)
-	var out syncBuffer
+	var out lockedBuffer
 	client.Stdout, client.Stderr = &out, &out
 	if err := client.Start(); err != nil {
 		t.Fatal(err)
@@ -124,22 +123,4 @@ func TestSocketIOReconnect(t *testing.T) {
 		t.Fatalf("no reconnection: %s", out.String())
 	}
 	t.Log(strings.ReplaceAll(out.String(), "\n", "; "))
-}
-
-// syncBuffer is a strings.Builder safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

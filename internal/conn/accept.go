@@ -56,6 +56,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) 
 		return nil
 	}
 	proto := selectSubprotocol(r.Header, s.opts.Subprotocols)
+	protoName := s.subprotocol(proto)
 	var ext string
 	var dfl *deflater
 	if s.opts.Compression != api.CompressionOff {
@@ -65,7 +66,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) 
 			dfl = s.deflaterFor(d)
 		}
 	}
-	return s.newConnAdmitted(t, detach(r), proto, remote, dfl, wire.AppendResponse(nil, key, proto, ext))
+	return s.newConnAdmitted(t, detach(r), proto, remote, dfl, wire.AppendResponse(nil, key, protoName, ext))
 }
 
 // detach keeps what a handler may read of the request for the life of the
@@ -241,23 +242,32 @@ func (s *Server) originAllowed(r *http.Request) bool {
 }
 
 // selectSubprotocol returns the first of the server's subprotocols that
-// the client offers (among its first maxSubprotocols).
-func selectSubprotocol(h http.Header, server []string) string {
+// the client offers (among its first maxSubprotocols), as Conn.proto
+// names it: 1 + its index, or 0 for none.
+func selectSubprotocol(h http.Header, server []string) uint16 {
 	if len(server) == 0 {
-		return ""
+		return 0
 	}
 	server = server[:min(len(server), maxSubprotocols)]
 	offered := h.Values("Sec-WebSocket-Protocol")
-	for _, s := range server {
+	for i, s := range server {
 		for _, v := range offered {
 			for t := range strings.SplitSeq(v, ",") {
 				if strings.TrimSpace(t) == s {
-					return s
+					return uint16(i + 1)
 				}
 			}
 		}
 	}
-	return ""
+	return 0
+}
+
+// subprotocol is the name of the subprotocol selectSubprotocol chose.
+func (s *Server) subprotocol(proto uint16) string {
+	if proto == 0 {
+		return ""
+	}
+	return s.opts.Subprotocols[proto-1]
 }
 
 // maxSubprotocols is the most of Options.Subprotocols a connection can

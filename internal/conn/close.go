@@ -143,7 +143,7 @@ func (c *Conn) closeWith(code api.StatusCode, reason string) {
 func (c *Conn) peerClose(code api.StatusCode, reason string) {
 	c.mu.Lock()
 	c.peerClosed = true
-	if c.state == stOpen && c.inbox.len() > 0 && (c.ev.onMessage != nil || c.waiting.Load() > 0 || c.busy || c.ev.packAsked) {
+	if c.state == stOpen && c.inbox.len() > 0 && (c.ev.onMessage != nil || c.busy || c.ev.packAsked) {
 		// Messages came before the close, and the handler takes messages
 		// (OnMessage, or it has called Receive): it takes them, and its
 		// answers go out, before the close frame that answers. A handler

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,12 +42,11 @@ type Conn struct {
 	paused        atomic.Bool // Feed stopped: the inbox is over its bounds
 
 	// Lock-free mirrors for Feed's pause rule.
-	inBytes     atomic.Int64 // bytes in the inbox
-	inN         atomic.Int32 // messages in the inbox
-	waiting     atomic.Int32 // the handler waits for a message: parked receivers, or an idle event-style conn
-	sendWaiting atomic.Int32 // Sends waiting for the peer to read (room in the queue, or their own big frame); tests watch it
-	ending      atomic.Bool  // state >= stClosing
-	pongHeld    atomic.Bool  // a pong waits for the send queue to go under its budget
+	inBytes  atomic.Int64 // bytes in the inbox
+	inN      atomic.Int32 // messages in the inbox
+	waiting  atomic.Int32 // the handler waits for a message: parked receivers, or an idle event-style conn
+	ending   atomic.Bool  // state >= stClosing
+	pongHeld atomic.Bool  // a pong waits for the send queue to go under its budget
 
 	mu         sync.Mutex
 	state      state
@@ -65,11 +63,8 @@ type Conn struct {
 	w   writer
 }
 
-func newConn(s *Server, t Transport, r *http.Request, proto string, remote netip.AddrPort, dfl *deflater) *Conn {
-	c := &Conn{srv: s, t: t, remote: remote, dfl: dfl}
-	if i := slices.Index(s.opts.Subprotocols, proto); i >= 0 && proto != "" {
-		c.proto = uint16(i + 1) // selectSubprotocol looks no further than maxSubprotocols
-	}
+func newConn(s *Server, t Transport, r *http.Request, proto uint16, remote netip.AddrPort, dfl *deflater) *Conn {
+	c := &Conn{srv: s, t: t, proto: proto, remote: remote, dfl: dfl}
 	c.req.Store(r)
 	if _, ok := t.(Resumer); !ok {
 		c.rd = &reader{}
@@ -123,12 +118,7 @@ func (c *Conn) packRequest() {
 }
 
 // Subprotocol returns the negotiated subprotocol.
-func (c *Conn) Subprotocol() string {
-	if c.proto == 0 {
-		return ""
-	}
-	return c.srv.opts.Subprotocols[c.proto-1]
-}
+func (c *Conn) Subprotocol() string { return c.srv.subprotocol(c.proto) }
 
 // RemoteAddr returns the peer's address.
 func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }

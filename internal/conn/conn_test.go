@@ -96,7 +96,7 @@ func newTestServer(t *testing.T, o api.Options) *Server {
 func newTestConn(s *Server, tr Transport) *Conn {
 	s.admit()
 	r := httptest.NewRequest(http.MethodGet, "/t", nil)
-	return s.newConnAdmitted(tr, r, "", netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
+	return s.newConnAdmitted(tr, r, 0, netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
 }
 
 // readFrames decodes the server frames in b, up to an incomplete one.
@@ -513,7 +513,11 @@ func TestPauseIsNotAFlood(t *testing.T) {
 	defer c.Gone(errTest)
 	c.SendBinary(make([]byte, 900))    // queued: the socket takes nothing
 	go c.SendBinary(make([]byte, 900)) // queued: the socket takes nothing
-	waitFor(t, "a Send waiting for the peer", func() bool { return c.sendWaiting.Load() > 0 })
+	waitFor(t, "a Send waiting for the peer", func() bool {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+		return c.w.cold != nil && c.w.cold.roomWaiters > 0
+	})
 	big := clientFrame(ws.OpBinary, make([]byte, 3<<20)) // more than InboxBytes while the peer reads nothing
 	used := 0
 	for used < len(big) {
@@ -531,7 +535,7 @@ func TestPauseIsNotAFlood(t *testing.T) {
 		t.Fatalf("state %v with 2 MiB buffered while a Send waits a moment: a peer reading behind is not a flood", c.state)
 	}
 	c.wmu.Lock()
-	c.w.cold.waitSince -= notReadingAfter // the Send has waited that long: the peer does not read
+	c.w.cold.waitSince = c.w.cold.waitSince.Add(-notReadingAfter) // the Send has waited that long: the peer does not read
 	c.wmu.Unlock()
 	c.Unparsed(2 << 20)
 	if c.state < stClosing {

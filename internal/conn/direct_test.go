@@ -70,7 +70,7 @@ func tcpConnTuned(t *testing.T, s *Server, prefix []byte, tune func(*net.TCPConn
 	if wrapTransport != nil {
 		tr = wrapTransport(tr)
 	}
-	c = s.newConnAdmitted(tr, r, "", netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
+	c = s.newConnAdmitted(tr, r, 0, netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
 	c.Attach(server, prefix)
 	ran := make(chan struct{})
 	go func() {

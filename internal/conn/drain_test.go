@@ -17,14 +17,10 @@ import (
 func TestCloseDuringPeerCloseDrainEndsOnceOut(t *testing.T) {
 	o := quiet()
 	o.CloseTimeout = 2 * time.Second
-	s := newTestServer(t, o)
-	f := newSocketFake(1 << 20)
-	c := newTestConn(s, f)
-	gate := make(chan struct{})
+	c, f := newFakeConn(t, o)
 	took := make(chan time.Duration, 1)
-	c.OnMessage(func(m api.Message) {
-		if m.String() == "x" {
-			<-gate // busy with x while "a" and the close come
+	release := drainWhileBusy(t, c, func(m api.Message) {
+		if m.String() != "a" {
 			return
 		}
 		start := time.Now()
@@ -33,15 +29,7 @@ func TestCloseDuringPeerCloseDrainEndsOnceOut(t *testing.T) {
 		}
 		took <- time.Since(start)
 	})
-	c.Feed(clientFrame(ws.OpText, []byte("x")))
-	c.Feed(append(clientFrame(ws.OpText, []byte("a")), clientFrame(ws.OpClose, []byte{0x03, 0xe8})...))
-	c.mu.Lock()
-	st := c.state
-	c.mu.Unlock()
-	if st != stDraining {
-		t.Fatalf("state %v, want draining", st)
-	}
-	close(gate)
+	release()
 	select {
 	case d := <-took:
 		t.Logf("frames %q, Close took %v, socket closed %v", opcodes(f.frames(t)), d, f.isClosed())
@@ -54,15 +42,13 @@ func TestCloseDuringPeerCloseDrainEndsOnceOut(t *testing.T) {
 }
 
 // A blocking handler that took one message and then only sends (a
-// subscription) is busy for good: the peer's close is answered only after
-// CloseTimeout, and the handler is not told meanwhile (Context not done,
-// Send succeeds). Before the drain, the close was answered at once.
+// subscription) is busy for good: with nothing more waiting, the peer's
+// close is answered at once and the handler told (Context done, Send
+// fails), not after CloseTimeout.
 func TestPeerCloseWithABusyHandlerIsAnsweredAtOnce(t *testing.T) {
 	o := quiet()
 	o.CloseTimeout = 1 * time.Second
-	s := newTestServer(t, o)
-	f := newSocketFake(1 << 20)
-	c := newTestConn(s, f)
+	c, f := newFakeConn(t, o)
 	c.Feed(clientFrame(ws.OpText, []byte("subscribe")))
 	if _, err := c.Receive(); err != nil {
 		t.Fatal(err)
@@ -80,13 +66,11 @@ func TestPeerCloseWithABusyHandlerIsAnsweredAtOnce(t *testing.T) {
 
 // An event-style connection with only OnClose (it ignores what the peer
 // sends): one message from the peer sits in the inbox for good, and the
-// peer's close waits CloseTimeout for an answer.
+// peer's close is answered at once, not after CloseTimeout.
 func TestPeerCloseWithOnCloseOnlyIsAnsweredAtOnce(t *testing.T) {
 	o := quiet()
 	o.CloseTimeout = 1 * time.Second
-	s := newTestServer(t, o)
-	f := newSocketFake(1 << 20)
-	c := newTestConn(s, f)
+	c, f := newFakeConn(t, o)
 	closed := make(chan *api.CloseError, 1)
 	c.OnClose(func(ce *api.CloseError) { closed <- ce })
 	c.Feed(clientFrame(ws.OpText, []byte("hello")))
@@ -104,29 +88,13 @@ func TestPeerCloseWithOnCloseOnlyIsAnsweredAtOnce(t *testing.T) {
 // half-close) while the handler is busy: the drain ends with the EOF, and
 // the handler is told the peer's 1000, not 1006, after the messages.
 func TestPeerCloseThenEOFKeepsThePeersCode(t *testing.T) {
-	s := newTestServer(t, quiet())
-	f := newSocketFake(1 << 20)
-	c := newTestConn(s, f)
-	gate := make(chan struct{})
+	c, _ := newFakeConn(t, quiet())
 	got := make(chan string, 4)
 	closed := make(chan *api.CloseError, 1)
-	c.OnMessage(func(m api.Message) {
-		if m.String() == "x" {
-			<-gate
-		}
-		got <- m.String()
-	})
 	c.OnClose(func(ce *api.CloseError) { closed <- ce })
-	c.Feed(clientFrame(ws.OpText, []byte("x")))
-	c.Feed(append(clientFrame(ws.OpText, []byte("a")), clientFrame(ws.OpClose, []byte{0x03, 0xe8})...))
-	c.mu.Lock()
-	st := c.state
-	c.mu.Unlock()
-	if st != stDraining {
-		t.Fatalf("state %v, want draining", st)
-	}
+	release := drainWhileBusy(t, c, func(m api.Message) { got <- m.String() })
 	c.Gone(errors.New("EOF"))
-	close(gate)
+	release()
 	select {
 	case ce := <-closed:
 		if ce.Code != api.StatusNormalClosure {
@@ -151,4 +119,33 @@ func TestServerKeepsItsOwnSubprotocols(t *testing.T) {
 	if s.opts.Subprotocols[0] != "chat" || s.opts.OriginPatterns[0] != "*.example.com" {
 		t.Fatalf("the server's options follow the caller's slices: %q %q", s.opts.Subprotocols, s.opts.OriginPatterns)
 	}
+}
+
+// newFakeConn is a connection on a socketFake with room for 1 MiB.
+func newFakeConn(t *testing.T, o api.Options) (*Conn, *socketFake) {
+	f := newSocketFake(1 << 20)
+	return newTestConn(newTestServer(t, o), f), f
+}
+
+// drainWhileBusy gives c an OnMessage that passes each message to handle,
+// and is kept busy with the first, "x", while "a" and the peer's close
+// (1000) arrive: c drains until release is called.
+func drainWhileBusy(t *testing.T, c *Conn, handle func(api.Message)) (release func()) {
+	t.Helper()
+	gate := make(chan struct{})
+	c.OnMessage(func(m api.Message) {
+		if m.String() == "x" {
+			<-gate
+		}
+		handle(m)
+	})
+	c.Feed(clientFrame(ws.OpText, []byte("x")))
+	c.Feed(append(clientFrame(ws.OpText, []byte("a")), clientFrame(ws.OpClose, []byte{0x03, 0xe8})...))
+	c.mu.Lock()
+	st := c.state
+	c.mu.Unlock()
+	if st != stDraining {
+		t.Fatalf("state %v, want draining", st)
+	}
+	return func() { close(gate) }
 }

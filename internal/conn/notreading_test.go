@@ -61,38 +61,39 @@ func TestTwoSendersToAPeerReadingBehind(t *testing.T) {
 	var wg sync.WaitGroup
 	var longest atomic.Int64
 	msg := make([]byte, 64<<10)
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	// until runs step on a goroutine of its own until stop, or until
+	// step reports false.
+	until := func(step func() bool) {
+		wg.Go(func() {
 			for {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				t0 := time.Now()
-				if c.SendBinary(msg) != nil {
+				if !step() {
 					return
 				}
-				if d := int64(time.Since(t0)); d > longest.Load() {
-					longest.Store(d)
-				}
 			}
-		}()
+		})
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(20 * time.Millisecond):
-				f.read(64 << 10)
+	for range 2 { // two senders
+		until(func() bool {
+			t0 := time.Now()
+			if c.SendBinary(msg) != nil {
+				return false
 			}
-		}
-	}()
+			if d := int64(time.Since(t0)); d > longest.Load() {
+				longest.Store(d)
+			}
+			return true
+		})
+	}
+	until(func() bool { // the peer reads, behind
+		time.Sleep(20 * time.Millisecond)
+		f.read(64 << 10)
+		return true
+	})
 	start := time.Now()
 	var flagged time.Duration
 	for time.Since(start) < 4*time.Second {

@@ -451,7 +451,7 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 	if len(b) > 0 {
 		now = time.Now().UnixNano()
 		c.lastRead.Store(now) // for keepalive: the peer is alive
-		if (c.ending.Load() || c.parser.Closed()) && c.overAfterClose(len(b)) {
+		if (c.ending.Load() || c.parser.Done()) && c.overAfterClose(len(b)) {
 			return len(b), false
 		}
 	}
@@ -463,7 +463,7 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 		n, err := c.parser.Parse(b[used:], &ev)
 		used += n
 		if err != nil {
-			c.parseFailed(err, len(b)-used)
+			c.parseFailed(err)
 			return len(b), false // discard the rest until the socket closes
 		}
 		switch ev.Kind {
@@ -525,8 +525,9 @@ func (c *Conn) pause(unused int) bool {
 const afterCloseSlack = 16 << 20
 
 // overAfterClose counts the input fed once the connection is ending
-// (read only to find the peer's close frame) or draining after a
-// protocol error (read only to be discarded), and cuts a peer that sent
+// (read only to find the peer's close frame) or once the parser is done
+// (after the peer's close or a protocol error: read only to be
+// discarded), and cuts a peer that sent
 // more than a message of any allowed size, a read buffer and what the
 // kernel held (afterCloseSlack): a close frame that far behind is not
 // coming, and reading on would cost the
@@ -547,20 +548,17 @@ func (c *Conn) overAfterClose(n int) bool {
 	return over
 }
 
-// parseFailed closes with the parser's (or the inflater's) error; the
-// parser stays failed, so every later input comes here too, and rest, the
-// bytes discarded, count as in overAfterClose: the handler may keep the
-// connection draining up to CloseTimeout.
+// parseFailed closes with the parser's (or the inflater's) error. The
+// parser stays failed (Done): Feed counts what comes after in
+// overAfterClose, as the handler may keep the connection draining up to
+// CloseTimeout.
 //
 //go:noinline
-func (c *Conn) parseFailed(err error, rest int) {
+func (c *Conn) parseFailed(err error) {
 	var ce *api.CloseError
 	errors.As(err, &ce)
 	c.msg = nil
 	c.protocolError(ce)
-	if rest > 0 {
-		c.overAfterClose(rest)
-	}
 }
 
 // inflate inflates a whole compressed message; on bad input it closes
@@ -570,7 +568,7 @@ func (c *Conn) parseFailed(err error, rest int) {
 func (c *Conn) inflate(data []byte) ([]byte, bool) {
 	out, err := c.dfl.inflate(data, c.srv.opts.ReadLimit, c.msgType == api.Text)
 	if err != nil {
-		c.parseFailed(err, 0)
+		c.parseFailed(err)
 		return nil, false
 	}
 	return out, true
@@ -651,7 +649,7 @@ func (c *Conn) peerNotReading() bool {
 		return true
 	}
 	x := c.w.cold
-	return x != nil && x.roomWaiters > 0 && monotonic()-x.waitSince >= notReadingAfter
+	return x != nil && x.roomWaiters > 0 && time.Since(x.waitSince) >= notReadingAfter
 }
 
 // notReadingAfter is how long a Send waits for room before the peer is

@@ -26,8 +26,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
-	closing  bool
-	shutting atomic.Bool // closing, for readers without mu
+	closing  atomic.Bool // Shutdown began; set under mu, so that admit and Shutdown's snapshot agree
 	open     atomic.Int64
 	handlers sync.WaitGroup // Conn.Run calls in progress
 	live     sync.WaitGroup // connections not yet finished
@@ -137,7 +136,7 @@ func (s *Server) admit() (refused string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.closing:
+	case s.closing.Load():
 		return ShuttingDown
 	case s.opts.MaxConnections > 0 && int(s.open.Load()) >= s.opts.MaxConnections:
 		return "wsmatrix: too many connections"
@@ -152,7 +151,7 @@ const ShuttingDown = "wsmatrix: server shutting down"
 
 // Closing reports whether Shutdown began, without the server's lock (an
 // event loop asks it).
-func (s *Server) Closing() bool { return s.shutting.Load() }
+func (s *Server) Closing() bool { return s.closing.Load() }
 
 // release gives back an admission that did not become a connection.
 func (s *Server) release() {
@@ -162,7 +161,7 @@ func (s *Server) release() {
 
 // newConnAdmitted makes the connection for an admitted, accepted upgrade;
 // first (the 101 answer) goes out before any frame.
-func (s *Server) newConnAdmitted(t Transport, r *http.Request, subprotocol string, remote netip.AddrPort, dfl *deflater, first []byte) *Conn {
+func (s *Server) newConnAdmitted(t Transport, r *http.Request, subprotocol uint16, remote netip.AddrPort, dfl *deflater, first []byte) *Conn {
 	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port()) // 127.0.0.1, not ::ffff:127.0.0.1
 	c := newConn(s, t, r, subprotocol, remote, dfl)
 	c.w.queue, c.w.queued, c.w.active = first, len(first), true // written below, before anyone else can write
@@ -171,7 +170,7 @@ func (s *Server) newConnAdmitted(t Transport, r *http.Request, subprotocol strin
 	s.handlers.Add(1) // done when Run returns
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
-	closing := s.closing
+	closing := s.closing.Load()
 	if s.tickEvery > 0 && s.clockStop == nil {
 		s.clockStop = make(chan struct{})
 		s.clockWG.Add(1)
@@ -211,8 +210,7 @@ func (s *Server) forget(c *Conn) {
 // it cuts the remaining connections and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.closing = true
-	s.shutting.Store(true)
+	s.closing.Store(true)
 	s.mu.Unlock()
 	for _, c := range s.snapshot() {
 		c.closeWith(api.StatusGoingAway, "server shutting down") // never waits on a socket

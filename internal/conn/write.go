@@ -50,18 +50,12 @@ type writerCold struct {
 	room  chan struct{} // closed when bytes left the queue, for Sends waiting for room
 
 	// Sends waiting for room (waitRoomLocked), and since when one has
-	// waited with no Send given room (monotonic): a peer that took nothing
-	// for notReadingAfter does not read.
+	// waited with no Send given room (its monotonic reading: a wall-clock
+	// step neither hides nor fakes a wait): a peer that took nothing for
+	// notReadingAfter does not read.
 	roomWaiters int
-	waitSince   time.Duration
+	waitSince   time.Time
 }
-
-// monoStart anchors monotonic.
-var monoStart = time.Now()
-
-// monotonic is the time since the process started, on the monotonic
-// clock (a wall-clock step neither hides nor fakes a wait).
-func monotonic() time.Duration { return time.Since(monoStart) }
 
 // coldLocked returns the writer's cold state, made if need be.
 func (c *Conn) coldLocked() *writerCold {
@@ -279,22 +273,19 @@ func (c *Conn) reserveSlowLocked(size int, full fullPolicy) error {
 // backlog may take size more bytes, the connection ends or deadline
 // passes (the zero time: never); it reports false on the deadline.
 func (c *Conn) waitRoomLocked(size int, deadline time.Time) (gotRoom bool) {
-	c.sendWaiting.Add(1)
-	defer c.sendWaiting.Add(-1)
 	if x := c.coldLocked(); x.roomWaiters == 0 {
-		x.waitSince = monotonic()
+		x.waitSince = time.Now()
 	}
 	c.w.cold.roomWaiters++
 	defer func() { // wmu is held again on return
 		x := c.coldLocked()
 		switch x.roomWaiters--; {
 		case x.roomWaiters == 0:
-			x.waitSince = 0
 			c.trimColdLocked()
 		case gotRoom:
 			// The peer took bytes: the others' wait for it starts again
 			// (with several senders one nearly always waits).
-			x.waitSince = monotonic()
+			x.waitSince = time.Now()
 		}
 	}()
 	noDeadline := c.srv.opts.WriteTimeout <= 0
@@ -689,8 +680,6 @@ func (c *Conn) writeRest(a, b []byte, n int, mayWait bool) error {
 // progress for that long is a queue that never emptied: ErrQueueFull, and
 // the connection closes with 1008 once what is left of the frame is out.
 func (c *Conn) writeWaiting(a, b []byte) error {
-	c.sendWaiting.Add(1)
-	defer c.sendWaiting.Add(-1)
 	for i, p := range [2][]byte{a, b} {
 		if len(p) == 0 {
 			continue

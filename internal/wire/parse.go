@@ -187,9 +187,9 @@ func (p *Parser) start(b []byte, ev *Event) (int, error) {
 	return hlen, nil
 }
 
-// Closed reports whether a close frame was parsed: what follows is
-// discarded.
-func (p *Parser) Closed() bool { return p.closed }
+// Done reports whether the parser takes nothing more: a close frame was
+// parsed, or it failed. What follows is discarded.
+func (p *Parser) Done() bool { return p.closed || p.err != nil }
 
 // tooBig fails a message longer than the limit with 1009.
 //

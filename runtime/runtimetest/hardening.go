@@ -133,23 +133,7 @@ func hardeningCases() []testCase {
 		})
 		c := dial(t, s.addr, "/bye")
 		c.expectClose(api.StatusNormalClosure)
-		frame := encode(true, 0, ws.OpBinary, make([]byte, 64<<10))
-		const most = 256 << 20
-		start := time.Now()
-		var sent int64
-		c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		for sent < most {
-			n, err := c.conn.Write(frame)
-			sent += int64(n)
-			if err != nil {
-				break
-			}
-		}
-		bound := max(o.ReadLimit, api.DefaultInboxBytes) + 48<<20 // the kernel's share the server allows (16 MiB), and what the sockets' buffers hold
-		t.Logf("the server took %d KiB after the server's close frame, in %v, before it cut the peer (bound %d KiB)", sent>>10, time.Since(start), bound>>10)
-		if sent > bound {
-			t.Fatalf("the server read %d bytes after its close frame from a peer that never answered it, bound %d", sent, bound)
-		}
+		floodUntilCut(t, c, o, "the server's close frame")
 	}})
 	for _, after := range []string{"a_protocol_error", "its_close_frame"} {
 		cases = append(cases, testCase{"bounds/peer_that_floods_after_" + after + "_is_cut", func(t *testing.T, k *kit) {
@@ -176,22 +160,7 @@ func hardeningCases() []testCase {
 				bad = append(before, encode(true, 0, ws.OpClose, closeBody(api.StatusNormalClosure, ""))...)
 			}
 			c.write(bad)
-			frame := encode(true, 0, ws.OpBinary, make([]byte, 64<<10))
-			const most = 256 << 20
-			var sent int64
-			c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			for sent < most {
-				n, err := c.conn.Write(frame)
-				sent += int64(n)
-				if err != nil {
-					break
-				}
-			}
-			bound := max(o.ReadLimit, api.DefaultInboxBytes) + 48<<20 // the kernel's share the server allows (16 MiB), and what the sockets' buffers hold
-			t.Logf("the server took %d KiB after %s, its handler busy, before it cut the peer (bound %d KiB)", sent>>10, after, bound>>10)
-			if sent > bound {
-				t.Fatalf("the server read %d bytes after %s, bound %d", sent, after, bound)
-			}
+			floodUntilCut(t, c, o, after+", its handler busy")
 		}})
 	}
 	cases = append(cases, testCase{"bounds/non_reading_peer_flooding_pings", func(t *testing.T, k *kit) {
@@ -801,6 +770,31 @@ func freePort(t *testing.T) string {
 // not (a gnet ping flood read 2.2, 2.5, 5.9, 2.7 MiB); what the server
 // keeps, or keeps growing, is in both. The price: the last sample before
 // a cut counts only as far as the one before it (one chunk less).
+// floodUntilCut writes 64 KiB frames, at most 256 MiB, until the server
+// cuts the connection, and fails past what a server takes once a
+// connection began to end (o's ReadLimit or InboxBytes, the kernel's
+// share it allows, 16 MiB, and what the sockets' buffers hold).
+func floodUntilCut(t *testing.T, c *client, o api.Options, after string) {
+	t.Helper()
+	frame := encode(true, 0, ws.OpBinary, make([]byte, 64<<10))
+	const most = 256 << 20
+	start := time.Now()
+	var sent int64
+	c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for sent < most {
+		n, err := c.conn.Write(frame)
+		sent += int64(n)
+		if err != nil {
+			break
+		}
+	}
+	bound := max(o.ReadLimit, api.DefaultInboxBytes) + 48<<20
+	t.Logf("the server took %d KiB after %s, in %v, before it cut the peer (bound %d KiB)", sent>>10, after, time.Since(start), bound>>10)
+	if sent > bound {
+		t.Fatalf("the server read %d bytes after %s, bound %d", sent, after, bound)
+	}
+}
+
 func floodAndMeasure(t *testing.T, addr, path string, msg []byte, limit int64) int64 {
 	t.Helper()
 	const chunk = 256 << 10
