@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/wsmatrix/wsmatrix/internal/msgbuf"
 )
 
 // Handler serves one WebSocket connection. See the package documentation
@@ -117,6 +119,18 @@ type Message struct {
 	Type MessageType
 	Data []byte
 }
+
+// Release gives the storage of a received message's Data back, for the
+// messages received after it on any connection: a handler that releases
+// what it is done with spares the server an allocation per message, and
+// its heap the garbage a burst of messages leaves until the next
+// collection. Call it once done with a message that Receive or OnMessage
+// gave: after Send (which keeps nothing of Data), or after copying what is
+// to be kept. Nothing may use Data, or any slice of it, afterwards, and a
+// message is released at most once: otherwise two messages share their
+// bytes. Releasing is never required: a message not released is collected
+// as usual.
+func (m Message) Release() { msgbuf.Put(m.Data) }
 
 // TextMessage returns a text message holding s.
 func TextMessage(s string) Message { return Message{Type: Text, Data: []byte(s)} }

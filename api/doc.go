@@ -26,6 +26,24 @@
 // on a bounded pool shared by all connections, so an idle connection holds
 // no goroutine of its own for the handler.
 //
+// # Messages that are released
+//
+// A received message's Data belongs to the handler. One that is done with
+// it, typically once it has sent an answer (Send keeps nothing of Data),
+// may give its storage back with Message.Release: the next messages, on
+// any connection, are received into it instead of new memory. This saves
+// an allocation per message and, more, the garbage a burst of messages
+// leaves on the heap until the next collection, which an event-loop server
+// holding many connections pays in memory per connection:
+//
+//	ws.OnMessage(func(m api.Message) {
+//		ws.Send(m)
+//		m.Release()
+//	})
+//
+// Nothing may use Data, or a slice of it, after Release, and a message is
+// released at most once.
+//
 // # Closing
 //
 // However a connection ends, the handler learns it the same way on every

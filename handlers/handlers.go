@@ -11,7 +11,9 @@ func Echo(ws api.Conn) {
 		if err != nil {
 			return
 		}
-		if err := ws.Send(m); err != nil {
+		err = ws.Send(m)
+		m.Release() // Send kept nothing of it
+		if err != nil {
 			return
 		}
 	}
@@ -22,5 +24,6 @@ func Echo(ws api.Conn) {
 func EchoEvent(ws api.Conn) {
 	ws.OnMessage(func(m api.Message) {
 		ws.Send(m)
+		m.Release() // Send kept nothing of it
 	})
 }

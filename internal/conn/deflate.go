@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/msgbuf"
 	"github.com/wsmatrix/wsmatrix/internal/wire"
 )
 
@@ -46,7 +47,7 @@ func (d *deflater) inflate(payload []byte, limit int64, text bool) ([]byte, erro
 	if !d.ClientNoContextTakeover {
 		dict = d.recv
 	}
-	out, err := wire.Inflate(make([]byte, 0, min(4*len(payload)+64, int(limit))), payload, dict, limit, text)
+	out, err := wire.Inflate(msgbuf.Get(min(4*len(payload)+64, int(limit))), payload, dict, limit, text)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/msgbuf"
 	"github.com/wsmatrix/wsmatrix/internal/wire"
 )
 
@@ -475,7 +476,7 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 			c.lastData.Store(now) // for IdleTimeout: control frames do not count
 			if ev.First {
 				c.msgType, c.msgCompressed = ev.Type, ev.Compressed
-				c.msg = make([]byte, 0, min(ev.FrameLen, 64<<10))
+				c.msg = msgbuf.Get(int(min(ev.FrameLen, msgbuf.Max)))
 			}
 			c.appendToMsg(&ev)
 			if ev.Fin {
@@ -567,6 +568,7 @@ func (c *Conn) parseFailed(err error) {
 //go:noinline
 func (c *Conn) inflate(data []byte) ([]byte, bool) {
 	out, err := c.dfl.inflate(data, c.srv.opts.ReadLimit, c.msgType == api.Text)
+	msgbuf.Put(data) // the compressed message, which nobody else saw
 	if err != nil {
 		c.parseFailed(err)
 		return nil, false
@@ -711,8 +713,9 @@ func appendPiece(msg, piece []byte, rest int64) []byte {
 		if end := int64(need) + rest; end <= int64(size)+int64(size)/2 {
 			size = int(end)
 		}
-		grown := make([]byte, len(msg), size)
+		grown := msgbuf.Get(size)[:len(msg)]
 		copy(grown, msg)
+		msgbuf.Put(msg)
 		msg = grown
 	}
 	return append(msg, piece...)

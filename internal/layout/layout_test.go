@@ -1,7 +1,8 @@
 // Package layout_test checks the rule of docs/architecture.md that
 // dependencies point down only: cmd → runtime/all → runtime/* →
 // internal/conn → internal/wire → api → internal/hook (the leaf through
-// which api hands its WebSocket routes to runtimes without public API);
+// which api hands its WebSocket routes to runtimes without public API) and
+// internal/msgbuf (the pool of released messages' storage);
 // hub, socketio and handlers see api (and socketio the hub), never a
 // runtime or internal/.
 package layout_test
@@ -19,10 +20,11 @@ var allowed = []struct {
 	pkg  string
 	deps []string
 }{
-	{"api", []string{"internal/hook"}},
+	{"api", []string{"internal/hook", "internal/msgbuf"}},
 	{"internal/hook", nil},
+	{"internal/msgbuf", nil},
 	{"internal/wire", []string{"api"}},
-	{"internal/conn", []string{"api", "internal/wire", "internal/hook"}},
+	{"internal/conn", []string{"api", "internal/wire", "internal/hook", "internal/msgbuf"}},
 	{"runtime", []string{"api"}},
 	{"runtime/runtimetest", []string{"api", "runtime"}},
 	{"runtime/stdhttp", []string{"api", "internal/conn", "runtime"}},

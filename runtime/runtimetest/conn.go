@@ -3,6 +3,7 @@ package runtimetest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -438,6 +439,71 @@ func connCases() []testCase {
 				t.Fatalf("closed after %v of messages' silence with %d pings answered; idle timeout %v", d, pings, o.IdleTimeout)
 			}
 		}},
+		{"conn/released_storage_never_changes_a_kept_message", func(t *testing.T, k *kit) {
+			// A handler keeps every third message and releases the others
+			// (api.Message.Release): the next messages take the released
+			// storage, and what was kept must stay as it came, whole or
+			// fragmented (a growing message gives its smaller buffer back).
+			const total, size = 300, 1000
+			check := func(kept map[int][]byte) string {
+				for i, data := range kept {
+					if !bytes.Equal(data, keptMessage(i, size)) {
+						return "message " + strconv.Itoa(i) + " changed after it was received"
+					}
+				}
+				return "ok"
+			}
+			s := k.serve(testOptions(), func(r *api.Router) {
+				r.Handle("/blocking", func(ws api.Conn) {
+					kept := map[int][]byte{}
+					for i := range total {
+						m, err := ws.Receive()
+						if err != nil {
+							return
+						}
+						if i%3 == 0 {
+							kept[i] = m.Data
+						} else {
+							m.Release()
+						}
+					}
+					ws.SendText(check(kept))
+					echo(ws)
+				})
+				r.Handle("/event", func(ws api.Conn) {
+					kept := map[int][]byte{}
+					i := 0
+					ws.OnMessage(func(m api.Message) {
+						switch {
+						case i == total:
+							ws.Send(m)
+							return
+						case i%3 == 0:
+							kept[i] = m.Data
+						default:
+							m.Release()
+						}
+						if i++; i == total {
+							ws.SendText(check(kept))
+						}
+					})
+				})
+			})
+			for _, path := range []string{"/blocking", "/event"} {
+				c := dial(t, s.addr, path)
+				for i := range total {
+					p := keptMessage(i, size)
+					if i%2 == 0 {
+						c.frame(true, ws.OpBinary, p)
+						continue
+					}
+					c.frame(false, ws.OpBinary, p[:10])
+					c.frame(false, ws.OpContinuation, p[10:300])
+					c.frame(true, ws.OpContinuation, p[300:])
+				}
+				c.expectMessage(ws.OpText, []byte("ok"))
+			}
+		}},
 		{"conn/close_with_bad_arguments_says_so_and_closes_nothing", func(t *testing.T, k *kit) {
 			errs := make(chan error, 3)
 			s := k.serve(testOptions(), func(r *api.Router) {
@@ -736,4 +802,13 @@ func checkIdleGoroutines(t *testing.T, k *kit, event bool) {
 		t.Fatalf("%d idle connections (event style %v) hold %d goroutines, the runtime documents %d each", n, event, got, budget)
 	}
 	t.Logf("%d idle connections (event style %v): %d goroutines (%.2f each)", n, event, got, float64(got)/n)
+}
+
+// keptMessage is message n of size bytes, n written throughout.
+func keptMessage(n, size int) []byte {
+	p := make([]byte, size)
+	for i := 0; i+4 <= size; i += 4 {
+		binary.BigEndian.PutUint32(p[i:], uint32(n))
+	}
+	return p
 }

@@ -37,6 +37,10 @@ func main() {
 	engine := nbhttp.NewEngine(nbhttp.Config{
 		Network: "tcp", Addrs: []string{*addr}, Handler: mux,
 		IOMod: nbhttp.IOModNonBlocking,
+		// OnMessage's payload goes back to nbio's pool when it returns
+		// (the echo has written it by then), as gws's echo gives back
+		// its message and wsmatrix's releases it.
+		ReleaseWebsocketPayload: true,
 	})
 	if err := engine.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, err)

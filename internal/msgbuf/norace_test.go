@@ -1,0 +1,5 @@
+//go:build !race
+
+package msgbuf
+
+const raceEnabled = false
