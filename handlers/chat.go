@@ -29,5 +29,8 @@ func serveRoom(h *hub.Hub, ws api.Conn, room string) {
 	}
 	h.Attach(ws).Join(room)
 	to := h.To(room)
-	ws.OnMessage(func(m api.Message) { to.Send(m) })
+	ws.OnMessage(func(m api.Message) {
+		to.Send(m)
+		m.Release() // Send copied it
+	})
 }
