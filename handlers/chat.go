@@ -1,6 +1,8 @@
 package handlers
 
 import (
+	"strings"
+
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/hub"
 )
@@ -10,11 +12,25 @@ import (
 // it sends goes to every member of the room — the sender included, in
 // every process on h's backplane — in the order h delivers them. Event
 // style: a member holds no goroutine while idle.
+//
+// A room named in the URL may not be one of Socket.IO's (socketio.HubRoom:
+// "socket.io:" and the namespace): its member would read that room's
+// packets and could send its sockets forged or malformed ones. Such a
+// connection is closed with 1008.
 func Chat(h *hub.Hub) api.Handler {
 	return func(ws api.Conn) {
-		serveRoom(h, ws, ws.Request().PathValue("room"))
+		room := ws.Request().PathValue("room")
+		if strings.HasPrefix(room, socketIORooms) {
+			ws.Close(api.StatusPolicyViolation, "room reserved for Socket.IO")
+			return
+		}
+		serveRoom(h, ws, room)
 	}
 }
+
+// socketIORooms begins the names of the hub rooms of Socket.IO's
+// namespaces and rooms (socketio.HubRoom, which a test holds to it).
+const socketIORooms = "socket.io:"
 
 // Room is Chat for one fixed room: every message any of its connections
 // sends goes to all of them (the sender included).
