@@ -121,7 +121,7 @@ func (sess *session) heartbeat() {
 	sess.waitPong = true
 	sess.timer.Reset(sess.srv.opts.PingTimeout)
 	sess.mu.Unlock()
-	sess.send(epacket{text: []byte{ePing}}, false)
+	sess.sendAlone(epacket{text: []byte{ePing}})
 }
 
 func (sess *session) pong() {
@@ -133,7 +133,18 @@ func (sess *session) pong() {
 	}
 }
 
-// send sends one Engine.IO packet on the active transport. Past
+// sendAlone is send for a packet that is not part of another: it waits
+// for a packet being sent with its attachments, which it may not come
+// between, and for the upgrade's hand-over of what was queued.
+func (sess *session) sendAlone(p epacket) error {
+	sess.sendMu.Lock()
+	defer sess.sendMu.Unlock()
+	return sess.send(p, false)
+}
+
+// send sends one Engine.IO packet on the active transport, with sendMu
+// held (a packet and its attachments stay together, and nothing overtakes
+// what polling had queued when the session upgrades). Past
 // MaxBufferedBytes waiting for a poll, the session closes (fail says to
 // return ErrQueueFull instead and leave it open, for the hub's DropSlow).
 func (sess *session) send(p epacket, dropIfFull bool) error {
@@ -363,7 +374,7 @@ func (sess *session) onText(p []byte) bool {
 	case ePong:
 		sess.pong()
 	case ePing: // a v3 client's, or a probe outside an upgrade
-		sess.send(epacket{text: append([]byte{ePong}, p[1:]...)}, false)
+		sess.sendAlone(epacket{text: append([]byte{ePong}, p[1:]...)})
 	case eMessage:
 		return sess.onMessage(p[1:])
 	case eNoop, eUpgrade:
@@ -428,9 +439,13 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 			sess.wakeLocked() // the pending poll, or the next one, returns (a noop) so the client can pause polling
 			sess.mu.Unlock()
 		case "5":
+			// What polling had queued goes out first: senders wait on
+			// sendMu until it has, then find the WebSocket.
+			sess.sendMu.Lock()
 			sess.mu.Lock()
 			if sess.closed || sess.ws != nil {
 				sess.mu.Unlock()
+				sess.sendMu.Unlock()
 				ws.Close(api.StatusPolicyViolation, "bad upgrade")
 				return
 			}
@@ -446,6 +461,7 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 			for _, p := range queued {
 				p.sendOn(ws)
 			}
+			sess.sendMu.Unlock()
 		default:
 			ws.Close(api.StatusPolicyViolation, "probe expected")
 		}

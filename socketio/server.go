@@ -607,7 +607,7 @@ func (sess *session) connect(p packet) {
 	ns := sess.srv.namespace(p.nsp)
 	refuse := func(msg string, data any) {
 		b, _ := json.Marshal(connectError{msg, data})
-		sess.send(epacket{text: appendPacket([]byte{eMessage}, packet{typ: pConnectError, nsp: p.nsp, id: -1, data: b})}, false)
+		sess.sendAlone(epacket{text: appendPacket([]byte{eMessage}, packet{typ: pConnectError, nsp: p.nsp, id: -1, data: b})})
 	}
 	if ns == nil {
 		refuse("Invalid namespace", nil)
