@@ -60,7 +60,8 @@ type session struct {
 	queued   int
 	poll     chan struct{} // closed to wake the waiting poll; nil when none waits
 	polling  bool
-	probing  int // WebSockets that answered a probe and have not upgraded: polls return at once
+	posting  bool // a POST is being served
+	probing  int  // WebSockets that answered a probe and have not upgraded: polls return at once
 	closed   bool
 	reason   string
 	timer    *time.Timer
@@ -266,7 +267,12 @@ func engineError(w http.ResponseWriter, code int, msg string) {
 // session (the protocol allows one).
 func (sess *session) servePoll(w http.ResponseWriter, r *http.Request) {
 	sess.mu.Lock()
-	if sess.polling || sess.ws != nil {
+	if sess.ws != nil { // a request left from before the upgrade: the session goes on (as Node.js's TRANSPORT_MISMATCH)
+		sess.mu.Unlock()
+		engineError(w, 3, "Bad request")
+		return
+	}
+	if sess.polling {
 		sess.mu.Unlock()
 		engineError(w, 3, "Bad request")
 		sess.close("transport error")
@@ -322,8 +328,29 @@ func writePayload(w http.ResponseWriter, ps []epacket) {
 }
 
 // servePost takes the packets of a POST body of at most
-// MaxHTTPBufferSize bytes.
+// MaxHTTPBufferSize bytes. A second POST while one is served ends the
+// session (the protocol allows one: the handlers of a socket run one at a
+// time); one after the upgrade is refused and the session goes on.
 func (sess *session) servePost(w http.ResponseWriter, r *http.Request) {
+	sess.mu.Lock()
+	switch {
+	case sess.ws != nil:
+		sess.mu.Unlock()
+		engineError(w, 3, "Bad request")
+		return
+	case sess.posting:
+		sess.mu.Unlock()
+		engineError(w, 3, "Bad request")
+		sess.close("transport error")
+		return
+	}
+	sess.posting = true
+	sess.mu.Unlock()
+	defer func() {
+		sess.mu.Lock()
+		sess.posting = false
+		sess.mu.Unlock()
+	}()
 	limit := int64(sess.srv.opts.MaxHTTPBufferSize)
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {

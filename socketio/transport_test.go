@@ -1,0 +1,113 @@
+package socketio_test
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsmatrix/wsmatrix/socketio"
+)
+
+// TestOverlappingPostsEndTheSession: a client may have one POST at a time
+// (Engine.IO v4: "the server MUST return an HTTP 400 error status and
+// close the session"); taking both ran two handlers of one socket at once.
+func TestOverlappingPostsEndTheSession(t *testing.T) {
+	var inside, most atomic.Int32
+	reasons := make(chan string, 1)
+	_, addr := start(t, "stdhttp", socketio.Options{}, func(s *socketio.Server) {
+		s.Of("/").OnConnection(func(so *socketio.Socket) {
+			so.OnDisconnect(func(r string) { reasons <- r })
+			so.On("slow", func(e *socketio.Event) {
+				n := inside.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				time.Sleep(300 * time.Millisecond)
+				inside.Add(-1)
+			})
+		})
+	})
+	p := handshake(t, addr)
+	p.post("40")
+	p.poll()
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i == 1 {
+				time.Sleep(50 * time.Millisecond) // the first is being served
+			}
+			codes[i], _ = p.post(`42["slow"]`)
+		}()
+	}
+	wg.Wait()
+	if most.Load() > 1 {
+		t.Errorf("two handlers of one socket ran at once; the POSTs got %v", codes)
+	}
+	if codes[0] != 200 || codes[1] != 400 {
+		t.Errorf("the POSTs got %v, want 200 and 400", codes)
+	}
+	select {
+	case r := <-reasons:
+		if r != "transport error" {
+			t.Errorf("disconnect reason %q, want transport error", r)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("the session went on after overlapping POSTs")
+	}
+}
+
+// TestRequestsLeftFromPollingDoNotEndAnUpgradedSession: a GET or POST
+// with the sid of a session that went over to WebSocket gets 400 and the
+// session goes on, as on the Node.js server (the official test suite's
+// "ignores HTTP requests with same sid after upgrade"); it ended the
+// session, and python-socketio's client with it.
+func TestRequestsLeftFromPollingDoNotEndAnUpgradedSession(t *testing.T) {
+	reasons := make(chan string, 1)
+	_, addr := start(t, "stdhttp", socketio.Options{}, func(s *socketio.Server) {
+		s.Of("/").OnConnection(func(so *socketio.Socket) {
+			so.OnDisconnect(func(r string) { reasons <- r })
+			so.On("echo", func(e *socketio.Event) { so.Emit("echo", e.Values()...) })
+		})
+	})
+	p := handshake(t, addr)
+	p.post("40")
+	p.poll()
+	c := dialWS(t, addr, "&sid="+p.sid)
+	c.WriteMessage(websocket.TextMessage, []byte("2probe"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.ReadMessage() // 3probe
+	c.WriteMessage(websocket.TextMessage, []byte("5"))
+	time.Sleep(50 * time.Millisecond)
+	if got := p.poll(); !strings.HasPrefix(got, "400 ") {
+		t.Errorf("a GET after the upgrade: %q, want 400", got)
+	}
+	if code, _ := p.post(`42["echo","by polling"]`); code != http.StatusBadRequest {
+		t.Errorf("a POST after the upgrade: %d, want 400", code)
+	}
+	c.WriteMessage(websocket.TextMessage, []byte(`42["echo","x"]`))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("the upgraded session: %v", err)
+		}
+		if string(b) == `42["echo","x"]` {
+			break
+		}
+		if string(b) != "2" { // a ping may come first
+			t.Fatalf("the upgraded session sent %q", b)
+		}
+	}
+	select {
+	case r := <-reasons:
+		t.Errorf("the upgraded session ended: %q", r)
+	default:
+	}
+}
