@@ -157,7 +157,7 @@ func encodeArgs(prefix []any, args []any) (json.RawMessage, [][]byte, error) {
 			b = append(b, `{"_placeholder":true,"num":`...)
 			b = strconv.AppendInt(b, int64(len(atts)), 10)
 			b = append(b, '}')
-			atts = append(atts, v)
+			atts = append(atts, attachment(v))
 		case json.RawMessage:
 			if len(v) == 0 {
 				b = append(b, "null"...)
@@ -330,6 +330,16 @@ func hasBytes(v any, depth int) bool {
 	return false
 }
 
+// attachment is b as an attachment: never nil, which a packet takes for
+// text (a nil []byte, as bytes.Buffer{}.Bytes() returns, is an empty
+// Buffer to the client).
+func attachment(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
 // withPlaceholders returns a copy of v with each []byte replaced by a
 // placeholder and appended to atts.
 func withPlaceholders(v any, atts *[][]byte, depth int) any {
@@ -338,7 +348,7 @@ func withPlaceholders(v any, atts *[][]byte, depth int) any {
 	}
 	switch v := v.(type) {
 	case []byte:
-		*atts = append(*atts, v)
+		*atts = append(*atts, attachment(v))
 		return placeholder{Placeholder: true, Num: len(*atts) - 1}
 	case []any:
 		out := make([]any, len(v))

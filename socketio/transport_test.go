@@ -111,3 +111,40 @@ func TestRequestsLeftFromPollingDoNotEndAnUpgradedSession(t *testing.T) {
 	default:
 	}
 }
+
+// TestNilBytesAreAnEmptyAttachment: a nil []byte (what bytes.Buffer{}.Bytes
+// returns) emitted goes out as an empty binary attachment on both
+// transports; it went out as an empty text message (WebSocket) or an
+// empty packet (polling), and socket.io-client disconnected.
+func TestNilBytesAreAnEmptyAttachment(t *testing.T) {
+	_, addr := start(t, "stdhttp", socketio.Options{}, func(s *socketio.Server) {
+		s.Of("/").OnConnection(func(so *socketio.Socket) {
+			so.On("go", func(*socketio.Event) {
+				var none []byte
+				so.Emit("data", none, map[string]any{"nested": none})
+			})
+		})
+	})
+	c := dialWS(t, addr, "")
+	c.ReadMessage()
+	c.WriteMessage(websocket.TextMessage, []byte("40"))
+	c.ReadMessage()
+	c.WriteMessage(websocket.TextMessage, []byte(`42["go"]`))
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, b, err := c.ReadMessage(); err != nil || string(b) != `452-["data",{"_placeholder":true,"num":0},{"nested":{"_placeholder":true,"num":1}}]` {
+		t.Fatalf("header: %q %v", b, err)
+	}
+	for i := range 2 {
+		typ, b, err := c.ReadMessage()
+		if err != nil || typ != websocket.BinaryMessage || len(b) != 0 {
+			t.Fatalf("attachment %d: type %d %q %v, want an empty binary message", i, typ, b, err)
+		}
+	}
+	p := handshake(t, addr)
+	p.post("40")
+	p.poll()
+	p.post(`42["go"]`)
+	if got, want := p.poll(), "452-[\"data\",{\"_placeholder\":true,\"num\":0},{\"nested\":{\"_placeholder\":true,\"num\":1}}]\x1eb\x1eb"; got != want {
+		t.Fatalf("polling: %q, want %q", got, want)
+	}
+}
