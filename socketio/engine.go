@@ -70,6 +70,11 @@ type session struct {
 	pending  *packet // a binary packet waiting for its attachments
 	atts     [][]byte
 	sendMu   sync.Mutex // keeps a packet and its attachments together
+
+	connectTimer *time.Timer
+	// probes are the WebSockets opened to upgrade that have not yet, each
+	// with its UpgradeTimeout.
+	probes map[api.Conn]*time.Timer
 }
 
 var errClosed = errors.New("socketio: session closed")
@@ -103,7 +108,19 @@ func (s *Server) newSession(r *http.Request) (*session, error) {
 	sess := &session{srv: s, sid: newSID(), req: r, sockets: map[string]*Socket{}}
 	s.sessions[sess.sid] = sess
 	sess.timer = time.AfterFunc(s.opts.PingInterval, sess.heartbeat)
+	sess.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, sess.connectDeadline)
 	return sess, nil
+}
+
+// connectDeadline closes a session that has no namespace connected
+// ConnectTimeout after its handshake.
+func (sess *session) connectDeadline() {
+	sess.mu.Lock()
+	none := len(sess.sockets) == 0
+	sess.mu.Unlock()
+	if none {
+		sess.close("connect timeout")
+	}
 }
 
 // heartbeat sends a ping every PingInterval and closes the session when
@@ -189,7 +206,14 @@ func (sess *session) close(reason string) {
 	}
 	sess.closed, sess.reason = true, reason
 	sess.timer.Stop()
+	sess.connectTimer.Stop()
 	ws := sess.ws
+	probes := make([]api.Conn, 0, len(sess.probes))
+	for p, t := range sess.probes {
+		t.Stop()
+		probes = append(probes, p)
+	}
+	sess.probes = nil
 	sockets := make([]*Socket, 0, len(sess.sockets))
 	for _, s := range sess.sockets {
 		sockets = append(sockets, s)
@@ -205,6 +229,9 @@ func (sess *session) close(reason string) {
 	}
 	if ws != nil {
 		go ws.Close(api.StatusNormalClosure, "")
+	}
+	for _, p := range probes {
+		go p.Close(api.StatusNormalClosure, "")
 	}
 }
 
@@ -438,12 +465,28 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 		ws.Close(api.StatusPolicyViolation, "Session ID unknown")
 		return
 	}
+	sess.mu.Lock()
+	if sess.closed || sess.ws != nil { // one WebSocket a session
+		sess.mu.Unlock()
+		ws.Close(api.StatusPolicyViolation, "the session is already on WebSocket")
+		return
+	}
+	if sess.probes == nil {
+		sess.probes = map[api.Conn]*time.Timer{}
+	}
+	sess.probes[ws] = time.AfterFunc(s.opts.UpgradeTimeout, func() {
+		if sess.dropProbe(ws) {
+			ws.Close(api.StatusPolicyViolation, "no upgrade within "+s.opts.UpgradeTimeout.String())
+		}
+	})
+	sess.mu.Unlock()
 	upgraded, probed := false, false
 	ws.OnClose(func(*api.CloseError) {
 		if upgraded {
 			sess.close("transport close")
 			return
 		}
+		sess.dropProbe(ws)
 		if probed { // the upgrade was given up: polling goes on as before
 			sess.mu.Lock()
 			sess.probing--
@@ -470,12 +513,15 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 			// sendMu until it has, then find the WebSocket.
 			sess.sendMu.Lock()
 			sess.mu.Lock()
-			if sess.closed || sess.ws != nil {
+			t, waiting := sess.probes[ws] // not: its UpgradeTimeout passed
+			if sess.closed || sess.ws != nil || !waiting {
 				sess.mu.Unlock()
 				sess.sendMu.Unlock()
 				ws.Close(api.StatusPolicyViolation, "bad upgrade")
 				return
 			}
+			t.Stop()
+			delete(sess.probes, ws)
 			queued := sess.queue
 			sess.queue, sess.queued = nil, 0
 			sess.ws = ws
@@ -493,6 +539,19 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 			ws.Close(api.StatusPolicyViolation, "probe expected")
 		}
 	})
+}
+
+// dropProbe forgets a WebSocket opened to upgrade, and reports whether it
+// was still waiting to.
+func (sess *session) dropProbe(ws api.Conn) bool {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	t, ok := sess.probes[ws]
+	if ok {
+		t.Stop()
+		delete(sess.probes, ws)
+	}
+	return ok
 }
 
 func (sess *session) readWebSocket(ws api.Conn) {

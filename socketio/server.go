@@ -49,6 +49,14 @@ type Options struct {
 	MaxSessions int
 	// MaxAttachments bounds the binary attachments of one packet (10).
 	MaxAttachments int
+	// UpgradeTimeout bounds how long a WebSocket opened to upgrade a
+	// session may wait before it upgrades (10 s, as the Node.js server);
+	// past it, it is closed and polling goes on.
+	UpgradeTimeout time.Duration
+	// ConnectTimeout bounds how long a session may stay without a
+	// connected namespace (45 s, as the Node.js server): past it, it is
+	// closed.
+	ConnectTimeout time.Duration
 	// Logger: default slog.Default().
 	Logger *slog.Logger
 }
@@ -81,6 +89,12 @@ func New(o Options) *Server {
 	}
 	if o.MaxAttachments <= 0 {
 		o.MaxAttachments = 10
+	}
+	if o.UpgradeTimeout <= 0 {
+		o.UpgradeTimeout = 10 * time.Second
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 45 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

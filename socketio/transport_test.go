@@ -148,3 +148,79 @@ func TestNilBytesAreAnEmptyAttachment(t *testing.T) {
 		t.Fatalf("polling: %q, want %q", got, want)
 	}
 }
+
+// TestUpgradeSocketsEndWithTheirSession: a WebSocket opened with a
+// session's sid is closed once it is not going to upgrade — when the
+// session ends, after UpgradeTimeout, or at once when the session is
+// already on WebSocket — as the Node.js server does; such a socket stayed
+// open for as long as its client kept it, after the session too.
+func TestUpgradeSocketsEndWithTheirSession(t *testing.T) {
+	closedWithin := func(t *testing.T, c *websocket.Conn, d time.Duration) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(d))
+		for {
+			_, _, err := c.ReadMessage()
+			if err == nil {
+				continue
+			}
+			if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+				t.Fatalf("still open after %v", d)
+			}
+			return
+		}
+	}
+	t.Run("session_ends", func(t *testing.T) {
+		_, addr := start(t, "stdhttp", socketio.Options{PingInterval: 100 * time.Millisecond, PingTimeout: 100 * time.Millisecond}, nil)
+		p := handshake(t, addr)
+		c := dialWS(t, addr, "&sid="+p.sid)
+		time.Sleep(400 * time.Millisecond) // no pong: the session ends
+		if got := p.poll(); !strings.Contains(got, "Session ID unknown") {
+			t.Fatalf("the session is still there: %q", got)
+		}
+		closedWithin(t, c, time.Second)
+	})
+	t.Run("upgrade_timeout", func(t *testing.T) {
+		_, addr := start(t, "stdhttp", socketio.Options{UpgradeTimeout: 200 * time.Millisecond}, nil)
+		p := handshake(t, addr)
+		c := dialWS(t, addr, "&sid="+p.sid)
+		c.WriteMessage(websocket.TextMessage, []byte("2probe"))
+		closedWithin(t, c, 2*time.Second)
+		p.post("40") // polling goes on
+		if got := p.poll(); !strings.HasPrefix(got, "40{") {
+			t.Fatalf("polling after the given-up upgrade: %q", got)
+		}
+	})
+	t.Run("second_websocket", func(t *testing.T) {
+		_, addr := start(t, "stdhttp", socketio.Options{}, nil)
+		p := handshake(t, addr)
+		c := dialWS(t, addr, "&sid="+p.sid)
+		c.WriteMessage(websocket.TextMessage, []byte("2probe"))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c.ReadMessage()
+		c.WriteMessage(websocket.TextMessage, []byte("5"))
+		time.Sleep(50 * time.Millisecond)
+		closedWithin(t, dialWS(t, addr, "&sid="+p.sid), time.Second)
+	})
+}
+
+// TestSessionWithoutANamespaceEnds: a session that connects no namespace
+// within ConnectTimeout is closed (as the Node.js server's connectTimeout);
+// one that answered pings lived for ever.
+func TestSessionWithoutANamespaceEnds(t *testing.T) {
+	_, addr := start(t, "stdhttp", socketio.Options{ConnectTimeout: 300 * time.Millisecond, PingInterval: 50 * time.Millisecond}, nil)
+	c := dialWS(t, addr, "")
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		c.SetReadDeadline(deadline)
+		_, b, err := c.ReadMessage()
+		if err != nil {
+			break // closed
+		}
+		if string(b) == "2" {
+			c.WriteMessage(websocket.TextMessage, []byte("3"))
+		}
+	}
+	if time.Now().After(deadline) {
+		t.Fatal("a session with no namespace is still open after 3 s, ConnectTimeout 300 ms")
+	}
+}
