@@ -272,7 +272,7 @@ type Socket struct {
 	mu           sync.Mutex
 	handlers     map[string]func(*Event)
 	onDisconnect func(reason string)
-	acks         map[int64]chan []json.RawMessage
+	acks         map[int64]chan *Event
 	nextAck      int64
 	gone         bool
 }
@@ -337,13 +337,15 @@ func (s *Socket) Emit(event string, args ...any) error {
 }
 
 // EmitWithAck sends an event and waits for the client's acknowledgement
-// until ctx is done.
-func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]json.RawMessage, error) {
+// until ctx is done. The answer's arguments are an Event's (its Name
+// empty): Args as JSON, Value and Values with a binary answer's bytes in
+// place.
+func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) (*Event, error) {
 	data, atts, err := encodeArgs([]any{event}, args)
 	if err != nil {
 		return nil, err
 	}
-	ch := make(chan []json.RawMessage, 1)
+	ch := make(chan *Event, 1)
 	s.mu.Lock()
 	if s.gone {
 		s.mu.Unlock()
@@ -362,11 +364,11 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 		return nil, err
 	}
 	select {
-	case args, ok := <-ch:
+	case answer, ok := <-ch:
 		if !ok {
 			return nil, errClosed
 		}
-		return args, nil
+		return answer, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -594,7 +596,7 @@ func (sess *session) dispatch(p packet, atts [][]byte) {
 		delete(s.acks, p.id)
 		s.mu.Unlock()
 		if ch != nil {
-			ch <- p.args
+			ch <- &Event{Socket: s, Args: p.args, atts: atts, ackID: -1}
 		}
 	}
 }
@@ -630,7 +632,7 @@ func (sess *session) connect(p packet) {
 	if sess.socket(p.nsp) != nil {
 		return // already connected: ignored, as the Node.js server does
 	}
-	s := &Socket{ns: ns, sess: sess, handlers: map[string]func(*Event){}, acks: map[int64]chan []json.RawMessage{}}
+	s := &Socket{ns: ns, sess: sess, handlers: map[string]func(*Event){}, acks: map[int64]chan *Event{}}
 	s.conn = newSockConn(s)
 	s.member = sess.srv.hub.Attach(s.conn)
 	ns.mu.Lock()
@@ -655,7 +657,7 @@ func (sess *session) connect(p packet) {
 		}
 	}
 	sess.mu.Lock()
-	if sess.closed {
+	if sess.closed || sess.sockets[p.nsp] != nil { // ended, or connected meanwhile: this one would never leave the hub
 		sess.mu.Unlock()
 		s.conn.cancel()
 		return

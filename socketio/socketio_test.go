@@ -269,9 +269,9 @@ func TestNamespacesAndMiddleware(t *testing.T) {
 					go func() {
 						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 						defer cancel()
-						args, err := so.EmitWithAck(ctx, "question", "?")
-						if err == nil && len(args) == 1 {
-							so.Emit("answer-was", args[0])
+						answer, err := so.EmitWithAck(ctx, "question", "?")
+						if err == nil && len(answer.Args) == 1 {
+							so.Emit("answer-was", answer.Args[0])
 						}
 					}()
 				})

@@ -1,6 +1,8 @@
 package socketio_test
 
 import (
+	"bytes"
+	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -224,3 +226,42 @@ func TestSessionWithoutANamespaceEnds(t *testing.T) {
 		t.Fatal("a session with no namespace is still open after 3 s, ConnectTimeout 300 ms")
 	}
 }
+
+// TestBinaryAckReachesEmitWithAck: a client that answers EmitWithAck with
+// a Buffer (BINARY_ACK) is heard with its bytes; EmitWithAck returned the
+// placeholder, the bytes lost.
+func TestBinaryAckReachesEmitWithAck(t *testing.T) {
+	got := make(chan *socketio.Event, 1)
+	_, addr := start(t, "stdhttp", socketio.Options{}, func(s *socketio.Server) {
+		s.Of("/").OnConnection(func(so *socketio.Socket) {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if answer, err := so.EmitWithAck(ctx, "q"); err == nil {
+					got <- answer
+				}
+			}()
+		})
+	})
+	c := dialWS(t, addr, "")
+	c.ReadMessage()
+	c.WriteMessage(websocket.TextMessage, []byte("40"))
+	c.ReadMessage() // 40{sid}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, b, err := c.ReadMessage(); err != nil || string(b) != `420["q"]` {
+		t.Fatalf("the question: %q %v", b, err)
+	}
+	c.WriteMessage(websocket.TextMessage, []byte(`461-0["x",{"_placeholder":true,"num":0}]`))
+	c.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3})
+	select {
+	case answer := <-got:
+		vs := answer.Values()
+		if len(vs) != 2 || string(answer.Args[0]) != `"x"` || !bytes.Equal(asBytes(vs[1]), []byte{1, 2, 3}) {
+			t.Fatalf("EmitWithAck's answer: %#v (args %s)", vs, answer.Args)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer")
+	}
+}
+
+func asBytes(v any) []byte { b, _ := v.([]byte); return b }
