@@ -405,3 +405,24 @@ func withBytes(raw json.RawMessage, atts [][]byte, used []bool) (any, bool) {
 	v = walk(v)
 	return v, found
 }
+
+// packetNamespace returns the namespace of an Engine.IO message that
+// carries a Socket.IO packet: '4', the packet's type, attachments and '-'
+// if any, then "/nsp," unless it is "/".
+func packetNamespace(m []byte) []byte {
+	i := 2 // past '4' and the type
+	j := i
+	for j < len(m) && m[j] >= '0' && m[j] <= '9' {
+		j++
+	}
+	if j < len(m) && m[j] == '-' && j > i {
+		i = j + 1
+	}
+	if i >= len(m) || m[i] != '/' {
+		return []byte("/")
+	}
+	if k := bytes.IndexByte(m[i:], ','); k >= 0 {
+		return m[i : i+k]
+	}
+	return m[i:]
+}

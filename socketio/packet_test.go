@@ -62,6 +62,10 @@ func FuzzDecodePacket(f *testing.F) {
 		if err != nil || again.typ != p.typ || again.nsp != p.nsp || again.id != p.id || again.attachments != p.attachments || string(again.data) != string(p.data) {
 			t.Fatalf("%q: re-encoded as %q: %+v %v", b, appendPacket(nil, p), again, err)
 		}
+		// What the hub's delivery reads of a packet, without decoding it.
+		if nsp := string(packetNamespace(append([]byte{'4'}, b...))); nsp != p.nsp {
+			t.Fatalf("%q: packetNamespace %q, decodePacket %q", b, nsp, p.nsp)
+		}
 	})
 }
 

@@ -715,6 +715,9 @@ func (c *sockConn) TrySendPrepared(pm *api.PreparedMessage, closeIfFull bool) er
 	if m.Type != api.Text || len(m.Data) == 0 || m.Data[0] != eMessage {
 		return nil // not an Engine.IO message: not for Socket.IO clients
 	}
+	if string(packetNamespace(m.Data)) != c.s.ns.name {
+		return nil // another namespace's (an id targets one socket of a client's)
+	}
 	sess.sendMu.Lock()
 	defer sess.sendMu.Unlock()
 	if ws := sess.wsConn(); ws != nil {

@@ -265,3 +265,31 @@ func TestBinaryAckReachesEmitWithAck(t *testing.T) {
 }
 
 func asBytes(v any) []byte { b, _ := v.([]byte); return b }
+
+// TestToIDStaysInItsNamespace: a namespace's emit to a socket id reaches
+// that socket only if it is of the namespace, as on the Node.js server
+// (an adapter per namespace); Of("/").ToID(the id of an "/admin" socket)
+// delivered the "/" event to the client.
+func TestToIDStaysInItsNamespace(t *testing.T) {
+	adminID := make(chan string, 1)
+	sio, addr := start(t, "stdhttp", socketio.Options{}, func(s *socketio.Server) {
+		s.Of("/admin").OnConnection(func(so *socketio.Socket) { adminID <- so.ID() })
+	})
+	c := dialWS(t, addr, "")
+	c.ReadMessage()
+	c.WriteMessage(websocket.TextMessage, []byte("40"))
+	c.ReadMessage()
+	c.WriteMessage(websocket.TextMessage, []byte("40/admin,"))
+	c.ReadMessage()
+	id := <-adminID
+	if err := sio.Of("/").To().ToID(id).Emit("leak", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := sio.Of("/admin").To().ToID(id).Emit("mine", 2); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, b, err := c.ReadMessage(); err != nil || string(b) != `42/admin,["mine",2]` {
+		t.Fatalf("the client got %q (%v), want only /admin's event", b, err)
+	}
+}
