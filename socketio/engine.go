@@ -198,7 +198,10 @@ func (sess *session) wakeLocked() {
 }
 
 // close ends the session and its sockets once.
-func (sess *session) close(reason string) {
+func (sess *session) close(reason string) { sess.closeWith(reason, api.StatusNormalClosure, "") }
+
+// closeWith is close, closing the WebSocket (if any) with code and text.
+func (sess *session) closeWith(reason string, code api.StatusCode, text string) {
 	sess.mu.Lock()
 	if sess.closed {
 		sess.mu.Unlock()
@@ -228,7 +231,7 @@ func (sess *session) close(reason string) {
 		s.ended(reason)
 	}
 	if ws != nil {
-		go ws.Close(api.StatusNormalClosure, "")
+		go ws.Close(code, text)
 	}
 	for _, p := range probes {
 		go p.Close(api.StatusNormalClosure, "")
@@ -561,7 +564,7 @@ func (sess *session) readWebSocket(ws api.Conn) {
 
 func (sess *session) onWebSocket(m api.Message) {
 	if len(m.Data) > sess.srv.opts.MaxHTTPBufferSize { // as the Node.js server: one bound for any message
-		sess.close("transport error")
+		sess.closeWith("transport error", api.StatusMessageTooBig, "message over maxPayload")
 		return
 	}
 	if m.Type == api.Binary {

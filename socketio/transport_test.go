@@ -293,3 +293,27 @@ func TestToIDStaysInItsNamespace(t *testing.T) {
 		t.Fatalf("the client got %q (%v), want only /admin's event", b, err)
 	}
 }
+
+// TestMessageOverMaxPayloadClosesWith1009: a WebSocket message over
+// MaxHTTPBufferSize ends the session with "transport error", its
+// WebSocket with 1009 (message too big), as Node.js's ws closes a
+// message over maxPayload; it closed with 1000, as if all were well.
+func TestMessageOverMaxPayloadClosesWith1009(t *testing.T) {
+	reasons := make(chan string, 1)
+	_, addr := start(t, "stdhttp", socketio.Options{MaxHTTPBufferSize: 1000}, func(s *socketio.Server) {
+		s.Of("/").OnConnection(func(so *socketio.Socket) { so.OnDisconnect(func(r string) { reasons <- r }) })
+	})
+	c := dialWS(t, addr, "")
+	c.ReadMessage()
+	c.WriteMessage(websocket.TextMessage, []byte("40"))
+	c.ReadMessage()
+	c.WriteMessage(websocket.TextMessage, []byte(`42["x","`+strings.Repeat("y", 1000)+`"]`))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := c.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("%v, want a close with 1009", err)
+	}
+	if r := <-reasons; r != "transport error" {
+		t.Fatalf("disconnect reason %q", r)
+	}
+}
