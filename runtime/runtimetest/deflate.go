@@ -101,7 +101,12 @@ func (c *client) nextMessage(d *deflatePeer) (ws.OpCode, []byte, bool) {
 
 func deflateCases() []testCase {
 	var cases []testCase
-	echoEvent := func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) }
+	echoEvent := func(ws api.Conn) {
+		ws.OnMessage(func(m api.Message) {
+			ws.Send(m)
+			m.Release() // what a compressed send keeps is its own
+		})
+	}
 	modes := []struct {
 		name     string
 		mode     api.Compression

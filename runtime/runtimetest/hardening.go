@@ -106,7 +106,12 @@ func hardeningCases() []testCase {
 			o.WriteTimeout = 20 * time.Second // the peer is slow, not gone: no write gives up during the case
 			var h api.Handler = echo
 			if st == "event" {
-				h = func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) }
+				h = func(ws api.Conn) {
+					ws.OnMessage(func(m api.Message) {
+						ws.Send(m)
+						m.Release()
+					})
+				}
 			}
 			s := k.serve(o, func(r *api.Router) { r.Handle("/echo", h) })
 			msg := encode(true, 0, ws.OpBinary, make([]byte, o.ReadLimit))
@@ -532,7 +537,12 @@ func hardeningCases() []testCase {
 		cases = append(cases, testCase{"bounds/pipelining_peer_that_reads_is_never_cut/" + st, func(t *testing.T, k *kit) {
 			var h api.Handler = echo
 			if st == "event" {
-				h = func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) }
+				h = func(ws api.Conn) {
+					ws.OnMessage(func(m api.Message) {
+						ws.Send(m)
+						m.Release()
+					})
+				}
 			}
 			s := k.serve(testOptions(), func(r *api.Router) { r.Handle("/echo", h) })
 			// The last shape reads late, as a client busy writing its burst

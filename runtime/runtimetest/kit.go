@@ -148,13 +148,19 @@ func (k *kit) echo(o api.Options) *server {
 	return k.serve(o, func(r *api.Router) { r.Handle("/echo", echo) })
 }
 
+// echo releases each message once sent (Send keeps nothing of it): the
+// next messages are received into its storage, so every case that echoes
+// also checks that nothing sent (queued, corked, compressed) still reads
+// a message's bytes after Send returned.
 func echo(ws api.Conn) {
 	for {
 		m, err := ws.Receive()
 		if err != nil {
 			return
 		}
-		if ws.Send(m) != nil {
+		err = ws.Send(m)
+		m.Release()
+		if err != nil {
 			return
 		}
 	}
