@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,10 +109,42 @@ func New(o Options) *Server {
 }
 
 // Mount serves Engine.IO at path (typically "/socket.io/"): long-polling
-// as a plain HTTP route, WebSocket as a WebSocket route, on one path.
+// as a plain HTTP route, WebSocket as a WebSocket route, on one path. A
+// WebSocket handshake that cannot become a session (another Engine.IO
+// version, an unknown sid) is answered 400 with the Engine.IO error, as
+// on the Node.js server, when path is a subtree other than "/".
 func (s *Server) Mount(r *api.Router, path string) {
+	if len(path) > 1 && strings.HasPrefix(path, "/") && strings.HasSuffix(path, "/") {
+		r = r.Group(strings.TrimSuffix(path, "/"))
+		r.Use(s.checkHandshake)
+		path = "/"
+	}
 	r.HandleHTTPFunc(path, s.servePolling)
 	r.Handle(path, s.serveWebSocket)
+}
+
+// checkHandshake answers an Engine.IO WebSocket handshake that cannot
+// become a session before the upgrade: 400, with the error the polling
+// handshake gives. serveWebSocket still checks (a mount on "/" has no
+// middleware of its own).
+func (s *Server) checkHandshake(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		q := r.URL.Query()
+		switch sid := q.Get("sid"); {
+		case q.Get("EIO") != "4":
+			engineError(w, 5, "Unsupported protocol version")
+		case q.Get("transport") != "websocket":
+			engineError(w, 0, "Transport unknown")
+		case sid != "" && s.session(sid) == nil:
+			engineError(w, 1, "Session ID unknown")
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
 }
 
 // Close ends every session ("server shutting down" for their sockets) and

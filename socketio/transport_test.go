@@ -3,6 +3,7 @@ package socketio_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -315,5 +316,28 @@ func TestMessageOverMaxPayloadClosesWith1009(t *testing.T) {
 	}
 	if r := <-reasons; r != "transport error" {
 		t.Fatalf("disconnect reason %q", r)
+	}
+}
+
+// TestWebSocketHandshakeErrorsAre400: a WebSocket handshake that cannot
+// become a session gets 400 and the Engine.IO error, as the polling
+// handshake does and as on the Node.js server; it got 101, then a close
+// with 1008.
+func TestWebSocketHandshakeErrorsAre400(t *testing.T) {
+	_, addr := start(t, "stdhttp", socketio.Options{}, nil)
+	for _, tc := range []struct{ query, body string }{
+		{"EIO=3&transport=websocket", `{"code":5,"message":"Unsupported protocol version"}`},
+		{"EIO=4&transport=polling", `{"code":0,"message":"Transport unknown"}`},
+		{"EIO=4&transport=websocket&sid=nope", `{"code":1,"message":"Session ID unknown"}`},
+	} {
+		_, resp, err := websocket.DefaultDialer.Dial("ws://"+addr+"/socket.io/?"+tc.query, nil)
+		if err == nil || resp == nil {
+			t.Fatalf("%s: upgraded", tc.query)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || strings.TrimSpace(string(b)) != tc.body {
+			t.Errorf("%s: %d %s, want 400 %s", tc.query, resp.StatusCode, b, tc.body)
+		}
 	}
 }
