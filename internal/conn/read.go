@@ -710,7 +710,10 @@ func appendPiece(msg, piece []byte, rest int64) []byte {
 	need := len(msg) + len(piece)
 	if need > cap(msg) {
 		size := max(2*cap(msg), need)
-		if end := int64(need) + rest; end <= int64(size)+int64(size)/2 {
+		// Within a frame its end is known; at a frame's end (rest 0) the
+		// message's is not, and growing to just what is needed would copy
+		// the message again at every frame.
+		if end := int64(need) + rest; rest > 0 && end <= int64(size)+int64(size)/2 {
 			size = int(end)
 		}
 		grown := msgbuf.Get(size)[:len(msg)]
