@@ -260,3 +260,16 @@ func TestBrowserChatAcrossProcesses(t *testing.T) {
 	}
 	t.Log(strings.TrimSpace(string(out)))
 }
+
+// TestRedisPasswordIsNotLogged: serve's start-up line names the Redis URL
+// with its password masked; it logged the URL whole.
+func TestRedisPasswordIsNotLogged(t *testing.T) {
+	s := startServe(t, "--runtime=stdhttp", "--redis=redis://alice:s3cr3tpass@127.0.0.1:1")
+	logs := s.logText()
+	if strings.Contains(logs, "s3cr3tpass") {
+		t.Fatalf("the password is in the log:\n%s", logs)
+	}
+	if !strings.Contains(logs, "redis://alice:xxxxx@127.0.0.1:1") {
+		t.Fatalf("the log does not name the Redis URL, masked:\n%s", logs)
+	}
+}

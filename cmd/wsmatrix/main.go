@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -344,7 +345,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.TLSConfig != nil {
 		scheme = "wss"
 	}
-	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/ /healthz /echo /echo-event /chat/{room} /broadcast /socket.io/", "redis", *redisURL, "hub", h.Node())
+	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/ /healthz /echo /echo-event /chat/{room} /broadcast /socket.io/", "redis", redactedURL(*redisURL), "hub", h.Node())
 	workerReady()
 	code := 0
 	select {
@@ -522,4 +523,13 @@ func onlyDeadline(err error) bool {
 		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded)
+}
+
+// redactedURL is u for a log line: its password masked.
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return p.Redacted()
 }
