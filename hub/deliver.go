@@ -77,7 +77,9 @@ func (h *Hub) publishLoop() {
 func (h *Hub) fromBackplane(b []byte) {
 	e, err := decodeEnvelope(b)
 	if err != nil {
-		h.st.bad.Add(1)
+		if h.st.bad.Add(1) == 1 { // the first says so; the rest are counted (Stats.Malformed)
+			h.log.Warn("hub: dropped a malformed envelope from the backplane (text that is not UTF-8, another version, or not a hub's); later ones are only counted", "err", err, "bytes", len(b))
+		}
 		return
 	}
 	if e.kind == kindEmit {

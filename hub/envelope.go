@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wsmatrix/wsmatrix/api"
 )
@@ -135,6 +136,9 @@ func decodeEnvelope(b []byte) (*envelope, error) {
 				d.fail()
 			}
 			e.msg.Data = d.bytes()
+			if e.msg.Type == api.Text && !utf8.Valid(e.msg.Data) {
+				d.fail() // every client would fail its connection with 1007
+			}
 		case kindJoin, kindLeave:
 			e.rooms = d.strings()
 		}

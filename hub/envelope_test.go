@@ -62,3 +62,19 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// TestTextThatIsNotUTF8IsMalformed: a text message from the backplane
+// that is not UTF-8 (another publisher's, or `wsmatrix emit` of bytes)
+// is refused as malformed: delivered, it made every client fail its
+// connection with 1007. The same bytes as a binary message are fine.
+func TestTextThatIsNotUTF8IsMalformed(t *testing.T) {
+	at := time.Unix(1700000000, 0)
+	bad := &envelope{kind: kindEmit, origin: "n1", sent: at, to: target{rooms: []string{"r"}}, msg: api.Message{Type: api.Text, Data: []byte("caf\xe9 \xff")}}
+	if _, err := decodeEnvelope(appendEnvelope(nil, bad)); err == nil {
+		t.Fatal("text that is not UTF-8 decoded")
+	}
+	bad.msg.Type = api.Binary
+	if _, err := decodeEnvelope(appendEnvelope(nil, bad)); err != nil {
+		t.Fatalf("the same bytes as binary: %v", err)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wsmatrix/wsmatrix/hub"
 	"github.com/wsmatrix/wsmatrix/socketio"
@@ -66,6 +68,15 @@ func emit(args []string, stdout, stderr io.Writer) int {
 	}
 	if *timeout <= 0 {
 		return bad("--timeout %v: a time to wait for Redis is needed", *timeout)
+	}
+	if !*binary && !utf8.ValidString(fs.Arg(0)) {
+		return bad("TEXT is not valid UTF-8, which every client would refuse in a text message (1007): fix its encoding, or send it with --binary")
+	}
+	if !*everyone && len(splitList(*rooms))+len(splitList(*users))+len(splitList(*ids)) == 0 {
+		return bad("no target: --room, --user and --id name none")
+	}
+	if *event != "" && (!strings.HasPrefix(*nsp, "/") || strings.Contains(*nsp, ",")) {
+		return bad("--namespace %q: a Socket.IO namespace starts with / and has no comma", *nsp)
 	}
 	nspSet := false
 	fs.Visit(func(f *flag.Flag) { nspSet = nspSet || f.Name == "namespace" })

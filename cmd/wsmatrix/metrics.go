@@ -98,6 +98,7 @@ func registerHub(reg prometheus.Registerer, runtime string, h *hub.Hub) {
 		counter("wsmatrix_hub_delivered_total", "Messages written or queued to a member in this process.", func(s hub.Stats) uint64 { return s.Delivered }),
 		counter("wsmatrix_hub_dropped_total", "Messages a member's full send queue refused (the member closed with 1008 under --slow-member=close).", func(s hub.Stats) uint64 { return s.Dropped }),
 		counter("wsmatrix_hub_uncrossed_total", "Messages delivered in this process only because the backplane was down or behind.", func(s hub.Stats) uint64 { return s.Uncrossed }),
+		counter("wsmatrix_hub_malformed_total", "Envelopes from the backplane dropped as malformed (text that is not UTF-8, another version, or not a hub's).", func(s hub.Stats) uint64 { return s.Malformed }),
 		counter("wsmatrix_hub_backplane_reconnects_total", "Backplane subscriptions lost (each one is then restored by itself).", func(s hub.Stats) uint64 { return s.Reconnects }),
 		gauge("wsmatrix_hub_backplane_up", "1 while the backplane subscription is live (always 1 without one).", func(s hub.Stats) float64 {
 			if s.BackplaneUp {
