@@ -36,7 +36,14 @@ type epacket struct {
 	binary []byte
 }
 
-func (p epacket) size() int { return len(p.text) + len(p.binary) }
+// size is what p costs queued for a poll: its bytes, and the packet that
+// holds them (its place in the queue, its allocation), so that a flood of
+// one-byte packets (pongs to a client's pings) is bounded by
+// MaxBufferedBytes as surely as large ones.
+func (p epacket) size() int { return len(p.text) + len(p.binary) + packetOverhead }
+
+// packetOverhead is a queued packet's cost besides its bytes.
+const packetOverhead = 64
 
 // sendOn sends p as one WebSocket message (Send copies nothing it keeps:
 // no conversion to a string on the way).

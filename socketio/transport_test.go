@@ -341,3 +341,28 @@ func TestWebSocketHandshakeErrorsAre400(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuedPongsCountTowardMaxBufferedBytes: a polling client that posts
+// pings and never polls fills its queue with pongs, each counted with
+// what it costs the server, so that MaxBufferedBytes ends the session;
+// counted at one byte each, a client held about 200 MB of pongs per
+// session within a "1 MiB" bound.
+func TestQueuedPongsCountTowardMaxBufferedBytes(t *testing.T) {
+	reasons := make(chan string, 1)
+	_, addr := start(t, "stdhttp", socketio.Options{MaxBufferedBytes: 64 << 10}, func(s *socketio.Server) {
+		s.Of("/").OnConnection(func(so *socketio.Socket) { so.OnDisconnect(func(r string) { reasons <- r }) })
+	})
+	p := handshake(t, addr)
+	p.post("40")
+	p.poll()
+	pings := strings.Repeat("2\x1e", 10_000) + "2" // 10,001 pongs of one byte: far under 64 KiB as bytes
+	p.post(pings)
+	select {
+	case r := <-reasons:
+		if r != "transport error" {
+			t.Fatalf("reason %q", r)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("10,001 queued pongs did not pass a MaxBufferedBytes of 64 KiB")
+	}
+}
