@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // HandshakeError is a refused upgrade: the HTTP status, the extra response
@@ -72,7 +74,36 @@ func ReadRequest(b []byte, max int) (r *http.Request, n int, err error) {
 	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
 		return nil, 0, refuse(http.StatusBadRequest, "request has a body")
 	}
+	if err := checkHead(r); err != nil {
+		return nil, 0, err
+	}
 	return r, end, nil
+}
+
+// checkHead refuses what net/http's server refuses of a head that
+// http.ReadRequest parses: another HTTP major version (505), a malformed
+// Host, and header names or values that are not
+// tokens or text (a space before the colon makes the name "Content-Length "
+// to one reader and a length to another).
+func checkHead(r *http.Request) error {
+	if r.ProtoMajor != 1 {
+		return refuse(http.StatusHTTPVersionNotSupported, "unsupported protocol version")
+	}
+	// http.ReadRequest moved Host into r.Host (and refused two).
+	if !httpguts.ValidHostHeader(r.Host) {
+		return refuse(http.StatusBadRequest, "malformed Host header")
+	}
+	for k, vs := range r.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return refuse(http.StatusBadRequest, "invalid header name")
+		}
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return refuse(http.StatusBadRequest, "invalid header value")
+			}
+		}
+	}
+	return nil
 }
 
 // headReader reads a request head out of the bytes an event loop holds. Its
@@ -116,6 +147,9 @@ func headEnd(b []byte) int {
 func CheckRequest(r *http.Request) (key string, err error) {
 	if r.Method != http.MethodGet {
 		return "", refuse(http.StatusMethodNotAllowed, "a WebSocket upgrade must use GET", "Allow", "GET")
+	}
+	if r.ProtoMajor > 1 { // HTTP/2 and later do not upgrade (an HTTP/1 request line that says so is bogus)
+		return "", refuse(http.StatusHTTPVersionNotSupported, "unsupported protocol version")
 	}
 	if !r.ProtoAtLeast(1, 1) {
 		return "", refuse(http.StatusBadRequest, "a WebSocket upgrade needs HTTP/1.1")

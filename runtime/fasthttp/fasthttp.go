@@ -17,6 +17,7 @@
 package fasthttp
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -210,7 +211,7 @@ func toRequest(ctx *fh.RequestCtx) (*http.Request, error) {
 		RequestURI: rawURI,
 	}
 	switch n := ctx.Request.Header.ContentLength(); { // what the head announced: CheckRequest refuses a body
-	case n == -1:
+	case n == -1, announcesCoding(ctx.Request.Header.RawHeaders()): // fasthttp forgets a chunked body it read as empty
 		r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
 	case n > 0:
 		r.ContentLength = int64(n)
@@ -345,4 +346,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	errs = append(errs, s.ws.Shutdown(ctx))
 	s.bg.Wait()
 	return errors.Join(errs...)
+}
+
+// announcesCoding reports whether a raw request head has a
+// Transfer-Encoding line, whatever its value.
+func announcesCoding(raw []byte) bool {
+	for line := range bytes.Lines(raw) {
+		if name, _, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(bytes.TrimSpace(name), []byte("Transfer-Encoding")) {
+			return true
+		}
+	}
+	return false
 }

@@ -57,6 +57,23 @@ func handshakeCases() []testCase {
 		{name: "chunked body on an upgrade", head: func(addr string) string {
 			return req("GET", "/echo", with(key, "Transfer-Encoding: chunked")...)(addr) + "5\r\nhello\r\n0\r\n\r\n"
 		}, status: 400},
+		// Heads net/http's server refuses: every runtime refuses them on
+		// the upgrade path too (gnet parses upgrades itself).
+		{name: "space before a header's colon", head: func(addr string) string {
+			return req("GET", "/echo", with(key, "Content-Length : 6")...)(addr) + "\x81\x80abcd"
+		}, status: 400},
+		{name: "malformed Host", head: func(string) string {
+			return "GET /echo HTTP/1.1\r\nHost: a b\r\n" + strings.Join(with(key), "\r\n") + "\r\n\r\n"
+		}, status: 400},
+		{name: "two Host headers", head: func(addr string) string {
+			return "GET /echo HTTP/1.1\r\nHost: " + addr + "\r\nHost: " + addr + "\r\n" + strings.Join(with(key), "\r\n") + "\r\n\r\n"
+		}, status: 400},
+		{name: "HTTP/2.0 in the request line", head: func(addr string) string {
+			return "GET /echo HTTP/2.0\r\nHost: " + addr + "\r\n" + strings.Join(with(key), "\r\n") + "\r\n\r\n"
+		}, status: 505},
+		{name: "empty chunked body on an upgrade", head: func(addr string) string {
+			return req("GET", "/echo", with(key, "Transfer-Encoding: chunked")...)(addr) + "0\r\n\r\n"
+		}, status: 400},
 		{name: "header larger than the limit", opts: func(o *api.Options) { o.MaxHeaderBytes = 1024 }, head: req("GET", "/echo", with(key, "X-Big: "+strings.Repeat("a", 8192))...), status: 431},
 	}
 	var cases []testCase
