@@ -209,6 +209,12 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, he *wire.Handsha
 	for k, v := range he.Header {
 		w.Header()[k] = v
 	}
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+		// The body is not read: net/http would read it (to reuse the
+		// connection) before writing the answer, and wait as long as a
+		// client trickles it.
+		w.Header().Set("Connection", "close")
+	}
 	http.Error(w, he.Msg, he.Status)
 	s.obs.Handshake(he.Status)
 	s.obs.Refused(reason)

@@ -203,6 +203,28 @@ func handshakeCases() []testCase {
 			nc.Close()
 			<-cut
 		}},
+		testCase{name: "handshake/upgrade_with_a_trickled_body_is_refused_at_once", run: func(t *testing.T, k *kit) {
+			// Refused for its body, an upgrade gets its 400 without the
+			// server reading the body first: net/http did, and a client
+			// trickling a chunked body held the connection without an
+			// answer for as long as it went on.
+			// (fasthttp reads a body before any handler runs: it answers
+			// 408 once HandshakeTimeout, its read timeout, has passed.)
+			o := testOptions()
+			o.HandshakeTimeout = time.Second
+			s := k.echo(o)
+			nc, br := rawConn(t, s.addr)
+			io.WriteString(nc, "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+			nc.SetReadDeadline(time.Now().Add(3 * time.Second))
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("no answer within 3 s: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusRequestTimeout {
+				t.Fatalf("status %d, want 400 (or 408 from a runtime that reads bodies first)", resp.StatusCode)
+			}
+		}},
 		testCase{name: "handshake/max_connections_503", run: func(t *testing.T, k *kit) {
 			o := testOptions()
 			o.MaxConnections = 2
