@@ -149,7 +149,13 @@ func supervise(ctx context.Context, args []string, n int, addr, adminAddr string
 					}
 					return
 				}
-				if !served {
+				var ee *exec.ExitError
+				killed := errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled()
+				if !served && !killed {
+					// It exited by itself before serving (the address
+					// taken, a bad flag): the others would fail alike.
+					// One killed by a signal while starting (the OOM
+					// killer, an operator) is restarted as any other.
 					logger.Error("worker failed to start: stopping all workers", "worker", i, "pid", cmd.Process.Pid, "err", err)
 					failed.Store(true)
 					giveUp()
@@ -158,7 +164,7 @@ func supervise(ctx context.Context, args []string, n int, addr, adminAddr string
 				if time.Since(started) > 10*time.Second {
 					backoff = 100 * time.Millisecond
 				}
-				logger.Error("worker exited: restarting", "worker", i, "pid", cmd.Process.Pid, "err", err, "after", backoff)
+				logger.Error("worker exited: restarting", "worker", i, "pid", cmd.Process.Pid, "err", err, "served", served, "after", backoff)
 				select {
 				case <-time.After(backoff):
 				case <-ctx.Done():

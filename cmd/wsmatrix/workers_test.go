@@ -177,3 +177,58 @@ func TestWorkersThatCannotStart(t *testing.T) {
 		t.Fatalf("admin ports over the serve port: %v\n%s", err, out)
 	}
 }
+
+// TestWorkerKilledWhileStartingIsRestarted: a worker killed by a signal
+// before it serves (a replacement the OOM killer takes) is restarted, as
+// any worker that dies; only one that exits by itself before serving
+// stops them all. Killing a replacement right after it was started took
+// the whole server down.
+func TestWorkerKilledWhileStartingIsRestarted(t *testing.T) {
+	s := startServe(t, "--runtime=stdhttp", "--workers=2")
+	parent := s.cmd.Process.Pid
+	children := func() map[int]bool {
+		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(parent)).Output()
+		m := map[int]bool{}
+		for _, f := range strings.Fields(string(out)) {
+			pid, _ := strconv.Atoi(f)
+			m[pid] = true
+		}
+		return m
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(s.logText(), "served=false") && !strings.Contains(s.logText(), "worker failed to start") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no worker was killed before it served in 20 s of tries:\n%s", s.logText())
+		}
+		before := children()
+		for pid := range before {
+			syscall.Kill(pid, syscall.SIGKILL)
+			break
+		}
+		for time.Now().Before(deadline) { // its replacement: killed as soon as it is seen
+			now := children()
+			killed := false
+			for pid := range now {
+				if !before[pid] {
+					syscall.Kill(pid, syscall.SIGKILL)
+					killed = true
+				}
+			}
+			if killed {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if strings.Contains(s.logText(), "worker failed to start") {
+		t.Fatalf("a worker killed while starting stopped them all:\n%s", s.logText())
+	}
+	// Still serving: every worker comes back.
+	time.Sleep(time.Second)
+	resp, err := http.Get("http://" + s.addr + "/healthz")
+	if err != nil {
+		t.Fatalf("after the kills: %v\n%s", err, s.logText())
+	}
+	resp.Body.Close()
+}
