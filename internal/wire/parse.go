@@ -89,7 +89,8 @@ type Parser struct {
 // with 1009; limit <= 0 means no limit. With deflate (permessage-deflate
 // negotiated), RSV1 on the first frame of a data message marks it
 // compressed; without it, RSV1 is a protocol error. The limit then bounds
-// the compressed payload; Inflate bounds what it inflates to.
+// the compressed payload, with room for deflate's stored blocks
+// (deflateSlack); Inflate bounds what it inflates to.
 func NewParser(limit int64, deflate bool) *Parser { return &Parser{limit: limit, deflate: deflate} }
 
 // MaxHeaderLen is the longest frame header: 2 bytes, 8 of length, 4 of mask.
@@ -178,7 +179,7 @@ func (p *Parser) start(b []byte, ev *Event) (int, error) {
 		p.compressed = h.Rsv&4 != 0
 	}
 	p.msgLen += h.Length
-	if p.limit > 0 && p.msgLen > p.limit {
+	if p.limit > 0 && p.msgLen > p.limit+p.deflateSlack() {
 		return 0, p.tooBig()
 	}
 	p.fragmented = !h.Fin
@@ -190,6 +191,18 @@ func (p *Parser) start(b []byte, ev *Event) (int, error) {
 // Done reports whether the parser takes nothing more: a close frame was
 // parsed, or it failed. What follows is discarded.
 func (p *Parser) Done() bool { return p.closed || p.err != nil }
+
+// deflateSlack is what a compressed message may take beyond the limit on
+// the wire: a message that does not compress goes out in stored blocks,
+// 5 bytes each (of up to 64 KiB) more than its length, and the limit
+// bounds what it inflates to (Inflate). 1/1024 of the limit and 64 bytes
+// cover blocks of 1 KiB and more.
+func (p *Parser) deflateSlack() int64 {
+	if !p.compressed {
+		return 0
+	}
+	return p.limit>>10 + 64
+}
 
 // tooBig fails a message longer than the limit with 1009.
 //
