@@ -161,7 +161,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	durationVar(fs, &o.IdleTimeout, "idle-timeout", 0, "close a connection that sent no message for this `duration` (pings and pongs don't count); 0 disables")
 	durationVar(fs, &o.WriteTimeout, "write-timeout", api.DefaultWriteTimeout, "`duration` bound on one socket write and on waiting for a full send queue; 0 disables")
 	durationVar(fs, &o.CloseTimeout, "close-timeout", api.DefaultCloseTimeout, "`duration` to wait for the peer's answer to a close frame")
-	fs.IntVar(&o.MaxConnections, "max-connections", 0, "most open WebSocket connections (past it: 503); 0 means no bound")
+	fs.IntVar(&o.MaxConnections, "max-connections", 0, "most open WebSocket connections, and most Socket.IO sessions (past it: 503); 0 means no bound")
 	fs.IntVar(&o.SendQueueBytes, "send-queue-bytes", api.DefaultSendQueueBytes, "bytes that may wait to be written per connection (one message is always taken)")
 	fs.IntVar(&o.InboxSize, "inbox", api.DefaultInboxSize, "received messages that may wait for the handler per connection")
 	fs.IntVar(&o.InboxBytes, "inbox-bytes", api.DefaultInboxBytes, "bytes of received messages that may wait for a busy handler per connection")
@@ -306,7 +306,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	router.Handle("/echo-event", handlers.EchoEvent)
 	router.Handle("/chat/{room}", handlers.Chat(h))
 	router.Handle("/broadcast", handlers.Room(h, "/broadcast"))
-	sio := socketio.New(socketio.Options{Hub: h, Logger: logger})
+	sio := socketio.New(socketio.Options{Hub: h, Logger: logger, MaxSessions: o.MaxConnections}) // a polling session holds its request as a connection does
 	defer sio.Close()
 	serveSocketIO(sio)
 	sio.Mount(router, "/socket.io/")
