@@ -263,7 +263,7 @@ func (m *Member) joinLocked(rooms []string) {
 		return
 	}
 	for _, r := range rooms {
-		if !slices.Contains(m.rooms, r) {
+		if _, in := m.h.rooms[r][m]; !in { // the room's set, not m.rooms: a join costs the same at any number of rooms
 			m.rooms = append(m.rooms, r)
 			addTo(m.h.rooms, r, m)
 		}
@@ -281,10 +281,13 @@ func (m *Member) Leave(rooms ...string) *Member {
 
 func (m *Member) leaveLocked(rooms []string) {
 	for _, r := range rooms {
+		if _, in := m.h.rooms[r][m]; !in {
+			continue
+		}
 		if i := slices.Index(m.rooms, r); i >= 0 {
 			m.rooms = slices.Delete(m.rooms, i, i+1)
-			removeFrom(m.h.rooms, r, m)
 		}
+		removeFrom(m.h.rooms, r, m)
 	}
 }
 
@@ -300,7 +303,10 @@ func (m *Member) detach() {
 	h := m.h
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m.leaveLocked(slices.Clone(m.rooms))
+	for _, r := range m.rooms { // all of them: no search in m.rooms (quadratic in its rooms, under h.mu)
+		removeFrom(h.rooms, r, m)
+	}
+	m.rooms = nil
 	if m.user != "" {
 		removeFrom(h.users, m.user, m)
 	}

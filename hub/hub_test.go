@@ -598,3 +598,4 @@ func TestRedisURLErrorHidesThePassword(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
