@@ -598,4 +598,3 @@ func TestRedisURLErrorHidesThePassword(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
-
