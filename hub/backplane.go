@@ -25,6 +25,10 @@ import (
 // members only (Stats.Uncrossed counts those). A hub never waits for the
 // backplane to send: when the publisher is behind by 4,096 envelopes, the
 // next ones are delivered in this process only, counted the same way.
+// A broker that stalls without dropping the connection (stopped, out of
+// memory) is not known to be down until the subscription times out:
+// what is published meanwhile is lost, for this process's members too,
+// as the hub learns of it only from its subscription.
 type Backplane interface {
 	// Publish sends one encoded envelope to every subscriber. It may
 	// block on the network; a hub calls it from one goroutine of its own.
