@@ -26,9 +26,11 @@ import (
 // backplane to send: when the publisher is behind by 4,096 envelopes, the
 // next ones are delivered in this process only, counted the same way.
 // A broker that stalls without dropping the connection (stopped, out of
-// memory) is not known to be down until the subscription times out:
-// what is published meanwhile is lost, for this process's members too,
-// as the hub learns of it only from its subscription.
+// memory) is known to be down once the subscription's ping times out
+// (2-4 s): what the hub publishes once the broker answers again while
+// its own subscription is still down is delivered to its own members as
+// well (Stats.Uncrossed); what other hubs published meanwhile does not
+// reach this one.
 type Backplane interface {
 	// Publish sends one encoded envelope to every subscriber. It may
 	// block on the network; a hub calls it from one goroutine of its own.

@@ -68,6 +68,13 @@ func (h *Hub) publishLoop() {
 					h.log.Warn("hub: backplane publish failed: delivering in this process only", "err", err)
 				}
 				h.toInbox(e)
+			} else if !h.up.Load() {
+				// Published while this hub's own subscription is down (a
+				// broker that stalled, then answered): the others get
+				// it, this hub never will. (Should the subscription come
+				// back in the moment between, the envelope comes twice.)
+				h.st.uncrossed.Add(1)
+				h.toInbox(e)
 			}
 		}
 	}

@@ -598,3 +598,34 @@ func TestRedisURLErrorHidesThePassword(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// TestRedisStallLosesNothingHere: Redis stalls (stopped, not dead) while a
+// member talks: what the hub could not publish is delivered here, and what
+// it publishes once Redis answers again, while its own subscription is
+// still down, is delivered here too — it would never come back. All of
+// it was lost to the sender's own room (196 of 486 messages in the
+// adversarial run).
+func TestRedisStallLosesNothingHere(t *testing.T) {
+	rs := redistest.Start(t)
+	bp, err := hub.NewRedis(rs.URL(), hub.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(hub.Options{Backplane: bp, Logger: quietLogger(t)})
+	defer h.Close()
+	waitFor(t, "subscribed", func() bool { return h.Stats().BackplaneUp })
+	base := chatServer(t, "stdhttp", h, api.Options{})
+	a, b := join(t, base, "/chat/r"), join(t, base, "/chat/r")
+	rs.Pause()
+	const n = 20
+	for i := range n {
+		a.say("m" + strconv.Itoa(i))
+	}
+	waitFor(t, "the subscription seen down", func() bool { return !h.Stats().BackplaneUp })
+	rs.Resume()
+	for i := range n {
+		if got, want := b.read(), "m"+strconv.Itoa(i); got != want {
+			t.Fatalf("message %d: %q, want %q", i, got, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -103,6 +104,13 @@ func (s *Server) Stop() {
 	<-s.exited
 	s.cmd = nil
 }
+
+// Pause stops the server without ending it (SIGSTOP), as a broker that
+// stalls: connections stay open and nothing is answered.
+func (s *Server) Pause() { s.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume lets a paused server go on (SIGCONT).
+func (s *Server) Resume() { s.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Restart starts the server again on the same port.
 func (s *Server) Restart() {
