@@ -232,9 +232,20 @@ func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request, h api.Handler
 	// The 101 and the handler's frames go to the socket directly: with
 	// HijackSetNoResponse fasthttp writes nothing more on it. Reading waits
 	// for the hijack, which hands over what fasthttp buffered.
+	//
+	// Behind earlier requests on the connection, fasthttp may still hold
+	// their answers (it writes pipelined answers together after the last):
+	// the upgrade's writes then wait in held until the hijack, which
+	// fasthttp runs once it has written them.
+	var out net.Conn = raw
+	var held *heldConn
+	if ctx.ConnRequestNum() > 1 {
+		held = &heldConn{Conn: raw}
+		out = held
+	}
 	c := s.ws.Upgrade(w, r, func() (conn.Transport, netip.AddrPort, error) {
 		u.upgraded = true
-		return conn.NetTransport(raw, s.ws.Options().WriteTimeout), conn.AddrPort(raw.RemoteAddr()), nil
+		return conn.NetTransport(out, s.ws.Options().WriteTimeout), conn.AddrPort(raw.RemoteAddr()), nil
 	})
 	if c == nil {
 		return
@@ -243,8 +254,43 @@ func (u *upgrader) upgrade(w http.ResponseWriter, r *http.Request, h api.Handler
 	keep := s.keepHijacked
 	s.mu.Unlock()
 	ctx.HijackSetNoResponse(true)
-	ctx.Hijack(func(hc net.Conn) { s.hijacked(c, hc, raw, keep) })
+	ctx.Hijack(func(hc net.Conn) {
+		if held != nil && held.release() != nil {
+			c.Gone(errors.New("wsmatrix: fasthttp: writing the upgrade's answer failed"))
+			return
+		}
+		s.hijacked(c, hc, raw, keep)
+	})
 	go c.Run(h)
+}
+
+// heldConn keeps what is written to it until release, then writes it and
+// everything after straight through.
+type heldConn struct {
+	net.Conn
+	mu       sync.Mutex
+	held     []byte
+	released bool
+}
+
+func (h *heldConn) Write(b []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.released {
+		h.held = append(h.held, b...)
+		return len(b), nil
+	}
+	return h.Conn.Write(b)
+}
+
+// release writes what was held; no Write overtakes it.
+func (h *heldConn) release() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.released = true
+	_, err := h.Conn.Write(h.held)
+	h.held = nil
+	return err
 }
 
 // hijacked runs once fasthttp gave the connection up: it reads frames.

@@ -86,6 +86,33 @@ func httpCases() []testCase {
 				t.Fatalf("%d of 49 requests reused the connection", reused)
 			}
 		}},
+		{"http/upgrade_pipelined_behind_pages_answered_after_them", func(t *testing.T, k *kit) {
+			// Responses go out in the order of the requests (RFC 9112
+			// 9.3.2), the 101 of an upgrade pipelined behind pages
+			// included: fasthttp held the pages' answers until the last
+			// request and the 101 went out before them.
+			s := k.app(testOptions())
+			nc, br := rawConn(t, s.addr)
+			io.WriteString(nc, "GET /hello?n=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello?n=2 HTTP/1.1\r\nHost: x\r\n\r\n"+
+				"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+			for i := 1; i <= 2; i++ {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("response %d: %v", i, err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != 200 || string(body) != "hello "+strconv.Itoa(i) {
+					t.Fatalf("response %d: %d %q, want the page", i, resp.StatusCode, body)
+				}
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("third response: %v %v, want 101", resp, err)
+			}
+			c := &client{t: t, conn: nc, br: br}
+			c.text("after the pages")
+			c.expectMessage(ws.OpText, []byte("after the pages"))
+		}},
 		{"http/pipelined_requests_answered_in_order", func(t *testing.T, k *kit) {
 			s := k.app(testOptions())
 			nc, br := rawConn(t, s.addr)
