@@ -40,6 +40,7 @@ type Conn struct {
 	msgCompressed bool
 	proto         uint16      // the subprotocol: 1 + its index in Options.Subprotocols, or 0
 	paused        atomic.Bool // Feed stopped: the inbox is over its bounds
+	inEvent       atomic.Bool // a pool worker runs this connection's callback
 
 	// Lock-free mirrors for Feed's pause rule.
 	inBytes  atomic.Int64 // bytes in the inbox

@@ -17,6 +17,7 @@ type pool struct {
 	ready   []*Conn
 	head    int
 	running int
+	blocked int // workers whose callback waits in Send: they do not count toward max
 	idle    int           // workers waiting in linger
 	wake    chan struct{} // one token per woken idle worker
 	wg      sync.WaitGroup
@@ -32,14 +33,38 @@ func (p *pool) schedule(c *Conn) {
 	case p.idle > 0:
 		p.idle--
 		p.wake <- struct{}{} // buffered for every worker: never blocks
-	case p.running < p.max:
-		if p.wake == nil {
-			p.wake = make(chan struct{}, p.max)
-		}
-		p.running++
-		p.wg.Add(1)
-		go p.work()
+	case p.running-p.blocked < p.max:
+		p.startLocked()
 	}
+	p.mu.Unlock()
+}
+
+func (p *pool) startLocked() {
+	if p.wake == nil {
+		p.wake = make(chan struct{}, p.max)
+	}
+	p.running++
+	p.wg.Add(1)
+	go p.work()
+}
+
+// block marks a worker as waiting in Send (for room a peer may never
+// make): while it waits, it does not count toward max, and connections
+// that wait to be run get a new worker. So peers that read nothing hold
+// the goroutines of their own callbacks, not everyone's.
+func (p *pool) block() {
+	p.mu.Lock()
+	p.blocked++
+	if p.head < len(p.ready) && p.idle == 0 && p.running-p.blocked < p.max {
+		p.startLocked()
+	}
+	p.mu.Unlock()
+}
+
+// unblock ends block; a worker over max exits once idle (linger).
+func (p *pool) unblock() {
+	p.mu.Lock()
+	p.blocked--
 	p.mu.Unlock()
 }
 

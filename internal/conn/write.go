@@ -288,6 +288,7 @@ func (c *Conn) waitRoomLocked(size int, deadline time.Time) (gotRoom bool) {
 			x.waitSince = time.Now()
 		}
 	}()
+	defer c.poolWaits()()
 	noDeadline := c.srv.opts.WriteTimeout <= 0
 	if bl, ok := c.t.(Backlogger); ok && c.w.queued == 0 {
 		c.wmu.Unlock()
@@ -322,6 +323,20 @@ func (c *Conn) waitRoomLocked(size int, deadline time.Time) (gotRoom bool) {
 	c.wmu.Lock()
 	return ok
 }
+
+// poolWaits tells the pool, when this connection's callback is running,
+// that a Send is about to wait for the peer (its worker, or one beside
+// it): the pool may run another worker meanwhile. It returns what ends
+// the wait.
+func (c *Conn) poolWaits() (done func()) {
+	if !c.inEvent.Load() {
+		return noWait
+	}
+	c.srv.pool.block()
+	return c.srv.pool.unblock
+}
+
+func noWait() {}
 
 // queueFull closes the connection with 1008 and reason, and returns err.
 func (c *Conn) queueFull(reason string, err error) error {
@@ -680,6 +695,7 @@ func (c *Conn) writeRest(a, b []byte, n int, mayWait bool) error {
 // progress for that long is a queue that never emptied: ErrQueueFull, and
 // the connection closes with 1008 once what is left of the frame is out.
 func (c *Conn) writeWaiting(a, b []byte) error {
+	defer c.poolWaits()()
 	for i, p := range [2][]byte{a, b} {
 		if len(p) == 0 {
 			continue
