@@ -5,7 +5,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -186,12 +188,15 @@ func TestWorkersThatCannotStart(t *testing.T) {
 func TestWorkerKilledWhileStartingIsRestarted(t *testing.T) {
 	s := startServe(t, "--runtime=stdhttp", "--workers=2")
 	parent := s.cmd.Process.Pid
-	children := func() map[int]bool {
-		out, _ := exec.Command("pgrep", "-P", strconv.Itoa(parent)).Output()
+	children := func() map[int]bool { // from /proc, at once: a replacement serves within milliseconds
 		m := map[int]bool{}
-		for _, f := range strings.Fields(string(out)) {
-			pid, _ := strconv.Atoi(f)
-			m[pid] = true
+		tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(parent) + "/task/*/children")
+		for _, f := range tasks {
+			b, _ := os.ReadFile(f)
+			for _, f := range strings.Fields(string(b)) {
+				pid, _ := strconv.Atoi(f)
+				m[pid] = true
+			}
 		}
 		return m
 	}
@@ -217,7 +222,6 @@ func TestWorkerKilledWhileStartingIsRestarted(t *testing.T) {
 			if killed {
 				break
 			}
-			time.Sleep(time.Millisecond)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
