@@ -66,7 +66,7 @@ func tcpConnTuned(t *testing.T, s *Server, prefix []byte, tune func(*net.TCPConn
 	}
 	s.admit()
 	r := httptest.NewRequest(http.MethodGet, "/t", nil)
-	tr := NetTransport(server, 10*time.Second)
+	tr := NetTransport(server, min(s.opts.WriteTimeout, 10*time.Second))
 	if wrapTransport != nil {
 		tr = wrapTransport(tr)
 	}

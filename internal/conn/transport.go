@@ -99,10 +99,15 @@ type netTransport struct {
 }
 
 func (t *netTransport) Write(b []byte) (int, error) {
-	if t.timeout > 0 {
-		t.c.SetWriteDeadline(time.Now().Add(t.timeout))
+	if t.timeout <= 0 {
+		return t.c.Write(b)
 	}
-	return t.c.Write(b)
+	t.c.SetWriteDeadline(time.Now().Add(t.timeout))
+	n, err := t.c.Write(b)
+	// Not left for later writes: TryWrite (RawConn.Write) checks the
+	// deadline too, and would fail once it passed, however idle since.
+	t.c.SetWriteDeadline(time.Time{})
+	return n, err
 }
 
 func (t *netTransport) Close() error { return t.c.Close() }
