@@ -54,6 +54,17 @@ func (p epacket) sendOn(ws api.Conn) error {
 	return ws.Send(api.Message{Type: api.Text, Data: p.text})
 }
 
+// trySendOn is sendOn without waiting for room: with the queue full the
+// WebSocket closes (1008). The upgrade's hand-over uses it, under sendMu,
+// which the hub's delivery to this session waits for.
+func (p epacket) trySendOn(ws api.Conn) error {
+	m := api.Message{Type: api.Text, Data: p.text}
+	if p.binary != nil {
+		m = api.Message{Type: api.Binary, Data: p.binary}
+	}
+	return ws.TrySendPrepared(api.NewPreparedMessage(m), true)
+}
+
 // session is one Engine.IO connection: long-polling until (and unless)
 // it upgrades to WebSocket.
 type session struct {
@@ -146,7 +157,11 @@ func (sess *session) heartbeat() {
 	sess.waitPong = true
 	sess.timer.Reset(sess.srv.opts.PingTimeout)
 	sess.mu.Unlock()
-	sess.sendAlone(epacket{text: []byte{ePing}})
+	// Without sendMu: an Engine.IO ping between a packet and its
+	// attachments never reaches the client's Socket.IO decoder, and holding
+	// sendMu while a peer that reads nothing makes Send wait would hold
+	// the hub's delivery to this session, and so to everyone.
+	sess.send(epacket{text: []byte{ePing}}, false)
 }
 
 func (sess *session) pong() {
@@ -187,7 +202,9 @@ func (sess *session) send(p epacket, dropIfFull bool) error {
 		if dropIfFull {
 			return api.ErrQueueFull
 		}
-		sess.close("transport error")
+		// Not on this stack: the sender may hold sendMu, and OnDisconnect,
+		// which close runs, may emit on this session.
+		go sess.close("transport error")
 		return fmt.Errorf("socketio: %w: %d bytes wait for a poll", api.ErrQueueFull, sess.queued)
 	}
 	sess.queue = append(sess.queue, p)
@@ -438,7 +455,7 @@ func (sess *session) onText(p []byte) bool {
 	case ePong:
 		sess.pong()
 	case ePing: // a v3 client's, or a probe outside an upgrade
-		sess.sendAlone(epacket{text: append([]byte{ePong}, p[1:]...)})
+		sess.send(epacket{text: append([]byte{ePong}, p[1:]...)}, false) // without sendMu, as the heartbeat's ping
 	case eMessage:
 		return sess.onMessage(p[1:])
 	case eNoop, eUpgrade:
@@ -542,7 +559,9 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 			sess.wakeLocked()
 			sess.mu.Unlock()
 			for _, p := range queued {
-				p.sendOn(ws)
+				if p.trySendOn(ws) != nil {
+					break // the WebSocket closes: a client that does not read what it asked for
+				}
 			}
 			sess.sendMu.Unlock()
 		default:

@@ -49,7 +49,12 @@ func TestChatRoomsCannotReachSocketIORooms(t *testing.T) {
 	defer c.Close() // before the server's shutdown, which waits for it
 	c.ReadMessage() // open
 	c.WriteMessage(websocket.TextMessage, []byte("40"))
-	c.ReadMessage() // connected: joined "private"
+	c.ReadMessage() // connected; OnConnection joins "private" just after
+	for deadline := time.Now().Add(5 * time.Second); len(h.LocalMembers(socketio.HubRoom("/", "private"))) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the socket did not join its room")
+		}
+	}
 	for _, room := range []string{socketio.HubRoom("/", "private"), socketio.HubRoom("/", "")} {
 		chat, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/chat/"+url.PathEscape(room), nil)
 		if err != nil {
