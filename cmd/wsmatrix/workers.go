@@ -150,7 +150,11 @@ func supervise(ctx context.Context, args []string, n int, addr, adminAddr string
 					return
 				}
 				var ee *exec.ExitError
-				killed := errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled()
+				killed := false // by the OOM killer or an operator; a crash (SIGABRT, SIGSEGV) is its own doing
+				if errors.As(err, &ee) {
+					st := ee.Sys().(syscall.WaitStatus)
+					killed = st.Signaled() && (st.Signal() == syscall.SIGKILL || st.Signal() == syscall.SIGTERM || st.Signal() == syscall.SIGINT)
+				}
 				if !served && !killed {
 					// It exited by itself before serving (the address
 					// taken, a bad flag): the others would fail alike.

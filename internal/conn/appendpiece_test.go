@@ -14,7 +14,7 @@ func TestManySmallFramesGrowTheMessageByDoubling(t *testing.T) {
 	piece := []byte{'x'}
 	for range 100_000 {
 		n, c := len(msg), cap(msg)
-		msg = appendPiece(msg, piece, 0)
+		msg = appendPiece(msg, piece, 0, false)
 		if cap(msg) != c {
 			grown++
 			copied += n
@@ -27,7 +27,7 @@ func TestManySmallFramesGrowTheMessageByDoubling(t *testing.T) {
 		t.Fatalf("100,000 one-byte frames: the buffer grew %d times, copying %d bytes", grown, copied)
 	}
 	// A long frame still goes straight to its end once that is near.
-	msg = appendPiece(make([]byte, 0, 600), make([]byte, 1000), 400)
+	msg = appendPiece(make([]byte, 0, 600), make([]byte, 1000), 400, false)
 	if cap(msg) < 1400 || cap(msg) > 1408 { // 1408: the allocator's size class
 		t.Fatalf("a frame with 400 bytes to come: cap %d, want 1400", cap(msg))
 	}

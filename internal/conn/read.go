@@ -600,7 +600,7 @@ func (c *Conn) mustPause() bool {
 	}
 	limit := int64(c.srv.opts.InboxBytes)
 	if n == 0 && c.waiting.Load() > 0 {
-		limit = max(limit, c.srv.opts.ReadLimit+1) // the parser enforces ReadLimit itself
+		limit = max(limit, c.srv.opts.ReadLimit+wire.DeflateSlack(c.srv.opts.ReadLimit)+1) // the parser enforces ReadLimit (and a compressed message's slack) itself
 	}
 	return held >= limit
 }
@@ -638,7 +638,7 @@ func (c *Conn) checkFlood(unused int) {
 // handler on an event loop, the input not parsed yet included: room for
 // one message of any allowed size, max(ReadLimit, InboxBytes).
 func (s *Server) InputBudget() int64 {
-	return max(s.opts.ReadLimit, int64(s.opts.InboxBytes))
+	return max(s.opts.ReadLimit+wire.DeflateSlack(s.opts.ReadLimit), int64(s.opts.InboxBytes))
 }
 
 // peerNotReading reports whether the peer is reading nothing it is sent:
@@ -698,7 +698,7 @@ func (c *Conn) resumeReader() {
 //
 //go:noinline
 func (c *Conn) appendToMsg(ev *wire.Event) {
-	c.msg = appendPiece(c.msg, ev.Payload, ev.FrameRest)
+	c.msg = appendPiece(c.msg, ev.Payload, ev.FrameRest, ev.Fin)
 }
 
 // appendPiece appends a piece of a message to what came before. The buffer
@@ -706,14 +706,15 @@ func (c *Conn) appendToMsg(ev *wire.Event) {
 // slowly holds about what it sent) and goes straight to the frame's end
 // once that is near: a long frame costs about twice its length in
 // allocations, where append's gentler growth costs five times.
-func appendPiece(msg, piece []byte, rest int64) []byte {
+func appendPiece(msg, piece []byte, rest int64, fin bool) []byte {
 	need := len(msg) + len(piece)
 	if need > cap(msg) {
 		size := max(2*cap(msg), need)
-		// Within a frame its end is known; at a frame's end (rest 0) the
-		// message's is not, and growing to just what is needed would copy
-		// the message again at every frame.
-		if end := int64(need) + rest; rest > 0 && end <= int64(size)+int64(size)/2 {
+		// Within a frame its end is known, and at the last frame's end
+		// the message's; at another frame's end (rest 0, not fin) it is
+		// not, and growing to just what is needed would copy the message
+		// again at every frame.
+		if end := int64(need) + rest; (rest > 0 || fin) && end <= int64(size)+int64(size)/2 {
 			size = int(end)
 		}
 		grown := msgbuf.Get(size)[:len(msg)]

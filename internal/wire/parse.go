@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"math"
 	"strconv"
 	"unicode/utf8"
 
@@ -179,7 +180,7 @@ func (p *Parser) start(b []byte, ev *Event) (int, error) {
 		p.compressed = h.Rsv&4 != 0
 	}
 	p.msgLen += h.Length
-	if p.limit > 0 && p.msgLen > p.limit+p.deflateSlack() {
+	if p.limit > 0 && p.msgLen > p.limit+p.deflateSlack() { // no overflow: DeflateSlack stops at MaxInt64
 		return 0, p.tooBig()
 	}
 	p.fragmented = !h.Fin
@@ -201,7 +202,18 @@ func (p *Parser) deflateSlack() int64 {
 	if !p.compressed {
 		return 0
 	}
-	return p.limit>>10 + 64
+	return DeflateSlack(p.limit)
+}
+
+// DeflateSlack is what a compressed message of up to limit bytes may take
+// beyond limit on the wire (limit + DeflateSlack(limit) never overflows).
+// Whoever bounds what waits for a handler allows it too.
+func DeflateSlack(limit int64) int64 {
+	s := limit>>10 + 64
+	if limit > math.MaxInt64-s {
+		return math.MaxInt64 - limit
+	}
+	return s
 }
 
 // tooBig fails a message longer than the limit with 1009.
