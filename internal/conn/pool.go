@@ -17,7 +17,7 @@ type pool struct {
 	ready   []*Conn
 	head    int
 	running int
-	blocked int // workers whose callback waits in Send: they do not count toward max
+	blocked int           // workers whose callback waits in Send: they do not count toward max
 	idle    int           // workers waiting in linger
 	wake    chan struct{} // one token per woken idle worker
 	wg      sync.WaitGroup
