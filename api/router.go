@@ -62,14 +62,17 @@ func (e *entry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (e *entry) route(r *http.Request) hook.Route {
-	if e.ws != nil && isUpgrade(r) {
+	if e.ws != nil && IsUpgrade(r) {
 		return hook.WebSocket
 	}
 	return hook.Page
 }
 
-// isUpgrade reports whether r asks for a WebSocket.
-func isUpgrade(r *http.Request) bool {
+// IsUpgrade reports whether r asks for a WebSocket: its Upgrade header
+// has the websocket token. It is how the router tells a WebSocket request
+// from a page request on the same path, for middleware that must tell
+// them apart too (an Upgrade of h2c is a page request).
+func IsUpgrade(r *http.Request) bool {
 	for _, v := range r.Header.Values("Upgrade") {
 		for t := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(t), "websocket") {
@@ -233,7 +236,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type upgradeHandler struct{ h Handler }
 
 func (u upgradeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !isUpgrade(r) {
+	if !IsUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
 		w.Header().Set("Connection", "Upgrade")
 		w.Header().Set("Sec-WebSocket-Version", "13")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	neturl "net/url"
-	"strconv"
 	"sync"
 	"time"
 
@@ -58,6 +57,7 @@ type RedisOptions struct {
 type Redis struct {
 	client  *redis.Client
 	channel string
+	url     string // with its password masked
 	once    sync.Once
 }
 
@@ -68,7 +68,7 @@ var _ Backplane = (*Redis)(nil)
 func NewRedis(url string, o RedisOptions) (*Redis, error) {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
-		return nil, fmt.Errorf("hub: redis url %s: %w (want redis://[user:password@]host:port[/db], or rediss:// for TLS)", redacted(url), err)
+		return nil, fmt.Errorf("hub: redis url %q: %w (want redis://[user:password@]host:port[/db], or rediss:// for TLS)", redacted(url), err)
 	}
 	// Fail fast when Redis is away: a hub delivers locally meanwhile, and
 	// an emitter's caller gets the error.
@@ -79,16 +79,19 @@ func NewRedis(url string, o RedisOptions) (*Redis, error) {
 	if o.Channel == "" {
 		o.Channel = "wsmatrix"
 	}
-	return &Redis{client: redis.NewClient(opt), channel: o.Channel}, nil
+	return &Redis{client: redis.NewClient(opt), channel: o.Channel, url: redacted(url)}, nil
 }
 
-// redacted is a Redis URL fit for an error: its password masked.
+// String is the Redis URL, its password masked: fit for a log line.
+func (r *Redis) String() string { return r.url }
+
+// redacted is a Redis URL with its password masked.
 func redacted(s string) string {
 	u, err := neturl.Parse(s)
 	if err != nil {
 		return "(not a URL)"
 	}
-	return strconv.Quote(u.Redacted())
+	return u.Redacted()
 }
 
 // Publish implements Backplane.

@@ -408,13 +408,7 @@ func TestRedisAcrossHubs(t *testing.T) {
 	var hubs []*hub.Hub
 	var bases []string
 	for _, rt := range []string{"stdhttp", "fasthttp", "gnet"} {
-		bp, err := hub.NewRedis(rs.URL(), hub.RedisOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := hub.New(hub.Options{Backplane: bp, Logger: quietLogger(t)})
-		defer h.Close()
-		waitFor(t, "subscribed", func() bool { return h.Stats().BackplaneUp })
+		h := redisHub(t, rs.URL())
 		hubs = append(hubs, h)
 		bases = append(bases, chatServer(t, rt, h, api.Options{}))
 	}
@@ -475,13 +469,7 @@ func TestRedisRestart(t *testing.T) {
 	var hubs []*hub.Hub
 	var cs []*client
 	for _, rt := range []string{"stdhttp", "gnet"} {
-		bp, err := hub.NewRedis(rs.URL(), hub.RedisOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := hub.New(hub.Options{Backplane: bp, Logger: quietLogger(t)})
-		defer h.Close()
-		waitFor(t, "subscribed", func() bool { return h.Stats().BackplaneUp })
+		h := redisHub(t, rs.URL())
 		hubs = append(hubs, h)
 		base := chatServer(t, rt, h, api.Options{})
 		cs = append(cs, join(t, base, "/chat/r"), join(t, base, "/chat/r"))
@@ -607,13 +595,7 @@ func TestRedisURLErrorHidesThePassword(t *testing.T) {
 // adversarial run).
 func TestRedisStallLosesNothingHere(t *testing.T) {
 	rs := redistest.Start(t)
-	bp, err := hub.NewRedis(rs.URL(), hub.RedisOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := hub.New(hub.Options{Backplane: bp, Logger: quietLogger(t)})
-	defer h.Close()
-	waitFor(t, "subscribed", func() bool { return h.Stats().BackplaneUp })
+	h := redisHub(t, rs.URL())
 	base := chatServer(t, "stdhttp", h, api.Options{})
 	a, b := join(t, base, "/chat/r"), join(t, base, "/chat/r")
 	rs.Pause()
@@ -628,4 +610,18 @@ func TestRedisStallLosesNothingHere(t *testing.T) {
 			t.Fatalf("message %d: %q, want %q", i, got, want)
 		}
 	}
+}
+
+// redisHub is a hub on the Redis at url, subscribed, closed at the end of
+// the test.
+func redisHub(t *testing.T, url string) *hub.Hub {
+	t.Helper()
+	bp, err := hub.NewRedis(url, hub.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hub.New(hub.Options{Backplane: bp, Logger: quietLogger(t)})
+	t.Cleanup(func() { h.Close() })
+	waitFor(t, "subscribed", func() bool { return h.Stats().BackplaneUp })
+	return h
 }

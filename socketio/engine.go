@@ -316,20 +316,31 @@ func engineError(w http.ResponseWriter, code int, msg string) {
 	json.NewEncoder(w).Encode(map[string]any{"code": code, "message": msg})
 }
 
+// refusedLocked answers, with mu held (which it then releases), a
+// polling request the session cannot take, and reports whether it did: one
+// left from before the upgrade gets 400 and the session goes on (as
+// Node.js's TRANSPORT_MISMATCH); one that overlaps another of its kind
+// (the protocol allows one GET and one POST at a time) gets 400 and ends
+// the session.
+func (sess *session) refusedLocked(w http.ResponseWriter, overlaps bool) bool {
+	if sess.ws == nil && !overlaps {
+		return false
+	}
+	upgraded := sess.ws != nil
+	sess.mu.Unlock()
+	engineError(w, 3, "Bad request")
+	if !upgraded {
+		sess.close("transport error")
+	}
+	return true
+}
+
 // servePoll answers a GET with what is queued, waiting for something for
 // at most PingInterval + PingTimeout. A second concurrent poll ends the
 // session (the protocol allows one).
 func (sess *session) servePoll(w http.ResponseWriter, r *http.Request) {
 	sess.mu.Lock()
-	if sess.ws != nil { // a request left from before the upgrade: the session goes on (as Node.js's TRANSPORT_MISMATCH)
-		sess.mu.Unlock()
-		engineError(w, 3, "Bad request")
-		return
-	}
-	if sess.polling {
-		sess.mu.Unlock()
-		engineError(w, 3, "Bad request")
-		sess.close("transport error")
+	if sess.refusedLocked(w, sess.polling) {
 		return
 	}
 	if len(sess.queue) == 0 && !sess.closed && sess.probing == 0 {
@@ -387,15 +398,7 @@ func writePayload(w http.ResponseWriter, ps []epacket) {
 // time); one after the upgrade is refused and the session goes on.
 func (sess *session) servePost(w http.ResponseWriter, r *http.Request) {
 	sess.mu.Lock()
-	switch {
-	case sess.ws != nil:
-		sess.mu.Unlock()
-		engineError(w, 3, "Bad request")
-		return
-	case sess.posting:
-		sess.mu.Unlock()
-		engineError(w, 3, "Bad request")
-		sess.close("transport error")
+	if sess.refusedLocked(w, sess.posting) {
 		return
 	}
 	sess.posting = true
@@ -540,15 +543,12 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 			// sendMu until it has, then find the WebSocket.
 			sess.sendMu.Lock()
 			sess.mu.Lock()
-			t, waiting := sess.probes[ws] // not: its UpgradeTimeout passed
-			if sess.closed || sess.ws != nil || !waiting {
+			if sess.closed || sess.ws != nil || !sess.dropProbeLocked(ws) { // not a probe any more: its UpgradeTimeout passed
 				sess.mu.Unlock()
 				sess.sendMu.Unlock()
 				ws.Close(api.StatusPolicyViolation, "bad upgrade")
 				return
 			}
-			t.Stop()
-			delete(sess.probes, ws)
 			queued := sess.queue
 			sess.queue, sess.queued = nil, 0
 			sess.ws = ws
@@ -575,6 +575,10 @@ func (s *Server) serveWebSocket(ws api.Conn) {
 func (sess *session) dropProbe(ws api.Conn) bool {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
+	return sess.dropProbeLocked(ws)
+}
+
+func (sess *session) dropProbeLocked(ws api.Conn) bool {
 	t, ok := sess.probes[ws]
 	if ok {
 		t.Stop()

@@ -129,7 +129,7 @@ func (s *Server) Mount(r *api.Router, path string) {
 // middleware of its own).
 func (s *Server) checkHandshake(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !upgradesToWebSocket(r) { // Upgrade: h2c and the like are plain requests to the router too
+		if !api.IsUpgrade(r) { // Upgrade: h2c and the like are plain requests to the router too
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -775,16 +775,3 @@ func (c *sockConn) OnMessage(func(api.Message))   {}
 func (c *sockConn) OnClose(func(*api.CloseError)) {}
 
 var _ api.Conn = (*sockConn)(nil)
-
-// upgradesToWebSocket reports whether r's Upgrade header has the websocket
-// token, as the router decides what is a WebSocket request.
-func upgradesToWebSocket(r *http.Request) bool {
-	for _, v := range r.Header.Values("Upgrade") {
-		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "websocket") {
-				return true
-			}
-		}
-	}
-	return false
-}

@@ -23,7 +23,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -284,12 +283,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return supervise(ctx, args, *workers, *addr, *adminAddr, stdout, stderr, logger)
 	}
 	o.Logger = logger
+	var redisLog string // the URL, its password masked
 	if *redisURL != "" {
 		bp, err := hub.NewRedis(*redisURL, hub.RedisOptions{})
 		if err != nil {
 			return bad("--redis: %v", err)
 		}
 		hubOpts.Backplane = bp
+		redisLog = bp.String()
 	}
 	h := hub.New(hubOpts)
 	defer h.Close()
@@ -345,7 +346,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if o.TLSConfig != nil {
 		scheme = "wss"
 	}
-	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/ /healthz /echo /echo-event /chat/{room} /broadcast /socket.io/", "redis", redactedURL(*redisURL), "hub", h.Node())
+	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/ /healthz /echo /echo-event /chat/{room} /broadcast /socket.io/", "redis", redisLog, "hub", h.Node())
 	workerReady()
 	code := 0
 	select {
@@ -523,13 +524,4 @@ func onlyDeadline(err error) bool {
 		return true
 	}
 	return errors.Is(err, context.DeadlineExceeded)
-}
-
-// redactedURL is u for a log line: its password masked.
-func redactedURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(not a URL)"
-	}
-	return p.Redacted()
 }

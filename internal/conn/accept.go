@@ -376,10 +376,6 @@ func (w *recorder) Flush() {
 	}
 }
 
-// HasToken reports whether the comma-separated header value v holds token,
-// without regard to case ("Connection: keep-alive, Upgrade").
-func HasToken(v, token string) bool { return wire.HasToken(v, token) }
-
 // HandshakeError is a refused request: status, headers and message.
 type HandshakeError = wire.HandshakeError
 

@@ -600,7 +600,7 @@ func (c *Conn) mustPause() bool {
 	}
 	limit := int64(c.srv.opts.InboxBytes)
 	if n == 0 && c.waiting.Load() > 0 {
-		limit = max(limit, c.srv.opts.ReadLimit+wire.DeflateSlack(c.srv.opts.ReadLimit)+1) // the parser enforces ReadLimit (and a compressed message's slack) itself
+		limit = max(limit, c.srv.maxMessage+1) // the parser enforces maxMessage itself
 	}
 	return held >= limit
 }
@@ -637,9 +637,7 @@ func (c *Conn) checkFlood(unused int) {
 // InputBudget is how many bytes a peer may have waiting for a busy
 // handler on an event loop, the input not parsed yet included: room for
 // one message of any allowed size, max(ReadLimit, InboxBytes).
-func (s *Server) InputBudget() int64 {
-	return max(s.opts.ReadLimit+wire.DeflateSlack(s.opts.ReadLimit), int64(s.opts.InboxBytes))
-}
+func (s *Server) InputBudget() int64 { return max(s.maxMessage, int64(s.opts.InboxBytes)) }
 
 // peerNotReading reports whether the peer is reading nothing it is sent:
 // a Send has waited for room for notReadingAfter, or the send queue

@@ -3,7 +3,6 @@ package conn
 import (
 	"bytes"
 	"encoding/binary"
-	"io"
 	"testing"
 	"time"
 	"unsafe"
@@ -24,29 +23,7 @@ func TestReleasedMessageAllocatesOnlyItsPlaceInTheInbox(t *testing.T) {
 		runWithoutRace(t)
 		return
 	}
-	s := newTestServer(t, quiet())
-	allocs := make(chan float64, 1)
-	client, _ := tcpConn(t, s, nil, func(c api.Conn) {
-		allocs <- testing.AllocsPerRun(200, func() {
-			m, err := c.Receive()
-			if err != nil {
-				return
-			}
-			c.Send(m)
-			m.Release()
-		})
-	})
-	frame := clientFrame(ws.OpBinary, bytes.Repeat([]byte{'x'}, 1024))
-	echo := make([]byte, 1024+4)
-	for range 201 {
-		if _, err := client.Write(frame); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(client, echo); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n := <-allocs
+	n := echoAllocs(t, bytes.Repeat([]byte{'x'}, 1024), true)
 	t.Logf("%.1f allocations a message", n)
 	if n > 1 {
 		t.Fatalf("%.1f allocations a released 1 KiB message, want 1 (its place in the inbox)", n)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wsmatrix/wsmatrix/api"
+	"github.com/wsmatrix/wsmatrix/internal/wire"
 )
 
 // Server holds what the connections of one runtime share: the options, the
@@ -23,6 +24,10 @@ type Server struct {
 	pool      pool
 	logs      refusalLog
 	deflaters sync.Map // wire.Deflate -> *deflater, shared without context takeover
+
+	// maxMessage is the most one message may take as received: ReadLimit,
+	// and for a compressed one deflate's slack (wire.DeflateSlack).
+	maxMessage int64
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -50,6 +55,7 @@ func NewServer(router *api.Router, opts api.Options) (*Server, error) {
 	opts.Subprotocols, opts.OriginPatterns = slices.Clone(opts.Subprotocols), slices.Clone(opts.OriginPatterns)
 	s := &Server{router: router, opts: opts, obs: observer(opts.Observer, opts.Logger), conns: map[*Conn]struct{}{}}
 	s.logs.limit.Burst = refusalBurst
+	s.maxMessage = opts.ReadLimit + wire.DeflateSlack(opts.ReadLimit)
 	s.pool.max = opts.Workers
 	s.tickEvery = clockPeriod(&opts)
 	return s, nil

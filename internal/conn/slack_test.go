@@ -16,11 +16,11 @@ import (
 	"github.com/wsmatrix/wsmatrix/internal/wire"
 )
 
-// TestCompressedAtLimitArrivingInPieces: deflateSlack lets the parser
-// take a compressed message of ReadLimit (+ a few bytes of stored blocks);
-// mustPause's bound for a waiting handler is ReadLimit+1, so when the
-// compressed bytes past ReadLimit+1 arrive in a later read the reader
-// pauses and nothing resumes it.
+// TestCompressedAtLimitArrivingInPieces (from a review): a compressed
+// message of ReadLimit that takes a few bytes more on the wire (deflate's
+// stored blocks, which the parser allows) arrives when its bytes past
+// ReadLimit+1 come in a later read: the reader paused at ReadLimit+1,
+// mustPause's bound for a waiting handler, and nothing resumed it.
 func TestCompressedAtLimitArrivingInPieces(t *testing.T) {
 	o := quiet()
 	o.ReadLimit = 64 << 10
@@ -70,22 +70,7 @@ func TestCompressedAtLimitArrivingInPieces(t *testing.T) {
 		}
 	}()
 
-	msg := make([]byte, o.ReadLimit)
-	rand.Read(msg)
-	payload := wire.Compress(nil, msg, 0, 15, nil)
-	t.Logf("%d bytes compressed to %d (limit %d, slack %d)", len(msg), len(payload), o.ReadLimit, o.ReadLimit>>10+64)
-	if len(payload) <= int(o.ReadLimit)+1 || len(payload) > int(o.ReadLimit+o.ReadLimit>>10+64) {
-		t.Fatalf("the compressed message (%d bytes) is not in the slack", len(payload))
-	}
-	var b bytes.Buffer
-	mask := ws.NewMask()
-	ws.WriteHeader(&b, ws.Header{Fin: true, Rsv: ws.Rsv(true, false, false), OpCode: ws.OpBinary, Length: int64(len(payload)), Masked: true, Mask: mask})
-	hl := b.Len()
-	p := append([]byte(nil), payload...)
-	ws.Cipher(p, mask, 0)
-	b.Write(p)
-	frame := b.Bytes()
-	cut := hl + int(o.ReadLimit) + 1 // the message so far: ReadLimit+1 bytes
+	msg, frame, cut := compressedPastTheLimit(t, o.ReadLimit)
 	client.Write(frame[:cut])
 	time.Sleep(300 * time.Millisecond)
 	client.Write(frame[cut:])
@@ -95,15 +80,14 @@ func TestCompressedAtLimitArrivingInPieces(t *testing.T) {
 			t.Fatalf("received %d, want %d", n, len(msg))
 		}
 	case <-time.After(3 * time.Second):
-		t.Fatalf("a compressed message of ReadLimit (%d bytes on the wire) never arrived: paused=%v len(c.msg)=%d", len(payload), c.paused.Load(), len(c.msg))
+		t.Fatalf("a compressed message of ReadLimit (a %d-byte frame) never arrived: paused=%v len(c.msg)=%d", len(frame), c.paused.Load(), len(c.msg))
 	}
 }
 
-// TestRevCompressedAtLimitOnAnEventLoop: the same message fed as an event
-// loop feeds it (what it has buffered, then the rest): Feed pauses with
-// ReadLimit+1 bytes of it and is never resumed (a larger rest, reported
-// with Unparsed past ReadBufferSize, would be taken for a flood: 1008).
-func TestRevCompressedAtLimitOnAnEventLoop(t *testing.T) {
+// TestCompressedAtLimitOnAnEventLoop (from a review): the same message
+// fed as an event loop feeds it (what it has buffered, then the rest)
+// arrives; Feed paused with ReadLimit+1 bytes of it and was never resumed.
+func TestCompressedAtLimitOnAnEventLoop(t *testing.T) {
 	o := quiet()
 	o.ReadLimit = 64 << 10
 	o.InboxBytes = 16 << 10
@@ -116,21 +100,7 @@ func TestRevCompressedAtLimitOnAnEventLoop(t *testing.T) {
 	defer c.Gone(errTest)
 	got := make(chan int, 1)
 	c.OnMessage(func(m api.Message) { got <- len(m.Data) })
-	msg := make([]byte, o.ReadLimit)
-	rand.Read(msg)
-	payload := wire.Compress(nil, msg, 0, 15, nil)
-	if len(payload) <= int(o.ReadLimit)+1 || len(payload) > int(o.ReadLimit+o.ReadLimit>>10+64) {
-		t.Fatalf("the compressed message (%d bytes) is not in the slack", len(payload))
-	}
-	var b bytes.Buffer
-	mask := ws.NewMask()
-	ws.WriteHeader(&b, ws.Header{Fin: true, Rsv: ws.Rsv(true, false, false), OpCode: ws.OpBinary, Length: int64(len(payload)), Masked: true, Mask: mask})
-	hl := b.Len()
-	p := append([]byte(nil), payload...)
-	ws.Cipher(p, mask, 0)
-	b.Write(p)
-	frame := b.Bytes()
-	cut := hl + int(o.ReadLimit) + 1
+	msg, frame, cut := compressedPastTheLimit(t, o.ReadLimit)
 	used, paused := c.Feed(frame[:cut])
 	t.Logf("fed %d of %d: used %d, paused %v", cut, len(frame), used, paused)
 	if paused {
@@ -146,4 +116,25 @@ func TestRevCompressedAtLimitOnAnEventLoop(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatalf("a compressed message of ReadLimit never arrived: paused %v, state %v", paused, c.state)
 	}
+}
+
+// compressedPastTheLimit is a client's frame of limit random bytes
+// compressed (in stored blocks, a few bytes longer than limit), the
+// message, and where the frame holds limit+1 bytes of payload.
+func compressedPastTheLimit(t *testing.T, limit int64) (msg, frame []byte, cut int) {
+	t.Helper()
+	msg = make([]byte, limit)
+	rand.Read(msg)
+	payload := wire.Compress(nil, msg, 0, 15, nil)
+	if len(payload) <= int(limit)+1 || len(payload) > int(limit+wire.DeflateSlack(limit)) {
+		t.Fatalf("the compressed message (%d bytes) is not in the slack", len(payload))
+	}
+	var b bytes.Buffer
+	mask := ws.NewMask()
+	ws.WriteHeader(&b, ws.Header{Fin: true, Rsv: ws.Rsv(true, false, false), OpCode: ws.OpBinary, Length: int64(len(payload)), Masked: true, Mask: mask})
+	hl := b.Len()
+	p := append([]byte(nil), payload...)
+	ws.Cipher(p, mask, 0)
+	b.Write(p)
+	return msg, b.Bytes(), hl + int(limit) + 1
 }

@@ -46,7 +46,7 @@ func (s *Server) readRequest(gc gnetv2.Conn, sess *session) gnetv2.Action {
 		gc.Write(w.AppendHTTP(nil))
 		return gnetv2.Close
 	}
-	if err != nil || !isUpgrade(r) || s.ws.Route(r) != conn.WebSocketRoute {
+	if err != nil || !api.IsUpgrade(r) || s.ws.Route(r) != conn.WebSocketRoute {
 		return s.handOut(gc, sess)
 	}
 	gc.Discard(n) // n > 0: a request head
@@ -56,16 +56,6 @@ func (s *Server) readRequest(gc gnetv2.Conn, sess *session) gnetv2.Action {
 	sess.state.Store(stServing)
 	go s.serveUpgrade(sess, r, remote)
 	return gnetv2.None
-}
-
-// isUpgrade reports whether r asks for a WebSocket.
-func isUpgrade(r *http.Request) bool {
-	for _, v := range r.Header.Values("Upgrade") {
-		if conn.HasToken(v, "websocket") {
-			return true
-		}
-	}
-	return false
 }
 
 // handOut gives the connection to net/http: a duplicate of its descriptor
