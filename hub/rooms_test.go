@@ -24,7 +24,8 @@ func (c ctxConn) Context() context.Context { return c.ctx }
 // lock that every other operation waits for; joining searched the
 // member's rooms and detaching deleted them one by one from the front
 // (100,000 rooms: a 2.5 s stall of every other member). The bound is a
-// ratio with a wide margin: linear is 32 times, quadratic about 1,000.
+// ratio with a wide margin, between linear's 32 times and quadratic's
+// 1,000: one run under -race on a busy machine measured 154 times.
 func TestManyRoomsCostLinearTime(t *testing.T) {
 	h := New(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	defer h.Close()
@@ -48,9 +49,12 @@ func TestManyRoomsCostLinearTime(t *testing.T) {
 		}
 		return time.Since(start)
 	}
-	small, large := cost(2_000), cost(64_000)
+	least := func(n int) time.Duration { // the least of three: a collection or a busy machine only adds
+		return min(cost(n), cost(n), cost(n))
+	}
+	small, large := least(2_000), least(64_000)
 	t.Logf("2,000 rooms: %v, 64,000 rooms: %v", small, large)
-	if large > 100*small+200*time.Millisecond {
+	if large > 300*small+200*time.Millisecond { // linear: 32 times; quadratic: about 1,000 (1,060 measured before)
 		t.Fatalf("64,000 rooms took %v, 2,000 took %v: not in proportion", large, small)
 	}
 }
