@@ -109,3 +109,18 @@ func registerHub(reg prometheus.Registerer, runtime string, h *hub.Hub) {
 		gauge("wsmatrix_hub_backplane_lag_seconds", "Time the last message from the backplane took from its publisher to this hub.", func(s hub.Stats) float64 { return s.Lag.Seconds() }),
 	)
 }
+
+// memoryReturned exports what runtime.ReturnMemory gave back, and returns
+// the func it reports to.
+func memoryReturned(reg prometheus.Registerer, runtime string) func(uint64) {
+	l := prometheus.Labels{"runtime": runtime}
+	returns := prometheus.NewCounter(prometheus.CounterOpts{Name: "wsmatrix_memory_returns_total", ConstLabels: l,
+		Help: "Times the memory a burst left free was given back to the system (--return-memory), each after one garbage collection."})
+	bytes := prometheus.NewCounter(prometheus.CounterOpts{Name: "wsmatrix_memory_returned_bytes_total", ConstLabels: l,
+		Help: "Heap bytes given back to the system by --return-memory."})
+	reg.MustRegister(returns, bytes)
+	return func(n uint64) {
+		returns.Inc()
+		bytes.Add(float64(n))
+	}
+}

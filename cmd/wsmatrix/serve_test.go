@@ -279,3 +279,54 @@ func TestBench(t *testing.T) {
 		t.Fatalf("bad --headers: exit %d\n%s", code, out)
 	}
 }
+
+// TestReturnMemoryAfterConnecting: the handshakes of a few thousand
+// connections leave garbage that --return-memory gives back once they
+// are all open and quiet.
+func TestReturnMemoryAfterConnecting(t *testing.T) {
+	s := startServe(t, "--runtime=gnet", "--admin-addr=127.0.0.1:0", "--return-memory=200ms")
+	m := regexp.MustCompile(`msg="admin listening" addr=(\S+)`).FindStringSubmatch(s.logText())
+	if m == nil {
+		t.Fatalf("no admin address in logs: %s", s.logText())
+	}
+	scrape := func() (returns, bytes float64) {
+		resp, err := http.Get("http://" + m[1] + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, l := range metricLine.FindAllStringSubmatch(string(b), -1) {
+			v, _ := strconv.ParseFloat(l[3], 64)
+			switch l[1] {
+			case "wsmatrix_memory_returns_total":
+				returns = v
+			case "wsmatrix_memory_returned_bytes_total":
+				bytes = v
+			}
+		}
+		return returns, bytes
+	}
+	if n, _ := scrape(); n != 0 {
+		t.Fatalf("%v returns before any connection", n)
+	}
+	const conns = 3000
+	for range conns {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+s.addr+"/echo-event", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	var returns, bytes float64
+	for deadline := time.Now().Add(15 * time.Second); returns == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		returns, bytes = scrape()
+	}
+	status, _ := os.ReadFile("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/status")
+	rss := regexp.MustCompile(`VmRSS:\s+\d+ kB`).Find(status)
+	t.Logf("%d connections: %v returns, %.1f MiB returned; server %s", conns, returns, bytes/(1<<20), rss)
+	if returns == 0 || bytes == 0 {
+		t.Fatalf("nothing returned in 15 s after %d handshakes (%v returns, %v bytes)", conns, returns, bytes)
+	}
+}

@@ -1,0 +1,97 @@
+package runtime_test
+
+import (
+	"context"
+	"runtime/metrics"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/wsmatrix/wsmatrix/runtime"
+)
+
+// keep holds what the bursts below keep alive, as connections would.
+var keep [][]byte
+
+// burst allocates n bytes in 8 KiB pieces, keeping one piece in keepEvery
+// (a connection's state among its handshake's garbage). A piece is a span
+// of its own: the garbage's pages are free once collected.
+func burst(n, keepEvery int) {
+	for i := 0; i < n/8192; i++ {
+		b := make([]byte, 8192)
+		if i%keepEvery == 0 {
+			keep = append(keep, b)
+		}
+	}
+}
+
+// freeKept is the heap's free memory that the process keeps: mapped, not
+// returned.
+func freeKept() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
+// watch runs ReturnMemory until the test ends, counting its returns.
+func watch(t *testing.T, quiet time.Duration) (returns, bytes *atomic.Uint64) {
+	t.Cleanup(func() { keep = nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	returns, bytes = new(atomic.Uint64), new(atomic.Uint64)
+	go func() {
+		defer close(done)
+		runtime.ReturnMemory(ctx, quiet, func(n uint64) {
+			returns.Add(1)
+			bytes.Add(n)
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		goleak.VerifyNone(t)
+	})
+	return returns, bytes
+}
+
+func TestReturnMemoryAfterABurst(t *testing.T) {
+	returns, bytes := watch(t, 100*time.Millisecond)
+	burst(256<<20, 4) // 64 MiB kept among 192 MiB of garbage
+	deadline := time.Now().Add(10 * time.Second)
+	for returns.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if returns.Load() == 0 {
+		t.Fatal("nothing was returned in 10 s after a burst")
+	}
+	free := freeKept()
+	t.Logf("returned %d times, %d MiB; %d KiB free kept after", returns.Load(), bytes.Load()>>20, free>>10)
+	if bytes.Load() < 16<<20 || free > 4<<20 {
+		t.Fatalf("returned %d bytes, %d free kept: a burst that left 192 MiB of garbage should give most of it back", bytes.Load(), free)
+	}
+	// Once quiet, nothing more: the next return needs another burst.
+	n := returns.Load()
+	time.Sleep(500 * time.Millisecond)
+	if m := returns.Load(); m != n {
+		t.Fatalf("%d more returns while the process stayed quiet", m-n)
+	}
+}
+
+func TestReturnMemoryWaitsWhileBusy(t *testing.T) {
+	returns, _ := watch(t, 100*time.Millisecond)
+	burst(64<<20, 4) // live heap to measure the garbage against
+	keepLen := len(keep)
+	// Allocating about 200 MB/s, which a return would only make the
+	// runtime take back: none while it lasts.
+	end := time.Now().Add(time.Second)
+	for time.Now().Before(end) {
+		burst(4<<20, 1<<30)
+		time.Sleep(20 * time.Millisecond)
+		keep = keep[:keepLen]
+	}
+	if n := returns.Load(); n != 0 {
+		t.Fatalf("%d returns while the process allocated about 200 MB/s", n)
+	}
+}
