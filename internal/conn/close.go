@@ -107,7 +107,7 @@ func (c *Conn) begin(ce *api.CloseError) bool {
 	}
 	e := c.endLocked()
 	c.state, e.closeErr = stClosing, ce
-	c.ending.Store(true)
+	c.flags.set(ending, true)
 	if e.closeTimer != nil {
 		e.closeTimer.Stop() // the drain's timer
 	}

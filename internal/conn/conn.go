@@ -38,16 +38,13 @@ type Conn struct {
 	rd            *reader      // the read side on a blocking socket (nil on event loops)
 	msgType       api.MessageType
 	msgCompressed bool
-	proto         uint16      // the subprotocol: 1 + its index in Options.Subprotocols, or 0
-	paused        atomic.Bool // Feed stopped: the inbox is over its bounds
-	inEvent       atomic.Bool // a pool worker runs this connection's callback
+	proto         uint16 // the subprotocol: 1 + its index in Options.Subprotocols, or 0
+	flags         flags  // paused, inEvent, ending, pongHeld
 
 	// Lock-free mirrors for Feed's pause rule.
-	inBytes  atomic.Int64 // bytes in the inbox
-	inN      atomic.Int32 // messages in the inbox
-	waiting  atomic.Int32 // the handler waits for a message: parked receivers, or an idle event-style conn
-	ending   atomic.Bool  // state >= stClosing
-	pongHeld atomic.Bool  // a pong waits for the send queue to go under its budget
+	inBytes atomic.Int64 // bytes in the inbox
+	inN     atomic.Int32 // messages in the inbox
+	waiting atomic.Int32 // the handler waits for a message: parked receivers, or an idle event-style conn
 
 	mu         sync.Mutex
 	state      state
@@ -63,6 +60,30 @@ type Conn struct {
 	wmu sync.Mutex
 	w   writer
 }
+
+// flags are a connection's atomic booleans, in one word.
+type flags struct{ v atomic.Uint32 }
+
+// The flags.
+const (
+	paused   uint32 = 1 << iota // Feed stopped: the inbox is over its bounds
+	inEvent                     // a pool worker runs this connection's callback
+	ending                      // state >= stClosing
+	pongHeld                    // a pong waits for the send queue to go under its budget
+)
+
+func (f *flags) has(b uint32) bool { return f.v.Load()&b != 0 }
+
+func (f *flags) set(b uint32, on bool) {
+	if on {
+		f.v.Or(b)
+	} else {
+		f.v.And(^b)
+	}
+}
+
+// clear clears b and reports whether it was set.
+func (f *flags) clear(b uint32) bool { return f.v.And(^b)&b != 0 }
 
 func newConn(s *Server, t Transport, r *http.Request, proto uint16, remote netip.AddrPort, dfl *deflater) *Conn {
 	c := &Conn{srv: s, t: t, proto: proto, remote: remote, dfl: dfl}

@@ -127,7 +127,7 @@ func TestDirectReadHandOver(t *testing.T) {
 			if err != nil || string(p) != strconv.Itoa(i) {
 				c.mu.Lock()
 				state := fmt.Sprintf("paused=%v inN=%d waiting=%d inbox=%d state=%d yield=%v helping=%v space=%d n=%d",
-					c.paused.Load(), c.inN.Load(), c.waiting.Load(), c.inbox.len(), c.state, c.rd.yield.Load(), c.rd.helping.Load(), len(c.rd.room()), c.rd.n)
+					c.flags.has(paused), c.inN.Load(), c.waiting.Load(), c.inbox.len(), c.state, c.rd.yield.Load(), c.rd.helping.Load(), len(c.rd.room()), c.rd.n)
 				c.mu.Unlock()
 				t.Fatalf("run %d, message %d: %q, %v (%s)", run, i, p, err, state)
 			}
@@ -215,7 +215,7 @@ func TestPausedReceiverHandsOver(t *testing.T) {
 	// One segment: the ping's pong cannot be queued, so Feed pauses
 	// with "A" in hand.
 	client.Write(append(clientFrame(ws.OpPing, []byte("q")), clientFrame(ws.OpText, []byte("A"))...))
-	for !c.pongHeld.Load() {
+	for !c.flags.has(pongHeld) {
 		if time.Now().After(deadline) {
 			t.Fatal("the pong was not held: the send queue was not full")
 		}
@@ -231,7 +231,7 @@ func TestPausedReceiverHandsOver(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		c.wmu.Lock()
 		state := fmt.Sprintf("pongHeld=%v hasPong=%v backlog=%d paused=%v helping=%v inN=%d n=%d waiting=%d state=%d dead=%v closeErr=%v",
-			c.pongHeld.Load(), c.w.hasPong, c.backlogLocked(), c.paused.Load(), c.rd.helping.Load(), c.inN.Load(), c.rd.n, c.waiting.Load(), c.state, c.w.dead, c.closeErrLocked())
+			c.flags.has(pongHeld), c.w.hasPong, c.backlogLocked(), c.flags.has(paused), c.rd.helping.Load(), c.inN.Load(), c.rd.n, c.waiting.Load(), c.state, c.w.dead, c.closeErrLocked())
 		c.wmu.Unlock()
 		t.Fatalf("the message behind the held pong never reached the handler (%s)", state)
 	}

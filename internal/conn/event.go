@@ -85,9 +85,9 @@ func (c *Conn) runEvents() (again bool) {
 		if c.rd != nil && c.rd.direct {
 			c.rd.inHand.Store(handEvents)
 		}
-		c.inEvent.Store(true)
+		c.flags.set(inEvent, true)
 		done := c.protect(func() { fn(m) })
-		c.inEvent.Store(false)
+		c.flags.set(inEvent, false)
 		c.mu.Lock()
 		c.busy = false
 		c.mu.Unlock()

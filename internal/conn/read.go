@@ -166,7 +166,7 @@ func (c *Conn) helper() {
 	for {
 		rd.role.Lock()
 		ended := rd.ended
-		if ended || (rd.yield.Load() && rd.direct && !c.ending.Load() && !c.eventStyle()) {
+		if ended || (rd.yield.Load() && rd.direct && !c.flags.has(ending) && !c.eventStyle()) {
 			rd.role.Unlock()
 			rd.helping.Store(false)
 			c.mu.Lock()
@@ -175,7 +175,7 @@ func (c *Conn) helper() {
 			// Asked for again meanwhile (a close or event style cleared or
 			// overrides the hand-over request after help() found this one
 			// still running).
-			if !ended && (!rd.yield.Load() || c.ending.Load() || c.eventStyle()) {
+			if !ended && (!rd.yield.Load() || c.flags.has(ending) || c.eventStyle()) {
 				c.help()
 			}
 			return
@@ -452,7 +452,7 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 	if len(b) > 0 {
 		now = time.Now().UnixNano()
 		c.lastRead.Store(now) // for keepalive: the peer is alive
-		if (c.ending.Load() || c.parser.Done()) && c.overAfterClose(len(b)) {
+		if (c.flags.has(ending) || c.parser.Done()) && c.overAfterClose(len(b)) {
 			return len(b), false
 		}
 	}
@@ -510,9 +510,9 @@ func (c *Conn) Feed(b []byte) (used int, paused bool) {
 //
 //go:noinline
 func (c *Conn) pause(unused int) bool {
-	c.paused.Store(true)
+	c.flags.set(paused, true)
 	// The handler may have made room before paused was set.
-	if c.mustPause() || !c.paused.CompareAndSwap(true, false) {
+	if c.mustPause() || !c.flags.clear(paused) {
 		c.checkFlood(unused)
 		return true
 	}
@@ -584,10 +584,10 @@ func (c *Conn) inflate(data []byte) ([]byte, bool) {
 // Once the connection is ending nothing is kept, and Feed reads on to find
 // the peer's close frame.
 func (c *Conn) mustPause() bool {
-	if c.ending.Load() {
+	if c.flags.has(ending) {
 		return false
 	}
-	if c.pongHeld.Load() {
+	if c.flags.has(pongHeld) {
 		return true
 	}
 	n := c.inN.Load()
@@ -662,7 +662,7 @@ const notReadingAfter = time.Second
 // Paused reports whether Feed paused and waits to be resumed. An event
 // loop checks it before it gathers its buffered input for Feed, and calls
 // Unparsed instead.
-func (c *Conn) Paused() bool { return c.paused.Load() }
+func (c *Conn) Paused() bool { return c.flags.has(paused) }
 
 // Waiting reports whether received messages wait for the handler: a
 // runtime that can batch writes may hold a frame sent now for the answers
@@ -676,7 +676,7 @@ func (c *Conn) Unparsed(n int) { c.checkFlood(n) }
 // resumeReader tells a paused reader to try again: the handler took a
 // message, started waiting, or the connection is ending.
 func (c *Conn) resumeReader() {
-	if !c.paused.CompareAndSwap(true, false) {
+	if !c.flags.clear(paused) {
 		return
 	}
 	if r, ok := c.t.(Resumer); ok {

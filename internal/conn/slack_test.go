@@ -80,7 +80,7 @@ func TestCompressedAtLimitArrivingInPieces(t *testing.T) {
 			t.Fatalf("received %d, want %d", n, len(msg))
 		}
 	case <-time.After(3 * time.Second):
-		t.Fatalf("a compressed message of ReadLimit (a %d-byte frame) never arrived: paused=%v len(c.msg)=%d", len(frame), c.paused.Load(), len(c.msg))
+		t.Fatalf("a compressed message of ReadLimit (a %d-byte frame) never arrived: paused=%v len(c.msg)=%d", len(frame), c.flags.has(paused), len(c.msg))
 	}
 }
 

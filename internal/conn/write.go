@@ -207,7 +207,7 @@ func appendFrame(dst []byte, op ws.OpCode, p []byte, compressed bool) []byte {
 // SendQueueFull said to fail (QueueClose) or waited WriteTimeout in vain
 // (QueueBlock); full may override SendQueueFull.
 func (c *Conn) reserveLocked(size int, full fullPolicy) error {
-	if !c.ending.Load() && !c.w.closeQueued && !c.w.dead {
+	if !c.flags.has(ending) && !c.w.closeQueued && !c.w.dead {
 		if backlog := c.backlogLocked(); backlog == 0 || backlog+size <= c.srv.opts.SendQueueBytes {
 			return nil
 		}
@@ -224,7 +224,7 @@ func (c *Conn) reserveSlowLocked(size int, full fullPolicy) error {
 	var deadline time.Time
 	refreshed := false
 	for {
-		if c.ending.Load() || c.w.closeQueued || c.w.dead { // the handler was told: nothing more is sent
+		if c.flags.has(ending) || c.w.closeQueued || c.w.dead { // the handler was told: nothing more is sent
 			stalled := c.w.stalled && !deadline.IsZero()
 			c.wmu.Unlock()
 			if stalled { // it waited for room, and the peer never made any
@@ -329,7 +329,7 @@ func (c *Conn) waitRoomLocked(size int, deadline time.Time) (gotRoom bool) {
 // it): the pool may run another worker meanwhile. It returns what ends
 // the wait.
 func (c *Conn) poolWaits() (done func()) {
-	if !c.inEvent.Load() {
+	if !c.flags.has(inEvent) {
 		return noWait
 	}
 	c.srv.pool.block()
@@ -375,7 +375,7 @@ func (c *Conn) sendPong(p []byte) {
 		x := c.coldLocked()
 		x.pong = append(x.pong[:0], p...)
 		c.w.hasPong = true
-		c.pongHeld.Store(true) // Feed pauses: a peer that does not read gets nothing more read
+		c.flags.set(pongHeld, true) // Feed pauses: a peer that does not read gets nothing more read
 		c.wmu.Unlock()
 		return
 	}
@@ -421,7 +421,7 @@ func (c *Conn) queueClose(code api.StatusCode, reason string, finishAfter bool) 
 		c.w.cold.pong = nil
 		c.trimColdLocked()
 	}
-	c.pongHeld.Store(false)
+	c.flags.set(pongHeld, false)
 	n := len(c.w.queue)
 	c.w.queue = wire.AppendClose(c.w.queue, code, reason)
 	c.w.queued += len(c.w.queue) - n
@@ -857,7 +857,7 @@ func (c *Conn) takePongLocked() {
 	c.w.queued += len(c.w.queue) - n
 	c.w.cold.pong = nil
 	c.trimColdLocked()
-	c.pongHeld.Store(false)
+	c.flags.set(pongHeld, false)
 	c.resumeReader()
 }
 

@@ -68,10 +68,9 @@ type Parser struct {
 	limit int64
 
 	remaining int64 // payload bytes of the current data frame still to come
-	frameLen  int64
-	offset    int // bytes of the current data frame already unmasked
+	offset    int   // bytes of the current data frame already unmasked (with remaining, its length)
 	msgLen    int64
-	err       error // the first error, returned again forever
+	err       *api.CloseError // the first error, returned again forever
 
 	// (Small fields last, sharing words: every connection holds a parser.)
 	inFrame    bool // a data frame header was read; its payload is pending
@@ -139,7 +138,7 @@ func (p *Parser) Parse(b []byte, ev *Event) (n int, err error) {
 	}
 	// Field by field: a composite literal is built in this frame first.
 	ev.Kind, ev.Type, ev.Payload, ev.First, ev.Compressed = Data, p.msgType, payload, p.first, p.compressed
-	ev.FrameLen, ev.FrameRest = p.frameLen, p.remaining
+	ev.FrameLen, ev.FrameRest = int64(p.offset)+p.remaining, p.remaining
 	ev.Fin, ev.Code, ev.Reason = false, 0, ""
 	p.first = false
 	if p.remaining == 0 {
@@ -185,7 +184,7 @@ func (p *Parser) start(b []byte, ev *Event) (int, error) {
 	}
 	p.fragmented = !h.Fin
 	p.inFrame, p.fin, p.mask = true, h.Fin, h.Mask
-	p.remaining, p.frameLen, p.offset = h.Length, h.Length, 0
+	p.remaining, p.offset = h.Length, 0
 	return hlen, nil
 }
 

@@ -133,10 +133,10 @@ func (s *Server) upgradeFromHTTP(w http.ResponseWriter, r *http.Request, h api.H
 		// net/http had not, are the first frames.
 		if n := brw.Reader.Buffered(); n > 0 {
 			p, _ := brw.Reader.Peek(n)
-			sess.in = append(sess.in, p...)
+			sess.hold(append(sess.held(), p...))
 		}
 		if pc, ok := nc.(*prefixConn); ok {
-			sess.in = append(sess.in, pc.rest()...)
+			sess.hold(append(sess.held(), pc.rest()...))
 			pc.let() // Register closes its descriptor; the loop's duplicate is counted in OnOpen
 			nc = pc.Conn
 		}

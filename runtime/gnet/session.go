@@ -47,9 +47,9 @@ type session struct {
 	outbound atomic.Int64 // bytes gnet held for the peer after the last flush
 
 	// in holds input Feed has not used yet: an incomplete frame, or what
-	// arrived while the handler was behind. Owned by the loop; nil while
-	// idle.
-	in []byte
+	// arrived while the handler was behind (held, hold). Owned by the
+	// loop; nil while idle. A pointer, so that a session fits in 80 bytes.
+	in *[]byte
 }
 
 // feed runs on the loop when input arrived or Resume asked: it takes what
@@ -81,29 +81,52 @@ type feeder interface {
 // a ring being parsed: a race the conformance kit found under -race).
 func (sess *session) feedFrom(in inbound, c feeder) {
 	buf, _ := in.Peek(-1)
-	if len(sess.in) > 0 || (c.Paused() && len(buf) > 0) {
-		sess.in = append(sess.in, buf...)
-		buf = sess.in
+	held := sess.held()
+	if len(held) > 0 || (c.Paused() && len(buf) > 0) {
+		held = append(held, buf...)
+		buf = held
 	}
 	if c.Paused() {
+		sess.hold(held)
 		in.Discard(-1)
-		c.Unparsed(len(sess.in))
+		c.Unparsed(len(held))
 		return
 	}
 	used, _ := c.Feed(buf)
 	rest := buf[used:]
 	switch {
 	case len(rest) == 0:
-		sess.in = sess.in[:0]
-		if cap(sess.in) > maxIdleIn {
-			sess.in = nil
+		held = held[:0]
+		if cap(held) > maxIdleIn {
+			held = nil
 		}
-	case len(sess.in) > 0: // buf is sess.in
-		sess.in = sess.in[:copy(sess.in, rest)]
+	case len(held) > 0: // buf is held
+		held = held[:copy(held, rest)]
 	default:
-		sess.in = append(sess.in[:0], rest...)
+		held = append(held[:0], rest...)
 	}
+	sess.hold(held)
 	in.Discard(-1)
+}
+
+// held is the input feed keeps (in).
+func (sess *session) held() []byte {
+	if sess.in == nil {
+		return nil
+	}
+	return *sess.in
+}
+
+// hold keeps b as the input for the next feed.
+func (sess *session) hold(b []byte) {
+	switch {
+	case cap(b) == 0:
+		sess.in = nil
+	case sess.in == nil:
+		sess.in = &b
+	default:
+		*sess.in = b
+	}
 }
 
 // maxIdleIn is the largest input buffer a connection keeps between reads.
