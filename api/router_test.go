@@ -51,7 +51,7 @@ func TestRouter(t *testing.T) {
 			u := &recorder{}
 			req := httptest.NewRequest(tt.method, tt.target, nil)
 			req.Header.Set("Upgrade", "websocket")
-			ctx, _ := hook.WithUpgrade(req.Context(), u.upgrade)
+			ctx := hook.WithUpgrade(req.Context(), u.upgrade)
 			req = req.WithContext(ctx)
 			w := httptest.NewRecorder()
 			r.ServeHTTP(w, req)

@@ -62,7 +62,7 @@ func (s *Server) Upgrade(w http.ResponseWriter, r *http.Request, hijack Hijack) 
 	if s.opts.Compression != api.CompressionOff {
 		var d wire.Deflate
 		var ok bool
-		if ext, d, ok = wire.NegotiateDeflate(r.Header.Values("Sec-WebSocket-Extensions"), s.opts.Compression == api.CompressionContextTakeover); ok {
+		if ext, d, ok = wire.NegotiateDeflate(r.Header.Values("Sec-Websocket-Extensions"), s.opts.Compression == api.CompressionContextTakeover); ok {
 			dfl = s.deflaterFor(d)
 		}
 	}
@@ -255,7 +255,7 @@ func selectSubprotocol(h http.Header, server []string) uint16 {
 		return 0
 	}
 	server = server[:min(len(server), maxSubprotocols)]
-	offered := h.Values("Sec-WebSocket-Protocol")
+	offered := h.Values("Sec-Websocket-Protocol")
 	for i, s := range server {
 		for _, v := range offered {
 			for t := range strings.SplitSeq(v, ",") {
@@ -292,17 +292,18 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, upgrade func(http
 		http.Error(w, "431 request header fields too large", http.StatusRequestHeaderFieldsTooLarge)
 		return
 	}
-	served := func() {}
+	var hk hook.Hook
 	if len(r.Header["Upgrade"]) > 0 { // a plain request never needs it: the router answers 426 itself
-		var ctx context.Context
-		ctx, served = hook.WithUpgrade(r.Context(), func(w http.ResponseWriter, r *http.Request, h any) {
+		hk = hook.WithUpgrade(r.Context(), func(w http.ResponseWriter, r *http.Request, h any) {
 			upgrade(w, r, h.(api.Handler))
 		})
-		r = r.WithContext(ctx)
+		r = r.WithContext(hk)
 	}
 	rw := &recorder{ResponseWriter: w}
 	defer func() {
-		served()
+		if hk != nil {
+			hk.Served()
+		}
 		v := recover()
 		if v == nil {
 			return

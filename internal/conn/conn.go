@@ -108,7 +108,7 @@ func (c *Conn) Request() *http.Request {
 	if r := c.req.Load(); r != nil {
 		return r
 	}
-	r := c.kept.Load().request()
+	r := c.kept.Load().request(c.remote)
 	if c.req.CompareAndSwap(nil, r) {
 		return r
 	}
@@ -134,7 +134,7 @@ func (c *Conn) path() string {
 // packRequest keeps the upgrade request packed until it is asked for.
 func (c *Conn) packRequest() {
 	if r := c.req.Load(); r != nil {
-		c.kept.Store(keepRequest(r))
+		c.kept.Store(keepRequest(r, c.remote))
 		c.req.CompareAndSwap(r, nil)
 	}
 }

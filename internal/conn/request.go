@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 )
@@ -25,16 +26,27 @@ type keptRequest struct {
 // keptTLS is the context key of a kept request's TLS state.
 type keptTLS struct{}
 
-// keepRequest packs r: method, URL, protocol, host, remote address, request
-// URI, pattern, the pattern's path values, and the headers.
-func keepRequest(r *http.Request) *keptRequest {
+// keepRequest packs r: URL, host, method, protocol, remote address,
+// request URI, pattern, the pattern's path values, and the headers. The
+// fields an upgrade usually has (GET, HTTP/1.1, the socket's address
+// remote, the URL as the request URI and as the pattern) take one byte
+// each.
+func keepRequest(r *http.Request, remote netip.AddrPort) *keptRequest {
 	var spare [4]string
 	names := appendWildcards(spare[:0], r.Pattern)
-	fields := []string{r.Method, r.URL.String(), r.Proto, r.Host, r.RemoteAddr, r.RequestURI, r.Pattern}
+	u := r.URL.String()
+	var ra [64]byte
+	fields := [...]optional{
+		{r.Method, r.Method == "GET"},
+		{r.Proto, r.Proto == "HTTP/1.1"},
+		{r.RemoteAddr, r.RemoteAddr == string(remote.AppendTo(ra[:0]))}, // compared, not copied
+		{r.RequestURI, r.RequestURI == u},
+		{r.Pattern, r.Pattern == u}, // a route without wildcards, asked without a query
+	}
 	field := func(s string) int { return uvarintLen(len(s)) + len(s) }
-	size := uvarintLen(len(names)) + uvarintLen(len(r.Header)) // exact: the string keeps the builder's whole buffer
+	size := field(u) + field(r.Host) + uvarintLen(len(names)) + uvarintLen(len(r.Header)) // exact: the string keeps the builder's whole buffer
 	for _, f := range fields {
-		size += field(f)
+		size += f.size()
 	}
 	for _, n := range names {
 		size += field(n) + field(r.PathValue(n))
@@ -53,8 +65,15 @@ func keepRequest(r *http.Request) *keptRequest {
 		num(len(s))
 		b.WriteString(s)
 	}
+	str(u)
+	str(r.Host)
 	for _, f := range fields {
-		str(f)
+		if f.usual {
+			num(0)
+		} else {
+			num(len(f.s) + 1)
+			b.WriteString(f.s)
+		}
 	}
 	num(len(names))
 	for _, name := range names {
@@ -74,6 +93,20 @@ func keepRequest(r *http.Request) *keptRequest {
 		ctx = context.WithValue(ctx, keptTLS{}, r.TLS)
 	}
 	return &keptRequest{ctx: ctx, text: b.String()}
+}
+
+// optional is a field keepRequest writes as a 0 when it has its usual
+// value, else as its length + 1 and its bytes.
+type optional struct {
+	s     string
+	usual bool
+}
+
+func (f optional) size() int {
+	if f.usual {
+		return 1
+	}
+	return uvarintLen(len(f.s)+1) + len(f.s)
 }
 
 // uvarintLen is the length of n as a uvarint.
@@ -120,21 +153,37 @@ func (r *textReader) str() string {
 	return s
 }
 
+// opt reads an optional field: usual when keepRequest wrote a 0.
+func (r *textReader) opt(usual string) string {
+	n := r.num()
+	if n == 0 {
+		return usual
+	}
+	s := r.s[:n-1]
+	r.s = r.s[n-1:]
+	return s
+}
+
 // request rebuilds the upgrade request as the handler saw it (what
 // middleware changed in its fields included); path values set with
 // SetPathValue for names outside the pattern are not kept.
-func (k *keptRequest) request() *http.Request {
+func (k *keptRequest) request(remote netip.AddrPort) *http.Request {
 	rd := textReader{k.text}
 	state, _ := k.ctx.Value(keptTLS{}).(*tls.ConnectionState)
-	r := &http.Request{Method: rd.str(), Body: http.NoBody, TLS: state}
-	u, err := url.Parse(rd.str())
+	r := &http.Request{Body: http.NoBody, TLS: state}
+	us := rd.str()
+	u, err := url.Parse(us)
 	if err != nil {
 		u = &url.URL{}
 	}
 	r.URL = u
-	r.Proto = rd.str()
+	r.Host = rd.str()
+	r.Method = rd.opt("GET")
+	r.Proto = rd.opt("HTTP/1.1")
 	r.ProtoMajor, r.ProtoMinor, _ = http.ParseHTTPVersion(r.Proto)
-	r.Host, r.RemoteAddr, r.RequestURI, r.Pattern = rd.str(), rd.str(), rd.str(), rd.str()
+	r.RemoteAddr = rd.opt(remote.String())
+	r.RequestURI = rd.opt(us)
+	r.Pattern = rd.opt(us)
 	for n := rd.num(); n > 0; n-- {
 		name, value := rd.str(), rd.str()
 		r.SetPathValue(name, value)
@@ -155,8 +204,7 @@ func (k *keptRequest) request() *http.Request {
 // path is the request's URL path, for logs.
 func (k *keptRequest) path() string {
 	rd := textReader{k.text}
-	rd.str()
-	u := rd.str()
+	u := rd.str() // the URL comes first
 	if i := strings.IndexAny(u, "?#"); i >= 0 {
 		u = u[:i]
 	}

@@ -1,13 +1,16 @@
 package conn
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -15,6 +18,9 @@ import (
 )
 
 type keyT struct{}
+
+// testRemote is the socket's address in the kept-request tests.
+var testRemote = netip.MustParseAddrPort("192.0.2.1:1234")
 
 // roundTrip packs the request a mux hands to its handler for target and
 // rebuilds it.
@@ -25,7 +31,7 @@ func roundTrip(t *testing.T, pattern, target string, header http.Header) (before
 		r = r.WithContext(context.WithValue(r.Context(), keyT{}, "v"))
 		r.TLS = &tls.ConnectionState{ServerName: "x"}
 		before = detach(r)
-		after = keepRequest(before).request()
+		after = keepRequest(before, testRemote).request(testRemote)
 	})
 	req := httptest.NewRequest(http.MethodGet, target, nil)
 	req.RemoteAddr = "192.0.2.1:1234"
@@ -71,7 +77,7 @@ func TestKeptRequestRoundTrip(t *testing.T) {
 		if after.Body != http.NoBody {
 			t.Errorf("%s: body %v", c.target, after.Body)
 		}
-		if got := keepRequest(before).path(); got != before.URL.EscapedPath() {
+		if got := keepRequest(before, testRemote).path(); got != before.URL.EscapedPath() {
 			t.Errorf("%s: path %q, want %q", c.target, got, before.URL.EscapedPath())
 		}
 	}
@@ -86,26 +92,45 @@ func TestKeptRequestFitsItsSizeClass(t *testing.T) {
 	}
 }
 
-// FuzzKeptRequest: whatever a request holds comes back the same.
+// FuzzKeptRequest: whatever a request holds comes back the same, its
+// fields at their usual values (written as one byte) or not.
 func FuzzKeptRequest(f *testing.F) {
-	f.Add("GET", "/chat/r1?u=b", "X-A", "v", "room", "r1")
-	f.Add("", "", "", "", "", "")
-	f.Add("POST", "http://h/x%2F?#f", "K\x00", "\xff\xfe", "a...", "b/c")
-	f.Fuzz(func(t *testing.T, method, target, key, value, name, pv string) {
+	f.Add("GET", "/chat/r1?u=b", "X-A", "v", "room", "r1", uint8(0))
+	f.Add("GET", "/echo", "", "", "", "", uint8(0xff))
+	f.Add("", "", "", "", "", "", uint8(0))
+	f.Add("POST", "http://h/x%2F?#f", "K\x00", "\xff\xfe", "a...", "b/c", uint8(0x0f))
+	f.Fuzz(func(t *testing.T, method, target, key, value, name, pv string, usual uint8) {
 		u, err := parseURL(target)
 		if err != nil {
 			t.Skip()
 		}
-		r := &http.Request{Method: method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Host: value,
-			RemoteAddr: key, RequestURI: target, Pattern: "/{" + name + "}", Header: http.Header{key: {value, pv}}}
-		r.SetPathValue(name, pv)
+		proto, remote, uri, pattern := "HTTP/1.0", key, target, "/{"+name+"}"
+		if usual&1 != 0 {
+			proto = "HTTP/1.1"
+		}
+		if usual&2 != 0 {
+			remote = testRemote.String()
+		}
+		if usual&4 != 0 {
+			uri = u.String()
+		}
+		if usual&8 != 0 {
+			pattern = u.String()
+		}
+		r := &http.Request{Method: method, URL: u, Proto: proto, Host: value,
+			RemoteAddr: remote, RequestURI: uri, Pattern: pattern, Header: http.Header{key: {value, pv}}}
+		r.ProtoMajor, r.ProtoMinor, _ = http.ParseHTTPVersion(proto)
+		for _, n := range appendWildcards(nil, pattern) {
+			r.SetPathValue(n, pv)
+		}
 		r = r.WithContext(context.Background())
-		after := keepRequest(r).request()
-		if after.Method != method || after.URL.String() != u.String() || after.Host != value || after.RemoteAddr != key ||
-			after.RequestURI != target || after.Pattern != r.Pattern || !reflect.DeepEqual(after.Header, r.Header) {
+		after := keepRequest(r, testRemote).request(testRemote)
+		if after.Method != method || after.URL.String() != u.String() || after.Proto != proto || after.ProtoMajor != r.ProtoMajor ||
+			after.ProtoMinor != r.ProtoMinor || after.Host != value || after.RemoteAddr != remote ||
+			after.RequestURI != uri || after.Pattern != pattern || !reflect.DeepEqual(after.Header, r.Header) {
 			t.Fatalf("rebuilt %+v, want %+v", after, r)
 		}
-		for _, n := range appendWildcards(nil, r.Pattern) {
+		for _, n := range appendWildcards(nil, pattern) {
 			if after.PathValue(n) != r.PathValue(n) {
 				t.Fatalf("PathValue(%q) = %q, want %q", n, after.PathValue(n), r.PathValue(n))
 			}
@@ -130,20 +155,20 @@ func parseURL(s string) (*url.URL, error) {
 // added nothing after it, and every value from before it.
 func TestKeptRequestDropsTheHook(t *testing.T) {
 	base := context.WithValue(context.Background(), keyT{}, "v")
-	ctx, served := hook.WithUpgrade(base, func(http.ResponseWriter, *http.Request, any) {})
-	served()
+	ctx := hook.WithUpgrade(base, func(http.ResponseWriter, *http.Request, any) {})
+	ctx.Served()
 	r := httptest.NewRequest(http.MethodGet, "/x", nil).WithContext(ctx)
-	k := keepRequest(detach(r))
+	k := keepRequest(detach(r), testRemote)
 	if k.ctx != base {
 		t.Fatalf("kept context %v, want the one under the hook", k.ctx)
 	}
-	if k.request().Context().Value(keyT{}) != "v" {
+	if k.request(testRemote).Context().Value(keyT{}) != "v" {
 		t.Fatal("a value from before the hook was lost")
 	}
 	// Middleware that added a value keeps the whole chain.
 	mw := context.WithValue(ctx, struct{}{}, 1)
-	k = keepRequest(detach(r.WithContext(mw)))
-	if k.request().Context().Value(struct{}{}) != 1 || k.request().Context().Value(keyT{}) != "v" {
+	k = keepRequest(detach(r.WithContext(mw)), testRemote)
+	if k.request(testRemote).Context().Value(struct{}{}) != 1 || k.request(testRemote).Context().Value(keyT{}) != "v" {
 		t.Fatal("middleware's value lost")
 	}
 }
@@ -159,7 +184,7 @@ func TestKeepRequestAllocations(t *testing.T) {
 		r    *http.Request
 		most float64
 	}{{&plain, 3}, {tlsReq, 4}} {
-		if n := testing.AllocsPerRun(100, func() { keepRequest(c.r) }); n > c.most {
+		if n := testing.AllocsPerRun(100, func() { keepRequest(c.r, testRemote) }); n > c.most {
 			t.Fatalf("keepRequest (TLS %v) made %.0f allocations, want at most %.0f", c.r.TLS != nil, n, c.most)
 		}
 	}
@@ -187,3 +212,25 @@ func TestDetachMakesNoDoneChannel(t *testing.T) {
 }
 
 type ctxKeyOther struct{}
+
+// An upgrade as browsers and clients send it packs into the 48-byte size
+// class: its method, protocol, remote address, request URI and pattern
+// are the usual ones, one byte each (all written out it took 91 bytes, in
+// the 96-byte class).
+func TestKeptRequestOfAPlainUpgradeIsSmall(t *testing.T) {
+	head := "GET /echo-event HTTP/1.1\r\nHost: 127.0.0.1:18080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.RemoteAddr, r.Pattern = testRemote.String(), "/echo-event"
+	k := keepRequest(detach(r), testRemote)
+	if n := len(k.text); n > 48 {
+		t.Fatalf("packed request is %d bytes, want at most 48: %q", n, k.text)
+	}
+	if after := k.request(testRemote); after.Method != "GET" || after.Proto != "HTTP/1.1" || after.RemoteAddr != "192.0.2.1:1234" ||
+		after.RequestURI != "/echo-event" || after.Pattern != "/echo-event" || after.Host != "127.0.0.1:18080" {
+		t.Fatalf("rebuilt %+v", after)
+	}
+}

@@ -20,10 +20,17 @@ type Response struct {
 const maxResponseBody = 64 << 10
 
 // NewResponse returns an empty Response.
-func NewResponse() *Response { return &Response{header: http.Header{}} }
+func NewResponse() *Response { return &Response{} }
 
-// Header returns the response headers.
-func (w *Response) Header() http.Header { return w.header }
+// Header returns the response headers. The map is made on first use: an
+// upgrade that succeeds usually writes none, and what a handshake leaves
+// behind shares size classes with what connections keep.
+func (w *Response) Header() http.Header {
+	if w.header == nil {
+		w.header = http.Header{}
+	}
+	return w.header
+}
 
 // WriteHeader records the status, once.
 func (w *Response) WriteHeader(code int) {
@@ -54,11 +61,12 @@ func (w *Response) Body() []byte { return w.body }
 // AppendHTTP appends the response as HTTP/1.1 that closes the connection.
 func (w *Response) AppendHTTP(b []byte) []byte {
 	b = fmt.Appendf(b, "HTTP/1.1 %d %s\r\n", w.Status(), http.StatusText(w.Status()))
-	w.header.Del("Content-Length")
-	w.header.Del("Transfer-Encoding")
-	w.header.Set("Connection", "close")
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Del("Transfer-Encoding")
+	h.Set("Connection", "close")
 	var hb bytes.Buffer
-	w.header.Write(&hb)
+	h.Write(&hb)
 	b = append(b, hb.Bytes()...)
 	b = append(b, "Content-Length: "...)
 	b = strconv.AppendInt(b, int64(len(w.body)), 10)

@@ -21,7 +21,7 @@ type upgradeKey struct{}
 // cancellation, and the Upgrade. Rebase may swap the parent.
 type holder struct {
 	up     Upgrade
-	parent atomic.Pointer[parentCtx]
+	parent atomic.Pointer[parentCtx] // its own allocation: what Rebase replaces must not stay reachable
 }
 
 type parentCtx struct{ context.Context }
@@ -44,16 +44,25 @@ func (h *holder) String() string {
 	return "context.WithUpgrade"
 }
 
-// WithUpgrade returns ctx carrying up, for the router's WebSocket routes,
-// and served, which drops up once the request is served: a connection
-// keeps its request's context for its life, and up holds what served the
-// handshake (a response, buffers). served must not look ctx up again: on
-// fasthttp the request's context is recycled once the response is done.
-func WithUpgrade(ctx context.Context, up Upgrade) (_ context.Context, served func()) {
+// Hook is the context WithUpgrade returns.
+type Hook interface {
+	context.Context
+	// Served drops the Upgrade once the request is served. It must not
+	// look the context up again: on fasthttp the request's context is
+	// recycled once the response is done.
+	Served()
+}
+
+// WithUpgrade returns ctx carrying up, for the router's WebSocket routes:
+// a connection keeps its request's context for its life, and up holds
+// what served the handshake (a response, buffers) until Served.
+func WithUpgrade(ctx context.Context, up Upgrade) Hook {
 	h := &holder{up: up}
 	h.parent.Store(&parentCtx{ctx})
-	return h, func() { h.up = nil }
+	return h
 }
+
+func (h *holder) Served() { h.up = nil }
 
 // Parent returns the context WithUpgrade added to, when ctx is exactly
 // the one it returned (no middleware added values since): a connection

@@ -161,11 +161,13 @@ func CheckRequest(r *http.Request) (key string, err error) {
 		return "", refuse(http.StatusUpgradeRequired, "this is a WebSocket endpoint: send an upgrade request",
 			"Upgrade", "websocket", "Connection", "Upgrade", "Sec-WebSocket-Version", "13")
 	}
-	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
+	// Header names are spelled canonically ("Websocket"): Values would
+	// otherwise allocate the canonical form at every handshake.
+	if v := r.Header.Values("Sec-Websocket-Version"); len(v) != 1 || strings.TrimSpace(v[0]) != "13" {
 		return "", refuse(http.StatusUpgradeRequired, "unsupported WebSocket version: only 13 is spoken",
 			"Sec-WebSocket-Version", "13")
 	}
-	keys := r.Header.Values("Sec-WebSocket-Key")
+	keys := r.Header.Values("Sec-Websocket-Key")
 	if len(keys) != 1 || !validKey(strings.TrimSpace(keys[0])) {
 		return "", refuse(http.StatusBadRequest, "missing or malformed Sec-WebSocket-Key")
 	}
@@ -189,11 +191,15 @@ func validKey(k string) bool {
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // AcceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key.
-func AcceptKey(key string) string {
-	h := sha1.New()
-	h.Write([]byte(key))
-	h.Write([]byte(acceptGUID))
-	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+func AcceptKey(key string) string { return string(appendAcceptKey(nil, key)) }
+
+// appendAcceptKey appends AcceptKey(key) to dst, allocating nothing else:
+// the handshake's garbage shares size classes with what connections keep,
+// and leaves holes among them.
+func appendAcceptKey(dst []byte, key string) []byte {
+	var buf [64]byte // key (24 bytes when valid) and the GUID fit
+	sum := sha1.Sum(append(append(buf[:0], key...), acceptGUID...))
+	return base64.StdEncoding.AppendEncode(dst, sum[:])
 }
 
 // AppendResponse appends the 101 Switching Protocols response for the
@@ -201,7 +207,7 @@ func AcceptKey(key string) string {
 func AppendResponse(dst []byte, key, subprotocol, extensions string) []byte {
 	dst = slices.Grow(dst, 136+len(subprotocol)+26+len(extensions)+28) // one allocation at most
 	dst = append(dst, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	dst = append(dst, AcceptKey(key)...)
+	dst = appendAcceptKey(dst, key)
 	if subprotocol != "" {
 		dst = append(dst, "\r\nSec-WebSocket-Protocol: "...)
 		dst = append(dst, subprotocol...)
