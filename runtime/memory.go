@@ -14,29 +14,34 @@ import (
 // about twice the live heap (GOGC), so a server that accepted 10,000
 // connections holds about 1.6 times what they need until the next
 // collection. ReturnMemory watches the process's allocation: once it has
-// allocated less than a sixteenth of what could be returned for quiet, it
+// allocated, for quiet, less than a sixteenth of what could be returned, it
 // collects and returns the free pages (debug.FreeOSMemory), and then waits
-// for another burst. returned, when not nil, is told how many bytes went
-// back after each return.
+// for another burst: "quiet" is also under a sixteenth of the most it
+// allocated in one such period since the last return, so a process that
+// allocates at a steady rate, however low, is never quiet. returned, when
+// not nil, is told how many bytes went back after each return.
 //
 // It is process-wide: call it once, beside the runtimes (wsmatrix serve
 // runs it with --return-memory, default 1 s). Each return costs one full
 // garbage collection of the process's live heap. The rule bounds how
-// often that happens: only after garbage of at least 4 MiB and one
-// eighth of the live heap, and only when the allocation during quiet is
-// under a sixteenth of it, so a steady allocation rate triggers at most
-// one return per 16×quiet, and no more than the collections GOGC runs on
-// their own. quiet ≤ 0 means one second.
+// often that happens: only after garbage of at least 1 MiB and a quarter
+// of the live heap, and only once a burst ended, never under a steady
+// allocation rate: at most four times as often as GOGC's own collections
+// (bursts spaced a little more than quiet apart, each leaving a quarter of
+// the live heap as garbage). quiet ≤ 0 means one second; the shortest is
+// 10 ms.
 func ReturnMemory(ctx context.Context, quiet time.Duration, returned func(bytes uint64)) {
 	if quiet <= 0 {
 		quiet = time.Second
 	}
+	quiet = max(quiet, minQuiet)
 	const steps = 4 // samples per quiet period
 	t := time.NewTicker(quiet / steps)
 	defer t.Stop()
 	samples := memorySamples()
 	var allocs [steps + 1]uint64 // the allocation counter at the last steps+1 ticks
 	n := 0
+	var peak uint64 // the most allocated in one quiet period since the last return: the burst
 	for {
 		select {
 		case <-ctx.Done():
@@ -49,7 +54,9 @@ func ReturnMemory(ctx context.Context, quiet time.Duration, returned func(bytes 
 		if n++; n <= steps {
 			continue // not a whole quiet period seen yet
 		}
-		if !m.worthReturning(m.allocs - allocs[0]) {
+		allocated := m.allocs - allocs[0]
+		peak = max(peak, allocated)
+		if allocated > peak/16 || !m.worthReturning(allocated) {
 			continue
 		}
 		debug.FreeOSMemory()
@@ -57,12 +64,15 @@ func ReturnMemory(ctx context.Context, quiet time.Duration, returned func(bytes 
 		if returned != nil && m.retained() > after.retained() {
 			returned(m.retained() - after.retained())
 		}
-		n = 0 // the next return needs a quiet period of its own
+		n, peak = 0, 0 // the next return needs a burst, and a quiet period, of its own
 	}
 }
 
+// minQuiet is the shortest quiet period ReturnMemory takes.
+const minQuiet = 10 * time.Millisecond
+
 // minReturn is the least garbage worth a collection to return.
-const minReturn = 4 << 20
+const minReturn = 1 << 20
 
 // memory is what ReturnMemory reads of the heap.
 type memory struct {
@@ -86,7 +96,7 @@ func (m memory) worthReturning(allocated uint64) bool {
 		return false
 	}
 	spare := m.objects + m.free - m.live
-	return spare >= minReturn && spare >= m.live/8 && allocated <= spare/16
+	return spare >= minReturn && spare >= m.live/4 && allocated <= spare/16
 }
 
 // memorySamples are the metrics readMemory reads, in its order.

@@ -10,10 +10,10 @@ func TestWorthReturning(t *testing.T) {
 	}{
 		{live: 10 * MiB, dead: 5 * MiB, free: 2 * MiB, allocated: 0, want: true},
 		{live: 10 * MiB, free: 7 * MiB, allocated: 7 * MiB / 16, want: true},
-		{live: 10 * MiB, dead: 7 * MiB, allocated: 7*MiB/16 + 1, want: false},     // still allocating
-		{live: 10 * MiB, dead: 1 * MiB, free: 2 * MiB, allocated: 0, want: false}, // under 4 MiB to give back
-		{live: 100 * MiB, free: 10 * MiB, allocated: 0, want: false},              // under an eighth of the live heap
-		{live: 100 * MiB, free: 13 * MiB, allocated: 0, want: true},
+		{live: 10 * MiB, dead: 7 * MiB, allocated: 7*MiB/16 + 1, want: false},    // still allocating
+		{live: 2 * MiB, dead: MiB / 2, free: MiB / 4, allocated: 0, want: false}, // under 1 MiB to give back
+		{live: 100 * MiB, free: 24 * MiB, allocated: 0, want: false},             // under a quarter of the live heap
+		{live: 100 * MiB, free: 25 * MiB, allocated: 0, want: true},
 		{live: 10 * MiB, allocated: 0, want: false},
 	} {
 		// Unused room among live objects is never counted: a collection

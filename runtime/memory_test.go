@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	goruntime "runtime"
 	"runtime/metrics"
 	"sync/atomic"
 	"testing"
@@ -94,4 +95,61 @@ func TestReturnMemoryWaitsWhileBusy(t *testing.T) {
 	if n := returns.Load(); n != 0 {
 		t.Fatalf("%d returns while the process allocated about 200 MB/s", n)
 	}
+}
+
+// sink takes what is allocated only to be garbage.
+var sink []byte
+
+// A process with a 16 MiB live heap that allocates steadily, 256 KiB
+// every 50 ms (5 MiB/s: GOGC would collect about once per 3 s), is never
+// quiet for 100 ms: no return. (A review found one every ~1.7 s when
+// quiet meant allocating under a sixteenth of the garbage piled up, which
+// any steady rate reaches.)
+func TestReturnMemoryIgnoresASteadyRate(t *testing.T) {
+	live := make([][]byte, 0, 16<<20/8192)
+	for range cap(live) {
+		live = append(live, make([]byte, 8192))
+	}
+	goruntime.GC()
+	var returns atomic.Uint64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.ReturnMemory(ctx, 100*time.Millisecond, func(uint64) { returns.Add(1) })
+	}()
+	var ms goruntime.MemStats
+	goruntime.ReadMemStats(&ms)
+	gc0, alloc0 := ms.NumGC, ms.TotalAlloc
+	end := time.Now().Add(4 * time.Second)
+	for time.Now().Before(end) { // 256 KiB per 50 ms
+		for range 32 {
+			sink = make([]byte, 8192)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	goruntime.ReadMemStats(&ms)
+	allocated := ms.TotalAlloc - alloc0
+	gcs := ms.NumGC - gc0
+	goruntime.KeepAlive(live)
+	byGOGC := allocated / (16 << 20) // cycles GOGC=100 would have run on its own
+	t.Logf("allocated %d MiB in 4 s against a 16 MiB live heap: %d returns, %d collections in all (GOGC alone: ~%d)", allocated>>20, returns.Load(), gcs, byGOGC)
+	if returns.Load() != 0 {
+		t.Fatalf("%d returns (full GC + scavenge each) on a steadily busy process; GOGC alone would collect ~%d times", returns.Load(), byGOGC)
+	}
+}
+
+// TestReturnMemoryTinyQuiet: quiet/4 rounds to 0 and time.NewTicker
+// panics, killing the process (wsmatrix serve --return-memory=3ns).
+func TestReturnMemoryTinyQuiet(t *testing.T) {
+	defer func() {
+		if v := recover(); v != nil {
+			t.Fatalf("ReturnMemory(3ns) panicked: %v", v)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	runtime.ReturnMemory(ctx, 3*time.Nanosecond, nil)
 }

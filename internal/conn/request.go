@@ -39,7 +39,7 @@ func keepRequest(r *http.Request, remote netip.AddrPort) *keptRequest {
 	fields := [...]optional{
 		{r.Method, r.Method == "GET"},
 		{r.Proto, r.Proto == "HTTP/1.1"},
-		{r.RemoteAddr, r.RemoteAddr == string(remote.AppendTo(ra[:0]))}, // compared, not copied
+		{r.RemoteAddr, remote.IsValid() && r.RemoteAddr == string(remote.AppendTo(ra[:0]))}, // compared, not copied
 		{r.RequestURI, r.RequestURI == u},
 		{r.Pattern, r.Pattern == u}, // a route without wildcards, asked without a query
 	}

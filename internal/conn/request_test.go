@@ -234,3 +234,17 @@ func TestKeptRequestOfAPlainUpgradeIsSmall(t *testing.T) {
 		t.Fatalf("rebuilt %+v", after)
 	}
 }
+
+// On a socket whose address is
+// not an IP:port (conn.AddrPort gives the zero AddrPort), a RemoteAddr of
+// "" (middleware that blanks it) comes back as "" (a review found
+// "invalid AddrPort": "" equals what the zero AddrPort appends).
+func TestKeptRemoteAddrWithoutIPSocket(t *testing.T) {
+	r := httptest.NewRequest("GET", "/echo", nil)
+	r.RemoteAddr = ""
+	var remote netip.AddrPort // what AddrPort gives for a non-IP socket
+	got := keepRequest(r, remote).request(remote).RemoteAddr
+	if got != r.RemoteAddr {
+		t.Fatalf("RemoteAddr %q rebuilt as %q", r.RemoteAddr, got)
+	}
+}

@@ -68,7 +68,7 @@ type Parser struct {
 	limit int64
 
 	remaining int64 // payload bytes of the current data frame still to come
-	offset    int   // bytes of the current data frame already unmasked (with remaining, its length)
+	offset    int64 // bytes of the current data frame already unmasked (with remaining, its length)
 	msgLen    int64
 	err       *api.CloseError // the first error, returned again forever
 
@@ -129,8 +129,8 @@ func (p *Parser) Parse(b []byte, ev *Event) (n int, err error) {
 		return n, nil // only the header so far
 	}
 	payload := b[:k]
-	ws.Cipher(payload, p.mask, p.offset)
-	p.offset += int(k)
+	ws.Cipher(payload, p.mask, int(p.offset)) // only offset mod 4 counts
+	p.offset += k
 	p.remaining -= k
 	checkText := p.msgType == api.Text && !p.compressed
 	if checkText && !p.text.write(payload) {
@@ -138,7 +138,7 @@ func (p *Parser) Parse(b []byte, ev *Event) (n int, err error) {
 	}
 	// Field by field: a composite literal is built in this frame first.
 	ev.Kind, ev.Type, ev.Payload, ev.First, ev.Compressed = Data, p.msgType, payload, p.first, p.compressed
-	ev.FrameLen, ev.FrameRest = int64(p.offset)+p.remaining, p.remaining
+	ev.FrameLen, ev.FrameRest = p.offset+p.remaining, p.remaining
 	ev.Fin, ev.Code, ev.Reason = false, 0, ""
 	p.first = false
 	if p.remaining == 0 {
