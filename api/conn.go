@@ -72,7 +72,11 @@ type Conn interface {
 	// -Extensions) are gone: a connection keeps the rest for its life,
 	// packed while its handler waits for messages, and rebuilds the
 	// request on the first call after that (the same values; a request
-	// obtained earlier stays valid).
+	// obtained earlier stays valid). As net/http's handlers, a handler
+	// must not modify the request: the connection reads it to pack it
+	// once the handler first waits, and what is changed is not kept
+	// (nor path values set with SetPathValue for names outside the
+	// route's pattern).
 	Request() *http.Request
 	// Subprotocol is the negotiated subprotocol, or "".
 	Subprotocol() string

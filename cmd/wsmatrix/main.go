@@ -348,11 +348,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		scheme = "wss"
 	}
 	logger.Info("listening", "runtime", rt.Name(), "addr", bound.String(), "scheme", scheme, "routes", "/ /healthz /echo /echo-event /chat/{room} /broadcast /socket.io/", "redis", redisLog, "hub", h.Node())
+	var returned func(uint64)
+	if *adminAddr != "" {
+		returned = memoryReturned(reg, *rtName) // exported, 0, when off too
+	}
 	if *returnMemory > 0 {
-		var returned func(uint64)
-		if *adminAddr != "" {
-			returned = memoryReturned(reg, *rtName)
-		}
 		mctx, stopReturning := context.WithCancel(ctx)
 		defer stopReturning()
 		go runtime.ReturnMemory(mctx, *returnMemory, returned)

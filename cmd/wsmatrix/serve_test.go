@@ -330,3 +330,24 @@ func TestReturnMemoryAfterConnecting(t *testing.T) {
 		t.Fatalf("nothing returned in 15 s after %d handshakes (%v returns, %v bytes)", conns, returns, bytes)
 	}
 }
+
+// With the return off, its counters are still exported, at 0: a
+// dashboard tells "off" from "never needed" by the flag, not by a gap.
+func TestReturnMemoryOffExportsZero(t *testing.T) {
+	s := startServe(t, "--admin-addr=127.0.0.1:0", "--return-memory=0")
+	m := regexp.MustCompile(`msg="admin listening" addr=(\S+)`).FindStringSubmatch(s.logText())
+	if m == nil {
+		t.Fatalf("no admin address in logs: %s", s.logText())
+	}
+	resp, err := http.Get("http://" + m[1] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, name := range []string{"wsmatrix_memory_returns_total", "wsmatrix_memory_returned_bytes_total"} {
+		if !regexp.MustCompile(`(?m)^` + name + `\{[^}]*\} 0$`).Match(b) {
+			t.Errorf("%s not exported at 0 with --return-memory=0", name)
+		}
+	}
+}

@@ -126,7 +126,7 @@ func (c *Conn) requestContext() context.Context {
 // path is the upgrade request's URL path, for logs.
 func (c *Conn) path() string {
 	if r := c.req.Load(); r != nil {
-		return r.URL.Path
+		return r.URL.EscapedPath() // as the packed request has it
 	}
 	return c.kept.Load().path()
 }

@@ -29,22 +29,32 @@ type keptTLS struct{}
 // keepRequest packs r: URL, host, method, protocol, remote address,
 // request URI, pattern, the pattern's path values, and the headers. The
 // fields an upgrade usually has (GET, HTTP/1.1, the socket's address
-// remote, the URL as the request URI and as the pattern) take one byte
-// each.
+// remote, the URL as the request URI, and as the pattern after the
+// method) take one byte each.
 func keepRequest(r *http.Request, remote netip.AddrPort) *keptRequest {
 	var spare [4]string
 	names := appendWildcards(spare[:0], r.Pattern)
 	u := r.URL.String()
+	// A '#' in the query (net/http takes it there, as the request line
+	// has no fragment) would start a fragment for url.Parse: such a URL is
+	// parsed back as a request URI.
+	mode := urlParse
+	if r.URL.Fragment == "" && r.URL.RawFragment == "" && strings.Contains(u, "#") {
+		mode = urlRequestURI
+	}
 	var ra [64]byte
 	fields := [...]optional{
-		{r.Method, r.Method == "GET"},
-		{r.Proto, r.Proto == "HTTP/1.1"},
-		{r.RemoteAddr, remote.IsValid() && r.RemoteAddr == string(remote.AppendTo(ra[:0]))}, // compared, not copied
-		{r.RequestURI, r.RequestURI == u},
-		{r.Pattern, r.Pattern == u}, // a route without wildcards, asked without a query
+		{s: r.Method, usual: r.Method == "GET"},
+		{s: r.Proto, usual: r.Proto == "HTTP/1.1"},
+		{s: r.RemoteAddr, usual: remote.IsValid() && r.RemoteAddr == string(remote.AppendTo(ra[:0]))}, // compared, not copied
+		{s: r.RequestURI, usual: r.RequestURI == u},
+		// A route without wildcards asked without a query: the pattern
+		// is the URL, after the method as api.Router registers it.
+		{s: r.Pattern, usual: r.Pattern == u, second: len(r.Pattern) == len(r.Method)+1+len(u) &&
+			strings.HasPrefix(r.Pattern, r.Method) && r.Pattern[len(r.Method)] == ' ' && strings.HasSuffix(r.Pattern, u)},
 	}
 	field := func(s string) int { return uvarintLen(len(s)) + len(s) }
-	size := field(u) + field(r.Host) + uvarintLen(len(names)) + uvarintLen(len(r.Header)) // exact: the string keeps the builder's whole buffer
+	size := field(u) + 1 + field(r.Host) + uvarintLen(len(names)) + uvarintLen(len(r.Header)) // exact: the string keeps the builder's whole buffer
 	for _, f := range fields {
 		size += f.size()
 	}
@@ -66,12 +76,16 @@ func keepRequest(r *http.Request, remote netip.AddrPort) *keptRequest {
 		b.WriteString(s)
 	}
 	str(u)
+	num(mode)
 	str(r.Host)
 	for _, f := range fields {
-		if f.usual {
+		switch {
+		case f.usual:
 			num(0)
-		} else {
-			num(len(f.s) + 1)
+		case f.second:
+			num(1)
+		default:
+			num(len(f.s) + 2)
 			b.WriteString(f.s)
 		}
 	}
@@ -96,18 +110,25 @@ func keepRequest(r *http.Request, remote netip.AddrPort) *keptRequest {
 }
 
 // optional is a field keepRequest writes as a 0 when it has its usual
-// value, else as its length + 1 and its bytes.
+// value, a 1 when its second usual one, else as its length + 2 and its
+// bytes.
 type optional struct {
-	s     string
-	usual bool
+	s             string
+	usual, second bool
 }
 
 func (f optional) size() int {
-	if f.usual {
+	if f.usual || f.second {
 		return 1
 	}
-	return uvarintLen(len(f.s)+1) + len(f.s)
+	return uvarintLen(len(f.s)+2) + len(f.s)
 }
+
+// How request parses the URL back.
+const (
+	urlParse      = iota // url.Parse
+	urlRequestURI        // url.ParseRequestURI: '#' in the query
+)
 
 // uvarintLen is the length of n as a uvarint.
 func uvarintLen(n int) int {
@@ -153,15 +174,19 @@ func (r *textReader) str() string {
 	return s
 }
 
-// opt reads an optional field: usual when keepRequest wrote a 0.
-func (r *textReader) opt(usual string) string {
-	n := r.num()
-	if n == 0 {
+// opt reads an optional field: usual when keepRequest wrote a 0, second()
+// when a 1.
+func (r *textReader) opt(usual string, second func() string) string {
+	switch n := r.num(); n {
+	case 0:
 		return usual
+	case 1:
+		return second()
+	default:
+		s := r.s[:n-2]
+		r.s = r.s[n-2:]
+		return s
 	}
-	s := r.s[:n-1]
-	r.s = r.s[n-1:]
-	return s
 }
 
 // request rebuilds the upgrade request as the handler saw it (what
@@ -172,18 +197,23 @@ func (k *keptRequest) request(remote netip.AddrPort) *http.Request {
 	state, _ := k.ctx.Value(keptTLS{}).(*tls.ConnectionState)
 	r := &http.Request{Body: http.NoBody, TLS: state}
 	us := rd.str()
-	u, err := url.Parse(us)
+	parse := url.Parse
+	if rd.num() == urlRequestURI {
+		parse = url.ParseRequestURI
+	}
+	u, err := parse(us)
 	if err != nil {
 		u = &url.URL{}
 	}
 	r.URL = u
 	r.Host = rd.str()
-	r.Method = rd.opt("GET")
-	r.Proto = rd.opt("HTTP/1.1")
+	none := func() string { return "" } // keepRequest writes no second value for these
+	r.Method = rd.opt("GET", none)
+	r.Proto = rd.opt("HTTP/1.1", none)
 	r.ProtoMajor, r.ProtoMinor, _ = http.ParseHTTPVersion(r.Proto)
-	r.RemoteAddr = rd.opt(remote.String())
-	r.RequestURI = rd.opt(us)
-	r.Pattern = rd.opt(us)
+	r.RemoteAddr = rd.opt(remote.String(), none)
+	r.RequestURI = rd.opt(us, none)
+	r.Pattern = rd.opt(us, func() string { return r.Method + " " + us })
 	for n := rd.num(); n > 0; n-- {
 		name, value := rd.str(), rd.str()
 		r.SetPathValue(name, value)

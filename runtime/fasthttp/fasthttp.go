@@ -209,6 +209,7 @@ func toRequest(ctx *fh.RequestCtx) (*http.Request, error) {
 		Host:       host,
 		RemoteAddr: ctx.RemoteAddr().String(),
 		RequestURI: rawURI,
+		TLS:        ctx.TLSConnectionState(), // nil without TLS, as net/http has it
 	}
 	switch n := ctx.Request.Header.ContentLength(); { // what the head announced: CheckRequest refuses a body
 	case n == -1, announcesCoding(ctx.Request.Header.RawHeaders()): // fasthttp forgets a chunked body it read as empty

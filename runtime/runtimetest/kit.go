@@ -36,6 +36,9 @@ type Config struct {
 	// IdleBlocking and IdleEvent are the goroutines one idle connection
 	// holds with a blocking-style and an event-style handler.
 	IdleBlocking, IdleEvent int
+	// TLS: the runtime serves TLS (Options.TLSConfig), and the upgrade
+	// request carries its state, as net/http's requests do.
+	TLS bool
 }
 
 type testCase struct {
@@ -56,6 +59,9 @@ func Run(t *testing.T, f Factory, cfg Config) {
 	cases = append(cases, httpCases()...)
 	cases = append(cases, deflateCases()...)
 	cases = append(cases, preparedCases()...)
+	if cfg.TLS {
+		cases = append(cases, tlsCases()...)
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			// Like nettest: a stuck case panics, which prints every goroutine.
