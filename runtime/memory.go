@@ -21,8 +21,8 @@ import (
 // allocates at a steady rate, however low, is never quiet. returned, when
 // not nil, is told how many bytes went back after each return.
 //
-// It is process-wide: call it once, beside the runtimes (wsmatrix serve
-// runs it with --return-memory, default 1 s). Each return costs one full
+// It is process-wide: call it once, beside the runtimes (Serve runs it,
+// and wsmatrix serve with --return-memory, default 1 s). Each return costs one full
 // garbage collection of the process's live heap. The rule bounds how
 // often that happens: only after garbage of at least 1 MiB and a quarter
 // of the live heap, and only once a burst ended, never under a steady

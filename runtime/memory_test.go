@@ -153,3 +153,35 @@ func TestReturnMemoryTinyQuiet(t *testing.T) {
 	defer cancel()
 	runtime.ReturnMemory(ctx, 3*time.Nanosecond, nil)
 }
+
+// heldHeap is the heap memory the process holds: objects, dead or alive,
+// free pages not returned, and the room among objects.
+func heldHeap() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64() + s[1].Value.Uint64() + s[2].Value.Uint64()
+}
+
+// Serve gives back what a burst left, as wsmatrix serve does.
+func TestServeReturnsMemory(t *testing.T) {
+	t.Cleanup(func() { keep = nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() { res <- runtime.Serve(ctx, fake{"memory"}, "127.0.0.1:0") }()
+	burst(256<<20, 4) // 64 MiB kept among 192 MiB of garbage
+	const most = 64<<20 + 16<<20
+	held := heldHeap()
+	for deadline := time.Now().Add(10 * time.Second); held > most && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		held = heldHeap()
+	}
+	cancel()
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t)
+	if held > most {
+		t.Fatalf("the heap holds %d MiB 10 s after a burst that kept 64 MiB", held>>20)
+	}
+}

@@ -51,7 +51,10 @@ const ShutdownTimeout = 10 * time.Second
 // SIGINT or SIGTERM; then it shuts down gracefully: new connections are
 // refused, open ones get close 1001 and ShutdownTimeout to end. It returns
 // nil after such a stop, the error of Start, or, as soon as it happens, the
-// failure that made rt stop serving on its own.
+// failure that made rt stop serving on its own. Like the signals, what
+// it does is process-wide: while it serves it gives the memory bursts
+// leave back to the system (ReturnMemory, quiet for ReturnQuiet), as
+// wsmatrix serve does.
 //
 //	rt, err := runtime.New("gnet", router, api.Options{})
 //	...
@@ -62,6 +65,16 @@ func Serve(ctx context.Context, rt Runtime, addr string) error {
 	if _, err := rt.Start(addr); err != nil {
 		return err
 	}
+	mctx, stopReturning := context.WithCancel(ctx)
+	returning := make(chan struct{})
+	go func() {
+		defer close(returning)
+		ReturnMemory(mctx, ReturnQuiet, nil)
+	}()
+	defer func() {
+		stopReturning()
+		<-returning
+	}()
 	var failed error
 	select {
 	case <-ctx.Done():
@@ -76,6 +89,10 @@ func Serve(ctx context.Context, rt Runtime, addr string) error {
 	defer cancel()
 	return errors.Join(failed, rt.Shutdown(sctx))
 }
+
+// ReturnQuiet is the quiet period after which Serve, and wsmatrix serve by
+// default, give the memory a burst left back (ReturnMemory).
+const ReturnQuiet = time.Second
 
 // Factory makes a runtime for a router and options.
 type Factory func(r *api.Router, opts api.Options) (Runtime, error)

@@ -169,7 +169,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.ReusePort, "reuse-port", false, "listen with SO_REUSEPORT, to share the address with other processes (implied by --workers)")
 	fs.IntVar(&o.CompressionThreshold, "compression-threshold", api.DefaultCompressionThreshold, "messages shorter than this many bytes go uncompressed")
 	fs.IntVar(&o.CompressionLevel, "compression-level", api.DefaultCompressionLevel, "flate level, 1 (fastest) to 9 (smallest)")
-	returnMemory := durationFlag(fs, "return-memory", time.Second, "give the memory a burst of connections or messages left free back to the system once the process allocated little for this `duration` (one garbage collection each time); 0 disables")
+	returnMemory := durationFlag(fs, "return-memory", runtime.ReturnQuiet, "give the memory a burst of connections or messages left free back to the system once the process allocated little for this `duration` (one garbage collection each time); 0 disables")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " [" + envName(f.Name) + "]" })
 	if code, ok := parseFlags(fs, args, serveUsage, stdout, stderr); !ok {
 		return code
