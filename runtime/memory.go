@@ -4,6 +4,7 @@ import (
 	"context"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"time"
 )
 
@@ -62,7 +63,11 @@ func ReturnMemory(ctx context.Context, quiet time.Duration, returned func(bytes 
 		if allocated > peak/16 || !m.worthReturning(allocated) {
 			continue
 		}
+		if !returning.TryLock() {
+			continue // another loop returns now: what is left is looked at again
+		}
 		debug.FreeOSMemory()
+		returning.Unlock()
 		after := readMemory(samples)
 		if returned != nil && m.retained() > after.retained() {
 			returned(m.retained() - after.retained())
@@ -70,6 +75,10 @@ func ReturnMemory(ctx context.Context, quiet time.Duration, returned func(bytes 
 		n, peak = 0, 0 // the next return needs a burst, and a quiet period, of its own
 	}
 }
+
+// returning is held while one of the process's ReturnMemory loops
+// returns memory: two at once would collect twice for one burst.
+var returning sync.Mutex
 
 // minQuiet is the shortest quiet period ReturnMemory takes: shorter ones
 // find pauses in steady traffic.

@@ -35,13 +35,7 @@ func keepRequest(r *http.Request, remote netip.AddrPort) *keptRequest {
 	var spare [4]string
 	names := appendWildcards(spare[:0], r.Pattern)
 	u := r.URL.String()
-	// A '#' in the query (net/http takes it there, as the request line
-	// has no fragment) would start a fragment for url.Parse: such a URL is
-	// parsed back as a request URI.
-	mode := urlParse
-	if r.URL.Fragment == "" && r.URL.RawFragment == "" && strings.Contains(u, "#") {
-		mode = urlRequestURI
-	}
+	mode := urlMode(r.URL, u)
 	var ra [64]byte
 	fields := [...]optional{
 		{s: r.Method, usual: r.Method == "GET"},
@@ -55,6 +49,9 @@ func keepRequest(r *http.Request, remote netip.AddrPort) *keptRequest {
 	}
 	field := func(s string) int { return uvarintLen(len(s)) + len(s) }
 	size := field(u) + 1 + field(r.Host) + uvarintLen(len(names)) + uvarintLen(len(r.Header)) // exact: the string keeps the builder's whole buffer
+	if mode == urlQuery {
+		size += field(r.URL.RawQuery)
+	}
 	for _, f := range fields {
 		size += f.size()
 	}
@@ -77,6 +74,9 @@ func keepRequest(r *http.Request, remote netip.AddrPort) *keptRequest {
 	}
 	str(u)
 	num(mode)
+	if mode == urlQuery {
+		str(r.URL.RawQuery)
+	}
 	str(r.Host)
 	for _, f := range fields {
 		switch {
@@ -124,11 +124,47 @@ func (f optional) size() int {
 	return uvarintLen(len(f.s)+2) + len(f.s)
 }
 
-// How request parses the URL back.
+// How request parses the URL back from its String.
 const (
 	urlParse      = iota // url.Parse
-	urlRequestURI        // url.ParseRequestURI: '#' in the query
+	urlRequestURI        // url.ParseRequestURI: a '#' outside a fragment, or a path that starts with "//", which url.Parse takes for a host
+	urlQuery             // url.Parse, then the query written after it: a relative path with a '#' in the query
 )
+
+// urlMode is how the URL u prints as (s) is parsed back. net/http takes
+// a '#' into the query (a request line has no fragment), which url.Parse
+// would take for the start of a fragment; a path of "//x" would be a host
+// to it.
+func urlMode(u *url.URL, s string) int {
+	switch {
+	case u.Fragment != "" || u.RawFragment != "":
+		return urlParse
+	case !strings.Contains(s, "#") && !(u.Scheme == "" && u.Host == "" && u.User == nil && strings.HasPrefix(s, "//")):
+		return urlParse
+	case u.Scheme != "" || strings.HasPrefix(s, "/"):
+		return urlRequestURI // as a server parses a request line: no fragment, no host without a scheme
+	default:
+		return urlQuery // a relative path, which url.ParseRequestURI refuses: the '#' can only be the query's
+	}
+}
+
+// parseKeptURL parses the URL urlMode's mode says how; rawQuery is the query
+// urlQuery writes.
+func parseKeptURL(s string, mode int, rawQuery string) *url.URL {
+	parse := url.Parse
+	if mode == urlRequestURI {
+		parse = url.ParseRequestURI
+	}
+	u, err := parse(s)
+	if err != nil {
+		return &url.URL{}
+	}
+	if mode == urlQuery {
+		// The only '#' that String leaves unescaped are the query's.
+		u.RawQuery, u.Fragment, u.RawFragment = rawQuery, "", ""
+	}
+	return u
+}
 
 // uvarintLen is the length of n as a uvarint.
 func uvarintLen(n int) int {
@@ -196,16 +232,12 @@ func (k *keptRequest) request(remote netip.AddrPort) *http.Request {
 	rd := textReader{k.text}
 	state, _ := k.ctx.Value(keptTLS{}).(*tls.ConnectionState)
 	r := &http.Request{Body: http.NoBody, TLS: state}
-	us := rd.str()
-	parse := url.Parse
-	if rd.num() == urlRequestURI {
-		parse = url.ParseRequestURI
+	us, mode := rd.str(), rd.num()
+	var rawQuery string
+	if mode == urlQuery {
+		rawQuery = rd.str()
 	}
-	u, err := parse(us)
-	if err != nil {
-		u = &url.URL{}
-	}
-	r.URL = u
+	r.URL = parseKeptURL(us, mode, rawQuery)
 	r.Host = rd.str()
 	none := func() string { return "" } // keepRequest writes no second value for these
 	r.Method = rd.opt("GET", none)
@@ -234,9 +266,18 @@ func (k *keptRequest) request(remote netip.AddrPort) *http.Request {
 // path is the request's URL path, for logs.
 func (k *keptRequest) path() string {
 	rd := textReader{k.text}
-	u := rd.str() // the URL comes first
-	if i := strings.IndexAny(u, "?#"); i >= 0 {
-		u = u[:i]
+	u, mode := rd.str(), rd.num() // the URL comes first
+	if strings.HasPrefix(u, "/") && mode != urlRequestURI {
+		if i := strings.IndexAny(u, "?#"); i >= 0 {
+			u = u[:i]
+		}
+		return u
 	}
-	return u
+	// An absolute-form target, or what middleware made: the path alone,
+	// as the request's URL gives it.
+	var rawQuery string
+	if mode == urlQuery {
+		rawQuery = rd.str()
+	}
+	return parseKeptURL(u, mode, rawQuery).EscapedPath()
 }
