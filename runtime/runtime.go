@@ -54,7 +54,8 @@ const ShutdownTimeout = 10 * time.Second
 // failure that made rt stop serving on its own. Like the signals, what
 // it does is process-wide: while it serves it gives the memory bursts
 // leave back to the system (ReturnMemory, quiet for ReturnQuiet), as
-// wsmatrix serve does.
+// wsmatrix serve does; a program that wants otherwise calls Start and
+// Shutdown itself.
 //
 //	rt, err := runtime.New("gnet", router, api.Options{})
 //	...
