@@ -37,14 +37,20 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // start serves a Socket.IO server made by setup on runtime rt.
 func start(t *testing.T, rt string, o socketio.Options, setup func(*socketio.Server)) (*socketio.Server, string) {
 	t.Helper()
-	o.Logger = quiet
+	return startWith(t, rt, o, api.Options{}, setup)
+}
+
+// startWith is start with the runtime's options ro.
+func startWith(t *testing.T, rt string, o socketio.Options, ro api.Options, setup func(*socketio.Server)) (*socketio.Server, string) {
+	t.Helper()
+	o.Logger, ro.Logger = quiet, quiet
 	sio := socketio.New(o)
 	if setup != nil {
 		setup(sio)
 	}
 	r := api.NewRouter()
 	sio.Mount(r, "/socket.io/")
-	s, err := runtime.New(rt, r, api.Options{Logger: quiet})
+	s, err := runtime.New(rt, r, ro)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,7 @@
 package socketio_test
 
 import (
-	"context"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +10,6 @@ import (
 
 	"github.com/wsmatrix/wsmatrix/api"
 	"github.com/wsmatrix/wsmatrix/hub"
-	"github.com/wsmatrix/wsmatrix/runtime"
 	"github.com/wsmatrix/wsmatrix/socketio"
 )
 
@@ -27,31 +24,15 @@ import (
 func TestSlowWebSocketClientDoesNotStallTheHub(t *testing.T) {
 	h := hub.New(hub.Options{Logger: quiet}) // CloseSlow, the default
 	defer h.Close()
-	sio := socketio.New(socketio.Options{Hub: h, Logger: quiet, PingInterval: 300 * time.Millisecond, PingTimeout: 30 * time.Second})
-	sio.Of("/").OnConnection(func(so *socketio.Socket) {
-		if so.Request().URL.Query().Get("role") == "slow" {
-			so.Join("slow")
-		}
-	})
-	r := api.NewRouter()
-	sio.Mount(r, "/socket.io/")
 	const writeTimeout = 4 * time.Second
-	s, err := runtime.New("stdhttp", r, api.Options{Logger: quiet, SendQueueBytes: 64 << 10, WriteTimeout: writeTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := s.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := a.String()
-	t.Cleanup(func() {
-		sio.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-		http.DefaultClient.CloseIdleConnections()
-	})
+	sio, addr := startWith(t, "stdhttp", socketio.Options{Hub: h, PingInterval: 300 * time.Millisecond, PingTimeout: 30 * time.Second},
+		api.Options{SendQueueBytes: 64 << 10, WriteTimeout: writeTimeout}, func(sio *socketio.Server) {
+			sio.Of("/").OnConnection(func(so *socketio.Socket) {
+				if so.Request().URL.Query().Get("role") == "slow" {
+					so.Join("slow")
+				}
+			})
+		})
 	connect := func(role string) *websocket.Conn {
 		d := *websocket.DefaultDialer
 		d.NetDial = func(network, a string) (net.Conn, error) {

@@ -36,6 +36,7 @@ func keepRequest(r *http.Request, remote netip.AddrPort) *keptRequest {
 	names := appendWildcards(spare[:0], r.Pattern)
 	u := r.URL.String()
 	mode := urlMode(r.URL, u)
+	method, path, ok := strings.Cut(r.Pattern, " ")
 	var ra [64]byte
 	fields := [...]optional{
 		{s: r.Method, usual: r.Method == "GET"},
@@ -44,8 +45,7 @@ func keepRequest(r *http.Request, remote netip.AddrPort) *keptRequest {
 		{s: r.RequestURI, usual: r.RequestURI == u},
 		// A route without wildcards asked without a query: the pattern
 		// is the URL, after the method as api.Router registers it.
-		{s: r.Pattern, usual: r.Pattern == u, second: len(r.Pattern) == len(r.Method)+1+len(u) &&
-			strings.HasPrefix(r.Pattern, r.Method) && r.Pattern[len(r.Method)] == ' ' && strings.HasSuffix(r.Pattern, u)},
+		{s: r.Pattern, usual: r.Pattern == u, second: method == r.Method && ok && path == u},
 	}
 	field := func(s string) int { return uvarintLen(len(s)) + len(s) }
 	size := field(u) + 1 + field(r.Host) + uvarintLen(len(names)) + uvarintLen(len(r.Header)) // exact: the string keeps the builder's whole buffer

@@ -23,7 +23,7 @@ import (
 func tlsCases() []testCase {
 	return []testCase{
 		{name: "request/tls_state_before_and_after_waiting", run: func(t *testing.T, k *kit) {
-			cert, pool := selfSignedCert(t)
+			cert, pool := SelfSignedCert(t)
 			o := testOptions()
 			o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 			s := k.serve(o, func(r *api.Router) {
@@ -57,9 +57,9 @@ func tlsCases() []testCase {
 	}
 }
 
-// selfSignedCert makes a certificate for 127.0.0.1 and the pool that
-// trusts it.
-func selfSignedCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
+// SelfSignedCert makes a certificate for 127.0.0.1, valid for an hour,
+// and the pool that trusts it: for tests that serve TLS.
+func SelfSignedCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
