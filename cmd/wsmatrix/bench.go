@@ -37,7 +37,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	var (
 		scenario  = fs.String("scenario", "echo", "echo, idle, capacity, broadcast, connect, flood, http, socketio-idle or socketio-echo")
-		runtimes  = fs.String("runtimes", "stdhttp,fasthttp,gnet", "runtimes to start and measure, in order (the first is the baseline of the ratios)")
+		runtimes  = fs.String("runtimes", "stdhttp,fasthttp,gnet", "runtimes to start and measure, in order")
 		paths     = fs.String("paths", "", "handler routes to measure on each runtime (default: /echo,/echo-event; broadcast: /broadcast)")
 		peers     = fs.String("peers", "", "also start and measure peer servers: name=/path/to/binary,... (each takes --addr, serves /echo, logs addr=)")
 		rawURL    = fs.String("url", "", "measure an external server at this ws:// URL instead (needs --pid)")
@@ -56,6 +56,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		payload   = fs.String("payload", "bytes", "echo: bytes (one repeated byte) or json (JSON-like text that compresses as chat messages do)")
 		jsonOut   = fs.String("json", "", "also write the results as JSON to this file")
 		svgOut    = fs.String("svg", "", "also draw the compared figure as an SVG bar chart in this file")
+		rounds    = fs.Int("rounds", 1, "measure every target this many times, every second round in reverse order, and report each target's median (on a shared machine one round's ratios can be off by a third)")
+		baseline  = fs.String("baseline", "", "the target the ratios are against, in each round: a name as the table prints it (\"gorilla /echo\") or its first word if that is unique (default: the first target)")
 	)
 	if code, ok := parseFlags(fs, args, benchUsage, stdout, stderr); !ok {
 		return code
@@ -66,6 +68,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if _, ok := scenarios[*scenario]; !ok {
 		return fail(2, "--scenario %q: echo, idle, capacity, broadcast, connect, flood, http, socketio-idle or socketio-echo", *scenario)
+	}
+	if *rounds < 1 {
+		return fail(2, "--rounds %d: at least 1", *rounds)
 	}
 	if *rawURL == "" {
 		for _, rt := range strings.Split(*runtimes, ",") {
@@ -99,12 +104,17 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return fail(1, "pin to CPU %d: %v", *clientCPU, err)
 		}
 	}
-	type target struct {
-		name, url string
-		pid       int
-		stop      func()
+	// A target's name is known before it starts: --baseline names one.
+	type started struct {
+		url  string
+		pid  int
+		stop func()
 	}
-	var targets []func() (target, error)
+	type target struct {
+		name  string
+		start func() (started, error)
+	}
+	var targets []target
 	if *rawURL != "" {
 		if *pid <= 0 {
 			return fail(2, "--url needs --pid")
@@ -112,24 +122,24 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if err := unix.Kill(*pid, 0); err == unix.ESRCH { // EPERM: it exists
 			return fail(2, "--pid %d: no such process", *pid)
 		}
-		targets = append(targets, func() (target, error) { return target{*rawURL, *rawURL, *pid, func() {}}, nil })
+		targets = append(targets, target{*rawURL, func() (started, error) { return started{*rawURL, *pid, func() {}}, nil }})
 	} else {
 		for _, rt := range strings.Split(*runtimes, ",") {
 			for _, p := range strings.Split(*paths, ",") {
-				targets = append(targets, func() (target, error) {
+				targets = append(targets, target{rt + " " + p, func() (started, error) {
 					self, err := os.Executable()
 					if err != nil {
-						return target{}, err
+						return started{}, err
 					}
 					addr, child, err := startChild(rt, []string{self, "serve", "--runtime=" + rt, "--addr=127.0.0.1:0", "--compression=" + *compress}, *serverCPU)
 					if err != nil {
-						return target{}, err
+						return started{}, err
 					}
-					return target{rt + " " + p, "ws://" + addr + p, child.Process.Pid, func() {
+					return started{"ws://" + addr + p, child.Process.Pid, func() {
 						child.Process.Signal(unix.SIGTERM)
 						child.Wait()
 					}}, nil
-				})
+				}})
 			}
 		}
 	}
@@ -140,30 +150,34 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if !ok {
 				return fail(2, "--peers %q: want name=/path/to/binary", p)
 			}
-			targets = append(targets, func() (target, error) {
+			path := "/echo"
+			switch *scenario {
+			case "broadcast":
+				path = "/broadcast"
+			case "http":
+				path = "/healthz"
+			case "socketio-idle", "socketio-echo":
+				path = "/socket.io/"
+			}
+			targets = append(targets, target{name + " " + path, func() (started, error) {
 				args := []string{bin, "--addr=127.0.0.1:0"}
 				if *compress != "off" {
 					args = append(args, "--compression="+*compress)
 				}
 				addr, child, err := startChild(name, args, *serverCPU)
 				if err != nil {
-					return target{}, err
+					return started{}, err
 				}
-				path := "/echo"
-				switch *scenario {
-				case "broadcast":
-					path = "/broadcast"
-				case "http":
-					path = "/healthz"
-				case "socketio-idle", "socketio-echo":
-					path = "/socket.io/"
-				}
-				return target{name + " " + path, "ws://" + addr + path, child.Process.Pid, func() {
+				return started{"ws://" + addr + path, child.Process.Pid, func() {
 					child.Process.Signal(unix.SIGTERM)
 					child.Wait()
 				}}, nil
-			})
+			}})
 		}
+	}
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.name
 	}
 	report := benchReport{Scenario: *scenario, Started: time.Now().UTC(), ServerCPU: *serverCPU, ClientCPU: *clientCPU,
 		Conns: *conns, Size: *size, Duration: *duration, Rate: *rate, InFlight: *inflight}
@@ -181,33 +195,69 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "|"+strings.Repeat("---|", strings.Count(sc.header, "|")-1))
 		}
 	}
-	var base float64
-	for _, mk := range targets {
-		t, err := mk()
-		if err != nil {
-			return fail(1, "%v", err)
+	bi := 0
+	if *baseline != "" {
+		if bi = findTarget(names, *baseline); bi < 0 {
+			return fail(2, "--baseline %q: names none of the targets, or more than one (%s)", *baseline, strings.Join(names, ", "))
 		}
-		var done atomic.Int64
-		stopProgress := progress(stderr, t.name, &done)
-		res, figure, cells, err := sc.run(ctx, benchParams{url: t.url, pid: t.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, inflight: *inflight, stuck: *stuck,
-			compress: *compress != "off", json: *payload == "json", header: header, progress: &done, clients: *clients})
-		stopProgress()
-		t.stop()
-		if err != nil {
-			return fail(1, "%s: %v", t.name, err)
-		}
-		if base == 0 {
-			base = figure
-		}
-		ratio := 0.0
-		if base > 0 {
-			ratio = figure / base
-		}
-		report.Targets = append(report.Targets, benchTarget{Name: t.name, Figure: figure, Ratio: ratio, Result: res})
-		head()
-		fmt.Fprintf(stdout, "| %s | %s | %.2f |\n", t.name, cells, ratio)
 	}
-	fmt.Fprintf(stdout, "\nratio: %s, against the first row\n", sc.figure)
+	figures := make([][]float64, len(targets)) // per target, per round
+	for r := range *rounds {
+		order := make([]int, len(targets))
+		for i := range order {
+			order[i] = i
+		}
+		if r%2 == 1 {
+			slices.Reverse(order) // a target's place in the run shows in its figure
+		}
+		first := len(report.Targets)
+		for _, i := range order {
+			t := targets[i]
+			st, err := t.start()
+			if err != nil {
+				return fail(1, "%v", err)
+			}
+			var done atomic.Int64
+			stopProgress := progress(stderr, t.name, &done)
+			res, figure, cells, err := sc.run(ctx, benchParams{url: st.url, pid: st.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, inflight: *inflight, stuck: *stuck,
+				compress: *compress != "off", json: *payload == "json", header: header, progress: &done, clients: *clients})
+			stopProgress()
+			st.stop()
+			if err != nil {
+				return fail(1, "%s: %v", t.name, err)
+			}
+			figures[i] = append(figures[i], figure)
+			report.Targets = append(report.Targets, benchTarget{Name: t.name, Round: r + 1, Figure: figure, Result: res})
+			ratio := "…" // the baseline of this round runs later
+			if len(figures[bi]) == r+1 {
+				ratio = fmt.Sprintf("%.2f", ratioOf(figure, figures[bi][r]))
+			}
+			name := t.name
+			if *rounds > 1 {
+				name = fmt.Sprintf("%s (round %d)", t.name, r+1)
+			}
+			head()
+			fmt.Fprintf(stdout, "| %s | %s | %s |\n", name, cells, ratio)
+		}
+		for k := first; k < len(report.Targets); k++ {
+			report.Targets[k].Ratio = ratioOf(report.Targets[k].Figure, figures[bi][r])
+		}
+	}
+	fmt.Fprintf(stdout, "\nratio: %s, against %s\n", sc.figure, names[bi])
+	if *rounds > 1 {
+		fmt.Fprintf(stdout, "\n%d rounds, every second one in reverse order; the ratio is taken in each round, then the median\n\n", *rounds)
+		fmt.Fprintln(stdout, "| target | figure per round | median | ratio per round | median ratio |")
+		fmt.Fprintln(stdout, "|---|---|---|---|---|")
+		for i, name := range names {
+			ratios := make([]float64, len(figures[i]))
+			for r, f := range figures[i] {
+				ratios[r] = ratioOf(f, figures[bi][r])
+			}
+			m := benchMedian{Name: name, Figures: figures[i], Median: median(figures[i]), Ratios: ratios, MedianRatio: median(ratios)}
+			report.Medians = append(report.Medians, m)
+			fmt.Fprintf(stdout, "| %s | %s | %.2f | %s | %.2f |\n", name, joinFloats(m.Figures), m.Median, joinFloats(m.Ratios), m.MedianRatio)
+		}
+	}
 	if *jsonOut != "" {
 		b, _ := json.MarshalIndent(report, "", "  ")
 		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
@@ -215,7 +265,14 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if *svgOut != "" {
-		if err := os.WriteFile(*svgOut, chart(report, sc.figure), 0o644); err != nil {
+		bars := make([]bar, len(names))
+		for i, name := range names {
+			bars[i] = bar{name, figures[i][0], ratioOf(figures[i][0], figures[bi][0])}
+			if *rounds > 1 {
+				bars[i] = bar{name + " (median)", report.Medians[i].Median, report.Medians[i].MedianRatio}
+			}
+		}
+		if err := os.WriteFile(*svgOut, chart(report, sc.figure, bars), 0o644); err != nil {
 			return fail(1, "%v", err)
 		}
 	}
@@ -234,14 +291,69 @@ type benchReport struct {
 	Duration  time.Duration `json:"duration_ns"`
 	Rate      int           `json:"rate"`
 	InFlight  int           `json:"in_flight"`
-	Targets   []benchTarget `json:"targets"`
+	Targets   []benchTarget `json:"targets"`           // in the order they ran
+	Medians   []benchMedian `json:"medians,omitempty"` // with --rounds above 1
 }
 
 type benchTarget struct {
 	Name   string  `json:"name"`
+	Round  int     `json:"round"`  // from 1
 	Figure float64 `json:"figure"` // the compared figure of the scenario
-	Ratio  float64 `json:"ratio"`  // figure / the first target's figure
+	Ratio  float64 `json:"ratio"`  // figure / the baseline's figure in the same round
 	Result any     `json:"result"` // the loadtest result
+}
+
+// benchMedian is one target's figures over the rounds of a run.
+type benchMedian struct {
+	Name        string    `json:"name"`
+	Figures     []float64 `json:"figures"` // per round
+	Median      float64   `json:"median"`
+	Ratios      []float64 `json:"ratios"` // against the baseline, per round
+	MedianRatio float64   `json:"median_ratio"`
+}
+
+func ratioOf(figure, base float64) float64 {
+	if base <= 0 {
+		return 0
+	}
+	return figure / base
+}
+
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func joinFloats(v []float64) string {
+	s := make([]string, len(v))
+	for i, f := range v {
+		s[i] = strconv.FormatFloat(f, 'f', 2, 64)
+	}
+	return strings.Join(s, ", ")
+}
+
+// findTarget returns the index of the target named name, or whose name's
+// first word is name and no other's is; -1 if none.
+func findTarget(names []string, name string) int {
+	found := -1
+	for i, n := range names {
+		if n == name {
+			return i
+		}
+		if first, _, _ := strings.Cut(n, " "); first == name {
+			if found >= 0 {
+				return -1 // ambiguous: stdhttp /echo and stdhttp /echo-event
+			}
+			found = i
+		}
+	}
+	return found
 }
 
 type benchParams struct {
@@ -407,31 +519,37 @@ func progress(w io.Writer, name string, done *atomic.Int64) func() {
 	return func() { close(stop); <-finished }
 }
 
+// bar is one bar of chart.
+type bar struct {
+	name          string
+	figure, ratio float64
+}
+
 // chart draws the compared figure of every target as horizontal bars.
-func chart(r benchReport, figure string) []byte {
-	const w, left, bar, gap = 720, 200, 22, 8
-	h := 60 + len(r.Targets)*(bar+gap)
+func chart(r benchReport, figure string, bars []bar) []byte {
+	const w, left, barH, gap = 720, 200, 22, 8
+	h := 60 + len(bars)*(barH+gap)
 	maxV := 0.0
-	for _, t := range r.Targets {
-		maxV = max(maxV, t.Figure)
+	for _, t := range bars {
+		maxV = max(maxV, t.figure)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="10" y="20" font-size="14" font-weight="bold">wsmatrix bench: %s</text>`+"\n", html.EscapeString(r.Scenario))
 	fmt.Fprintf(&b, `<text x="10" y="38" fill="#555">%s, %d connections, %s</text>`+"\n", html.EscapeString(figure), r.Conns, r.Started.Format("2006-01-02"))
-	for i, t := range r.Targets {
-		y := 50 + i*(bar+gap)
+	for i, t := range bars {
+		y := 50 + i*(barH+gap)
 		bw := 0.0
 		if maxV > 0 {
-			bw = t.Figure / maxV * float64(w-left-110)
+			bw = t.figure / maxV * float64(w-left-110)
 		}
 		color := "#b0b0b0" // peers and external servers
-		if rt, _, _ := strings.Cut(t.Name, " "); slices.Contains(runtime.Builtin(), rt) {
+		if rt, _, _ := strings.Cut(t.name, " "); slices.Contains(runtime.Builtin(), rt) {
 			color = "#4878a8" // wsmatrix runtimes
 		}
-		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+bar/2+4, html.EscapeString(t.Name))
-		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", left, y, bw, bar, color)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d">%.2f (%.2f×)</text>`+"\n", float64(left)+bw+6, y+bar/2+4, t.Figure, t.Ratio)
+		fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end">%s</text>`+"\n", left-8, y+barH/2+4, html.EscapeString(t.name))
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="%s"/>`+"\n", left, y, bw, barH, color)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d">%.2f (%.2f×)</text>`+"\n", float64(left)+bw+6, y+barH/2+4, t.figure, t.ratio)
 	}
 	b.WriteString("</svg>\n")
 	return []byte(b.String())

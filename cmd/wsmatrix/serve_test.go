@@ -8,12 +8,15 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -261,6 +264,69 @@ func TestBench(t *testing.T) {
 	}
 	if code, out := runBinary(t, binary, nil, "bench", "--scenario=idle", "--headers=firefox"); code != 2 || !strings.Contains(out, "none or browser") {
 		t.Fatalf("bad --headers: exit %d\n%s", code, out)
+	}
+}
+
+// TestBenchRounds: --rounds measures every target again, every second
+// round in reverse order, and --baseline takes each round's ratios
+// against the target it names.
+func TestBenchRounds(t *testing.T) {
+	js := filepath.Join(t.TempDir(), "rounds.json")
+	code, out := runBinary(t, binary, nil, "bench", "--scenario=echo", "--conns=5", "--duration=300ms", "--runtimes=stdhttp,gnet", "--paths=/echo",
+		"--server-cpu=-1", "--client-cpu=-1", "--rounds=3", "--baseline=gnet", "--json="+js)
+	if code != 0 || !strings.Contains(out, "| gnet /echo (round 3) |") || !strings.Contains(out, "against gnet /echo") || !strings.Contains(out, "| median ratio |") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	var rep struct {
+		Targets []struct {
+			Name          string
+			Round         int
+			Figure, Ratio float64
+		}
+		Medians []struct {
+			Name            string
+			Figures, Ratios []float64
+			Median          float64
+			MedianRatio     float64 `json:"median_ratio"`
+		}
+	}
+	b, err := os.ReadFile(js)
+	if err != nil || json.Unmarshal(b, &rep) != nil {
+		t.Fatalf("JSON: %v\n%s", err, b)
+	}
+	var order []string
+	for _, tg := range rep.Targets {
+		order = append(order, fmt.Sprintf("%d %s", tg.Round, tg.Name))
+	}
+	want := []string{"1 stdhttp /echo", "1 gnet /echo", "2 gnet /echo", "2 stdhttp /echo", "3 stdhttp /echo", "3 gnet /echo"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("order %q, want %q", order, want)
+	}
+	gnet := map[int]float64{}
+	for _, tg := range rep.Targets {
+		if tg.Name == "gnet /echo" {
+			gnet[tg.Round] = tg.Figure
+		}
+	}
+	for _, tg := range rep.Targets {
+		if tg.Figure <= 0 || math.Abs(tg.Ratio-tg.Figure/gnet[tg.Round]) > 1e-9 {
+			t.Fatalf("%d %s: figure %v, ratio %v, gnet's %v", tg.Round, tg.Name, tg.Figure, tg.Ratio, gnet[tg.Round])
+		}
+	}
+	if len(rep.Medians) != 2 || rep.Medians[0].Name != "stdhttp /echo" || len(rep.Medians[0].Figures) != 3 || rep.Medians[1].MedianRatio != 1 {
+		t.Fatalf("medians: %+v", rep.Medians)
+	}
+	for _, m := range rep.Medians {
+		f := slices.Sorted(slices.Values(m.Figures))
+		r := slices.Sorted(slices.Values(m.Ratios))
+		if m.Median != f[1] || m.MedianRatio != r[1] {
+			t.Fatalf("%s: median %v of %v, median ratio %v of %v", m.Name, m.Median, m.Figures, m.MedianRatio, m.Ratios)
+		}
+	}
+	for _, bad := range [][]string{{"--rounds=0"}, {"--baseline=stdhttp"}, {"--baseline=nope"}} {
+		if code, out := runBinary(t, binary, nil, append([]string{"bench", "--client-cpu=-1"}, bad...)...); code != 2 || !strings.Contains(out, strings.TrimPrefix(strings.SplitN(bad[0], "=", 2)[0], "-")) {
+			t.Fatalf("%v: exit %d\n%s", bad, code, out)
+		}
 	}
 }
 
