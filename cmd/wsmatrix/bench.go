@@ -56,7 +56,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		payload   = fs.String("payload", "bytes", "echo: bytes (one repeated byte) or json (JSON-like text that compresses as chat messages do)")
 		jsonOut   = fs.String("json", "", "also write the results as JSON to this file")
 		svgOut    = fs.String("svg", "", "also draw the compared figure as an SVG bar chart in this file")
-		rounds    = fs.Int("rounds", 1, "measure every target this many times, every second round in reverse order, and report each target's median (on a shared machine one round's ratios can be off by a third)")
+		rounds    = fs.Int("rounds", 1, "measure every target this many times, every second round in reverse order, and report each target's median (on a shared machine one round's ratios can be off by a third; an external --url server is measured again without a restart)")
 		baseline  = fs.String("baseline", "", "the target the ratios are against, in each round: a name as the table prints it (\"gorilla /echo\") or its first word if that is unique (default: the first target)")
 	)
 	if code, ok := parseFlags(fs, args, benchUsage, stdout, stderr); !ok {
@@ -197,9 +197,24 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	bi := 0
 	if *baseline != "" {
-		if bi = findTarget(names, *baseline); bi < 0 {
-			return fail(2, "--baseline %q: names none of the targets, or more than one (%s)", *baseline, strings.Join(names, ", "))
+		var err error
+		if bi, err = findTarget(names, *baseline); err != nil {
+			return fail(2, "--baseline: %v", err)
 		}
+	}
+	writeJSON := func() error {
+		if *jsonOut == "" {
+			return nil
+		}
+		b, _ := json.MarshalIndent(report, "", "  ")
+		return os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
+	}
+	// failRun keeps what earlier targets and rounds measured.
+	failRun := func(format string, a ...any) int {
+		if err := writeJSON(); err != nil {
+			printError(stderr, "bench", err)
+		}
+		return fail(1, format, a...)
 	}
 	figures := make([][]float64, len(targets)) // per target, per round
 	for r := range *rounds {
@@ -211,33 +226,40 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			slices.Reverse(order) // a target's place in the run shows in its figure
 		}
 		first := len(report.Targets)
+		type row struct {
+			name, cells string
+			figure      float64
+		}
+		var held []row // measured before this round's baseline: printed with it
 		for _, i := range order {
 			t := targets[i]
+			name := t.name
+			if *rounds > 1 {
+				name = fmt.Sprintf("%s (round %d)", t.name, r+1)
+			}
 			st, err := t.start()
 			if err != nil {
-				return fail(1, "%v", err)
+				return failRun("%s: %v", name, err)
 			}
 			var done atomic.Int64
-			stopProgress := progress(stderr, t.name, &done)
+			stopProgress := progress(stderr, name, &done)
 			res, figure, cells, err := sc.run(ctx, benchParams{url: st.url, pid: st.pid, conns: *conns, size: *size, duration: *duration, rate: *rate, inflight: *inflight, stuck: *stuck,
 				compress: *compress != "off", json: *payload == "json", header: header, progress: &done, clients: *clients})
 			stopProgress()
 			st.stop()
 			if err != nil {
-				return fail(1, "%s: %v", t.name, err)
+				return failRun("%s: %v", name, err)
 			}
 			figures[i] = append(figures[i], figure)
 			report.Targets = append(report.Targets, benchTarget{Name: t.name, Round: r + 1, Figure: figure, Result: res})
-			ratio := "…" // the baseline of this round runs later
+			held = append(held, row{name, cells, figure})
 			if len(figures[bi]) == r+1 {
-				ratio = fmt.Sprintf("%.2f", ratioOf(figure, figures[bi][r]))
+				head()
+				for _, h := range held {
+					fmt.Fprintf(stdout, "| %s | %s | %.2f |\n", h.name, h.cells, ratioOf(h.figure, figures[bi][r]))
+				}
+				held = held[:0]
 			}
-			name := t.name
-			if *rounds > 1 {
-				name = fmt.Sprintf("%s (round %d)", t.name, r+1)
-			}
-			head()
-			fmt.Fprintf(stdout, "| %s | %s | %s |\n", name, cells, ratio)
 		}
 		for k := first; k < len(report.Targets); k++ {
 			report.Targets[k].Ratio = ratioOf(report.Targets[k].Figure, figures[bi][r])
@@ -258,21 +280,22 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "| %s | %s | %.2f | %s | %.2f |\n", name, joinFloats(m.Figures), m.Median, joinFloats(m.Ratios), m.MedianRatio)
 		}
 	}
-	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(report, "", "  ")
-		if err := os.WriteFile(*jsonOut, append(b, '\n'), 0o644); err != nil {
-			return fail(1, "%v", err)
-		}
+	if err := writeJSON(); err != nil {
+		return fail(1, "%v", err)
 	}
 	if *svgOut != "" {
 		bars := make([]bar, len(names))
+		what := sc.figure
 		for i, name := range names {
 			bars[i] = bar{name, figures[i][0], ratioOf(figures[i][0], figures[bi][0])}
 			if *rounds > 1 {
-				bars[i] = bar{name + " (median)", report.Medians[i].Median, report.Medians[i].MedianRatio}
+				bars[i] = bar{name, report.Medians[i].Median, report.Medians[i].MedianRatio}
 			}
 		}
-		if err := os.WriteFile(*svgOut, chart(report, sc.figure, bars), 0o644); err != nil {
+		if *rounds > 1 {
+			what += fmt.Sprintf(", median of %d rounds", *rounds)
+		}
+		if err := os.WriteFile(*svgOut, chart(report, what, bars), 0o644); err != nil {
 			return fail(1, "%v", err)
 		}
 	}
@@ -338,22 +361,29 @@ func joinFloats(v []float64) string {
 	return strings.Join(s, ", ")
 }
 
-// findTarget returns the index of the target named name, or whose name's
-// first word is name and no other's is; -1 if none.
-func findTarget(names []string, name string) int {
-	found := -1
+// findTarget returns the index of the target named name, or of the one
+// target whose name's first word is name.
+func findTarget(names []string, name string) (int, error) {
+	var found []int
 	for i, n := range names {
 		if n == name {
-			return i
+			return i, nil
 		}
 		if first, _, _ := strings.Cut(n, " "); first == name {
-			if found >= 0 {
-				return -1 // ambiguous: stdhttp /echo and stdhttp /echo-event
-			}
-			found = i
+			found = append(found, i)
 		}
 	}
-	return found
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return -1, fmt.Errorf("%q names none of the targets (%s)", name, strings.Join(names, ", "))
+	}
+	var m []string
+	for _, i := range found {
+		m = append(m, names[i])
+	}
+	return -1, fmt.Errorf("%q matches %s: give one in full", name, strings.Join(m, " and "))
 }
 
 type benchParams struct {

@@ -269,15 +269,9 @@ func TestBench(t *testing.T) {
 
 // TestBenchRounds: --rounds measures every target again, every second
 // round in reverse order, and --baseline takes each round's ratios
-// against the target it names.
+// against the target it names, in the table, the JSON and the medians.
 func TestBenchRounds(t *testing.T) {
-	js := filepath.Join(t.TempDir(), "rounds.json")
-	code, out := runBinary(t, binary, nil, "bench", "--scenario=echo", "--conns=5", "--duration=300ms", "--runtimes=stdhttp,gnet", "--paths=/echo",
-		"--server-cpu=-1", "--client-cpu=-1", "--rounds=3", "--baseline=gnet", "--json="+js)
-	if code != 0 || !strings.Contains(out, "| gnet /echo (round 3) |") || !strings.Contains(out, "against gnet /echo") || !strings.Contains(out, "| median ratio |") {
-		t.Fatalf("exit %d\n%s", code, out)
-	}
-	var rep struct {
+	type report struct {
 		Targets []struct {
 			Name          string
 			Round         int
@@ -290,42 +284,87 @@ func TestBenchRounds(t *testing.T) {
 			MedianRatio     float64 `json:"median_ratio"`
 		}
 	}
-	b, err := os.ReadFile(js)
-	if err != nil || json.Unmarshal(b, &rep) != nil {
-		t.Fatalf("JSON: %v\n%s", err, b)
-	}
-	var order []string
-	for _, tg := range rep.Targets {
-		order = append(order, fmt.Sprintf("%d %s", tg.Round, tg.Name))
-	}
-	want := []string{"1 stdhttp /echo", "1 gnet /echo", "2 gnet /echo", "2 stdhttp /echo", "3 stdhttp /echo", "3 gnet /echo"}
-	if !slices.Equal(order, want) {
-		t.Fatalf("order %q, want %q", order, want)
-	}
-	gnet := map[int]float64{}
-	for _, tg := range rep.Targets {
-		if tg.Name == "gnet /echo" {
-			gnet[tg.Round] = tg.Figure
+	run := func(t *testing.T, rounds int) (report, string) {
+		js := filepath.Join(t.TempDir(), "rounds.json")
+		code, out := runBinary(t, binary, nil, "bench", "--scenario=echo", "--conns=5", "--duration=300ms", "--runtimes=stdhttp,gnet", "--paths=/echo",
+			"--server-cpu=-1", "--client-cpu=-1", "--rounds="+strconv.Itoa(rounds), "--baseline=gnet", "--json="+js)
+		if code != 0 || !strings.Contains(out, "against gnet /echo") {
+			t.Fatalf("exit %d\n%s", code, out)
 		}
-	}
-	for _, tg := range rep.Targets {
-		if tg.Figure <= 0 || math.Abs(tg.Ratio-tg.Figure/gnet[tg.Round]) > 1e-9 {
-			t.Fatalf("%d %s: figure %v, ratio %v, gnet's %v", tg.Round, tg.Name, tg.Figure, tg.Ratio, gnet[tg.Round])
+		var rep report
+		b, err := os.ReadFile(js)
+		if err != nil || json.Unmarshal(b, &rep) != nil {
+			t.Fatalf("JSON: %v\n%s", err, b)
 		}
-	}
-	if len(rep.Medians) != 2 || rep.Medians[0].Name != "stdhttp /echo" || len(rep.Medians[0].Figures) != 3 || rep.Medians[1].MedianRatio != 1 {
-		t.Fatalf("medians: %+v", rep.Medians)
-	}
-	for _, m := range rep.Medians {
-		f := slices.Sorted(slices.Values(m.Figures))
-		r := slices.Sorted(slices.Values(m.Ratios))
-		if m.Median != f[1] || m.MedianRatio != r[1] {
-			t.Fatalf("%s: median %v of %v, median ratio %v of %v", m.Name, m.Median, m.Figures, m.MedianRatio, m.Ratios)
+		gnet := map[int]float64{}
+		for _, tg := range rep.Targets {
+			if tg.Name == "gnet /echo" {
+				gnet[tg.Round] = tg.Figure
+			}
 		}
+		for _, tg := range rep.Targets {
+			// The table prints every row with its round's ratio, the
+			// rows measured before the baseline included.
+			name := tg.Name
+			if rounds > 1 {
+				name = fmt.Sprintf("%s (round %d)", tg.Name, tg.Round)
+			}
+			m := regexp.MustCompile(`(?m)^\| ` + regexp.QuoteMeta(name) + ` \|.* \| ([0-9.]+) \|$`).FindStringSubmatch(out)
+			if tg.Figure <= 0 || math.Abs(tg.Ratio-tg.Figure/gnet[tg.Round]) > 1e-9 || m == nil || m[1] != fmt.Sprintf("%.2f", tg.Ratio) {
+				t.Fatalf("%d %s: figure %v, ratio %v, gnet's %v, table %q\n%s", tg.Round, tg.Name, tg.Figure, tg.Ratio, gnet[tg.Round], m, out)
+			}
+		}
+		return rep, out
 	}
-	for _, bad := range [][]string{{"--rounds=0"}, {"--baseline=stdhttp"}, {"--baseline=nope"}} {
-		if code, out := runBinary(t, binary, nil, append([]string{"bench", "--client-cpu=-1"}, bad...)...); code != 2 || !strings.Contains(out, strings.TrimPrefix(strings.SplitN(bad[0], "=", 2)[0], "-")) {
-			t.Fatalf("%v: exit %d\n%s", bad, code, out)
+	t.Run("one round", func(t *testing.T) {
+		rep, out := run(t, 1)
+		if len(rep.Targets) != 2 || rep.Medians != nil || strings.Contains(out, "median") {
+			t.Fatalf("%+v\n%s", rep, out)
+		}
+	})
+	t.Run("three rounds", func(t *testing.T) {
+		rep, out := run(t, 3)
+		var order []string
+		for _, tg := range rep.Targets {
+			order = append(order, fmt.Sprintf("%d %s", tg.Round, tg.Name))
+		}
+		want := []string{"1 stdhttp /echo", "1 gnet /echo", "2 gnet /echo", "2 stdhttp /echo", "3 stdhttp /echo", "3 gnet /echo"}
+		if !slices.Equal(order, want) || !strings.Contains(out, "| median ratio |") {
+			t.Fatalf("order %q, want %q\n%s", order, want, out)
+		}
+		if len(rep.Medians) != 2 || rep.Medians[0].Name != "stdhttp /echo" || rep.Medians[1].Name != "gnet /echo" {
+			t.Fatalf("medians: %+v", rep.Medians)
+		}
+		gnet := rep.Medians[1]
+		for _, m := range rep.Medians {
+			var figures []float64
+			for _, tg := range rep.Targets {
+				if tg.Name == m.Name {
+					figures = append(figures, tg.Figure) // in round order: rounds run one after another
+				}
+			}
+			if !slices.Equal(m.Figures, figures) || len(m.Ratios) != 3 {
+				t.Fatalf("%s: figures %v, measured %v", m.Name, m.Figures, figures)
+			}
+			for r := range m.Ratios {
+				if math.Abs(m.Ratios[r]-m.Figures[r]/gnet.Figures[r]) > 1e-9 {
+					t.Fatalf("%s: round %d ratio %v, figures %v, gnet's %v", m.Name, r+1, m.Ratios[r], m.Figures, gnet.Figures)
+				}
+			}
+			f := slices.Sorted(slices.Values(m.Figures))
+			r := slices.Sorted(slices.Values(m.Ratios))
+			if m.Median != f[1] || m.MedianRatio != r[1] {
+				t.Fatalf("%s: median %v of %v, median ratio %v of %v", m.Name, m.Median, m.Figures, m.MedianRatio, m.Ratios)
+			}
+		}
+	})
+	for _, bad := range []struct{ flag, want string }{
+		{"--rounds=0", "at least 1"},
+		{"--baseline=stdhttp", `"stdhttp" matches stdhttp /echo and stdhttp /echo-event`},
+		{"--baseline=nope", `"nope" names none of the targets`},
+	} {
+		if code, out := runBinary(t, binary, nil, "bench", "--client-cpu=-1", bad.flag); code != 2 || !strings.Contains(out, bad.want) {
+			t.Fatalf("%s: exit %d\n%s", bad.flag, code, out)
 		}
 	}
 }
