@@ -484,8 +484,10 @@ func TestRedisRestart(t *testing.T) {
 	waitFor(t, "both hubs see Redis gone", func() bool { return !hubs[0].Stats().BackplaneUp && !hubs[1].Stats().BackplaneUp })
 	start := time.Now()
 	cs[0].say("during")
-	if cs[0].read() != "during" || cs[1].read() != "during" {
-		t.Fatal("local delivery stopped with Redis")
+	if got0, got1 := cs[0].read(), cs[1].read(); got0 != "during" || got1 != "during" {
+		// Seen once under a loaded CI run (not reproduced in 100 runs
+		// since): say what came instead, and what each hub counted.
+		t.Fatalf("local delivery stopped with Redis: got %q and %q; hub stats %+v, %+v", got0, got1, hubs[0].Stats(), hubs[1].Stats())
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("local delivery took %v while Redis was down", d)
