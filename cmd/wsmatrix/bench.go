@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -71,6 +73,17 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if *rounds < 1 {
 		return fail(2, "--rounds %d: at least 1", *rounds)
+	}
+	if *rawURL != "" {
+		var also []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "runtimes" || f.Name == "paths" || f.Name == "peers" {
+				also = append(also, "--"+f.Name)
+			}
+		})
+		if len(also) > 0 {
+			return fail(2, "--url measures one external server: %s would be ignored", strings.Join(also, " and "))
+		}
 	}
 	if *rawURL == "" {
 		for _, rt := range strings.Split(*runtimes, ",") {
@@ -195,6 +208,10 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stdout, "|"+strings.Repeat("---|", strings.Count(sc.header, "|")-1))
 		}
 	}
+	// Interrupted, bench stops the server it started and keeps what it
+	// measured (its servers also die with it: startChild).
+	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
 	bi := 0
 	if *baseline != "" {
 		var err error
@@ -216,6 +233,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return fail(1, format, a...)
 	}
+	report.Baseline, report.Rounds = names[bi], *rounds
 	figures := make([][]float64, len(targets)) // per target, per round
 	for r := range *rounds {
 		order := make([]int, len(targets))
@@ -225,20 +243,42 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if r%2 == 1 {
 			slices.Reverse(order) // a target's place in the run shows in its figure
 		}
-		first := len(report.Targets)
 		type row struct {
 			name, cells string
-			figure      float64
+			k           int // in report.Targets
 		}
 		var held []row // measured before this round's baseline: printed with it
+		// flush prints the held rows, with their ratios once the baseline
+		// of the round is measured, or without them when it never will be.
+		flush := func() {
+			if len(held) == 0 {
+				return
+			}
+			head()
+			for _, h := range held {
+				ratio := "…"
+				if t := &report.Targets[h.k]; len(figures[bi]) == r+1 {
+					v := ratioOf(t.Figure, figures[bi][r])
+					t.Ratio = &v
+					ratio = fmt.Sprintf("%.2f", v)
+				}
+				fmt.Fprintf(stdout, "| %s | %s | %s |\n", h.name, h.cells, ratio)
+			}
+			held = held[:0]
+		}
 		for _, i := range order {
 			t := targets[i]
 			name := t.name
 			if *rounds > 1 {
 				name = fmt.Sprintf("%s (round %d)", t.name, r+1)
 			}
+			if ctx.Err() != nil {
+				flush()
+				return failRun("interrupted before %s", name)
+			}
 			st, err := t.start()
 			if err != nil {
+				flush()
 				return failRun("%s: %v", name, err)
 			}
 			var done atomic.Int64
@@ -247,22 +287,20 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				compress: *compress != "off", json: *payload == "json", header: header, progress: &done, clients: *clients})
 			stopProgress()
 			st.stop()
+			if ctx.Err() != nil { // a measurement cut short is not kept
+				flush()
+				return failRun("%s: interrupted", name)
+			}
 			if err != nil {
+				flush()
 				return failRun("%s: %v", name, err)
 			}
 			figures[i] = append(figures[i], figure)
 			report.Targets = append(report.Targets, benchTarget{Name: t.name, Round: r + 1, Figure: figure, Result: res})
-			held = append(held, row{name, cells, figure})
+			held = append(held, row{name, cells, len(report.Targets) - 1})
 			if len(figures[bi]) == r+1 {
-				head()
-				for _, h := range held {
-					fmt.Fprintf(stdout, "| %s | %s | %.2f |\n", h.name, h.cells, ratioOf(h.figure, figures[bi][r]))
-				}
-				held = held[:0]
+				flush()
 			}
-		}
-		for k := first; k < len(report.Targets); k++ {
-			report.Targets[k].Ratio = ratioOf(report.Targets[k].Figure, figures[bi][r])
 		}
 	}
 	fmt.Fprintf(stdout, "\nratio: %s, against %s\n", sc.figure, names[bi])
@@ -314,16 +352,18 @@ type benchReport struct {
 	Duration  time.Duration `json:"duration_ns"`
 	Rate      int           `json:"rate"`
 	InFlight  int           `json:"in_flight"`
+	Baseline  string        `json:"baseline"` // the target the ratios are against
+	Rounds    int           `json:"rounds"`
 	Targets   []benchTarget `json:"targets"`           // in the order they ran
 	Medians   []benchMedian `json:"medians,omitempty"` // with --rounds above 1
 }
 
 type benchTarget struct {
-	Name   string  `json:"name"`
-	Round  int     `json:"round"`  // from 1
-	Figure float64 `json:"figure"` // the compared figure of the scenario
-	Ratio  float64 `json:"ratio"`  // figure / the baseline's figure in the same round
-	Result any     `json:"result"` // the loadtest result
+	Name   string   `json:"name"`
+	Round  int      `json:"round"`           // from 1
+	Figure float64  `json:"figure"`          // the compared figure of the scenario
+	Ratio  *float64 `json:"ratio,omitempty"` // figure / the baseline's figure in the same round; absent when a run stopped before it was measured
+	Result any      `json:"result"`          // the loadtest result
 }
 
 // benchMedian is one target's figures over the rounds of a run.
@@ -603,6 +643,9 @@ func startChild(name string, argv []string, cpu int) (string, *exec.Cmd, error) 
 		argv = append([]string{"taskset", "-c", strconv.Itoa(cpu)}, argv...)
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
+	// A bench that dies (killed, or by SIGPIPE when its output is cut
+	// short) takes the server it started along.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	errp, err := cmd.StderrPipe()
 	if err != nil {
 		return "", nil, err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/tls"
@@ -19,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -358,14 +360,143 @@ func TestBenchRounds(t *testing.T) {
 			}
 		}
 	})
-	for _, bad := range []struct{ flag, want string }{
-		{"--rounds=0", "at least 1"},
-		{"--baseline=stdhttp", `"stdhttp" matches stdhttp /echo and stdhttp /echo-event`},
-		{"--baseline=nope", `"nope" names none of the targets`},
+	for _, bad := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--rounds=0"}, "at least 1"},
+		{[]string{"--baseline=stdhttp"}, `"stdhttp" matches stdhttp /echo and stdhttp /echo-event`},
+		{[]string{"--baseline=nope"}, `"nope" names none of the targets`},
+		{[]string{"--url=ws://127.0.0.1:1/echo", "--pid=1", "--runtimes=gnet", "--peers=a=/bin/true"}, "--peers and --runtimes would be ignored"},
 	} {
-		if code, out := runBinary(t, binary, nil, "bench", "--client-cpu=-1", bad.flag); code != 2 || !strings.Contains(out, bad.want) {
-			t.Fatalf("%s: exit %d\n%s", bad.flag, code, out)
+		if code, out := runBinary(t, binary, nil, append([]string{"bench", "--client-cpu=-1"}, bad.flags...)...); code != 2 || !strings.Contains(out, bad.want) {
+			t.Fatalf("%s: exit %d\n%s", bad.flags, code, out)
 		}
+	}
+	// A run whose baseline never starts: what was measured is printed
+	// and written, without a ratio.
+	t.Run("baseline fails", func(t *testing.T) {
+		js := filepath.Join(t.TempDir(), "failed.json")
+		code, out := runBinary(t, binary, nil, "bench", "--scenario=echo", "--conns=5", "--duration=300ms", "--runtimes=stdhttp", "--paths=/echo",
+			"--server-cpu=-1", "--client-cpu=-1", "--peers=bad=/bin/false", "--baseline=bad", "--json="+js)
+		if code != 1 || !strings.Contains(out, "bad /echo: server bad did not start") || !regexp.MustCompile(`(?m)^\| stdhttp /echo \|.* \| … \|$`).MatchString(out) {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+		b, err := os.ReadFile(js)
+		if err != nil || !bytes.Contains(b, []byte(`"name": "stdhttp /echo"`)) || bytes.Contains(b, []byte(`"ratio"`)) || !bytes.Contains(b, []byte(`"baseline": "bad /echo"`)) {
+			t.Fatalf("JSON: %v\n%s", err, b)
+		}
+	})
+}
+
+// TestBenchInterrupted: a bench stopped by SIGTERM while its second
+// target runs stops that server and writes what it measured, the first
+// target with its ratio; one killed outright (SIGKILL) takes its server
+// along all the same.
+func TestBenchInterrupted(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			js := filepath.Join(t.TempDir(), "cut.json")
+			mark := fmt.Sprintf("WSMATRIX_TEST_MARK=%d-%d", os.Getpid(), time.Now().UnixNano())
+			cmd := exec.Command(binary, "bench", "--scenario=echo", "--conns=5", "--duration=2s", "--runtimes=stdhttp,gnet", "--paths=/echo",
+				"--server-cpu=-1", "--client-cpu=-1", "--json="+js)
+			cmd.Env = append(os.Environ(), mark)   // the servers it starts inherit it
+			t.Cleanup(func() { killMarked(mark) }) // what a failing run left
+			errp, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			cmd.Stdout = &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// The progress line names the target being measured.
+			sc := bufio.NewScanner(errp)
+			sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+				if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
+					return i + 1, data[:i], nil
+				}
+				if atEOF && len(data) > 0 {
+					return len(data), data, nil
+				}
+				return 0, nil, nil
+			})
+			var stderr strings.Builder
+			for sc.Scan() {
+				stderr.WriteString(sc.Text() + "\n")
+				if strings.Contains(sc.Text(), "gnet /echo: ") {
+					break
+				}
+			}
+			if !strings.Contains(stderr.String(), "gnet /echo: ") {
+				t.Fatalf("the second target never ran:\n%s", stderr.String())
+			}
+			if n := marked(mark); n < 2 {
+				t.Fatalf("%d processes with the mark: want bench and its server", n)
+			}
+			cmd.Process.Signal(sig)
+			go io.Copy(&stderr, errp)
+			err = cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.Success() {
+				t.Fatalf("bench ended with %v after %v", err, sig)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for marked(mark) > 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("a server bench started still runs 10 s after bench got %v", sig)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if sig == syscall.SIGKILL {
+				return
+			}
+			var rep struct {
+				Baseline string
+				Targets  []struct {
+					Name   string
+					Figure float64
+					Ratio  *float64
+				}
+			}
+			b, err := os.ReadFile(js)
+			if err != nil || json.Unmarshal(b, &rep) != nil {
+				t.Fatalf("JSON: %v\n%s\n%s", err, b, stderr.String())
+			}
+			if rep.Baseline != "stdhttp /echo" || len(rep.Targets) != 1 || rep.Targets[0].Name != "stdhttp /echo" || rep.Targets[0].Figure <= 0 ||
+				rep.Targets[0].Ratio == nil || *rep.Targets[0].Ratio != 1 {
+				t.Fatalf("JSON after %v: %s", sig, b)
+			}
+			if !strings.Contains(stderr.String(), "gnet /echo: interrupted") || !strings.Contains(out.String(), "| stdhttp /echo |") {
+				t.Fatalf("stdout:\n%s\nstderr:\n%s", out.String(), stderr.String())
+			}
+		})
+	}
+}
+
+// marked counts the processes whose environment holds mark.
+func marked(mark string) int { return len(markedPIDs(mark)) }
+
+func markedPIDs(mark string) []int {
+	var pids []int
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/environ")
+		if err == nil && bytes.Contains(b, []byte(mark+"\x00")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func killMarked(mark string) {
+	for _, pid := range markedPIDs(mark) {
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
 
