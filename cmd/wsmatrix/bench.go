@@ -58,7 +58,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		payload   = fs.String("payload", "bytes", "echo: bytes (one repeated byte) or json (JSON-like text that compresses as chat messages do)")
 		jsonOut   = fs.String("json", "", "also write the results as JSON to this file")
 		svgOut    = fs.String("svg", "", "also draw the compared figure as an SVG bar chart in this file")
-		rounds    = fs.Int("rounds", 1, "measure every target this many times, every second round in reverse order, and report each target's median (on a shared machine one round's ratios can be off by a third; an external --url server is measured again without a restart)")
+		rounds    = fs.Int("rounds", 1, "measure every target this many times, every second round in reverse order, and report each target's median (echo: also with each figure divided by the client's CPU per echo first; on a shared machine one round's ratios can be off by a third; an external --url server is measured again without a restart)")
 		baseline  = fs.String("baseline", "", "the target the ratios are against, in each round: a name as the table prints it (\"gorilla /echo\") or its first word if that is unique (default: the first target)")
 	)
 	if code, ok := parseFlags(fs, args, benchUsage, stdout, stderr); !ok {
@@ -234,7 +234,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(1, format, a...)
 	}
 	report.Baseline, report.Rounds = names[bi], *rounds
-	figures := make([][]float64, len(targets)) // per target, per round
+	figures := make([][]float64, len(targets))  // per target, per round
+	controls := make([][]float64, len(targets)) // sc.control's, likewise
 	for r := range *rounds {
 		order := make([]int, len(targets))
 		for i := range order {
@@ -296,6 +297,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return failRun("%s: %v", name, err)
 			}
 			figures[i] = append(figures[i], figure)
+			if sc.control != nil {
+				controls[i] = append(controls[i], sc.control(res))
+			}
 			report.Targets = append(report.Targets, benchTarget{Name: t.name, Round: r + 1, Figure: figure, Result: res})
 			held = append(held, row{name, cells, len(report.Targets) - 1})
 			if len(figures[bi]) == r+1 {
@@ -306,16 +310,31 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "\nratio: %s, against %s\n", sc.figure, names[bi])
 	if *rounds > 1 {
 		fmt.Fprintf(stdout, "\n%d rounds, every second one in reverse order; the ratio is taken in each round, then the median\n\n", *rounds)
-		fmt.Fprintln(stdout, "| target | figure per round | median | ratio per round | median ratio |")
-		fmt.Fprintln(stdout, "|---|---|---|---|---|")
+		hdr, rule := "| target | figure per round | median | ratio per round | median ratio |", "|---|---|---|---|---|"
+		if sc.control != nil {
+			hdr, rule = hdr+" normalized ratio per round | median |", rule+"---|---|"
+		}
+		fmt.Fprintln(stdout, hdr)
+		fmt.Fprintln(stdout, rule)
 		for i, name := range names {
 			ratios := make([]float64, len(figures[i]))
 			for r, f := range figures[i] {
 				ratios[r] = ratioOf(f, figures[bi][r])
 			}
 			m := benchMedian{Name: name, Figures: figures[i], Median: median(figures[i]), Ratios: ratios, MedianRatio: median(ratios)}
+			line := fmt.Sprintf("| %s | %s | %.2f | %s | %.2f |", name, joinFloats(m.Figures), m.Median, joinFloats(m.Ratios), m.MedianRatio)
+			if sc.control != nil {
+				for r, f := range figures[i] {
+					m.NormalizedRatios = append(m.NormalizedRatios, ratioOf(ratioOf(f, controls[i][r]), ratioOf(figures[bi][r], controls[bi][r])))
+				}
+				m.NormalizedMedianRatio = median(m.NormalizedRatios)
+				line += fmt.Sprintf(" %s | %.2f |", joinFloats(m.NormalizedRatios), m.NormalizedMedianRatio)
+			}
 			report.Medians = append(report.Medians, m)
-			fmt.Fprintf(stdout, "| %s | %s | %.2f | %s | %.2f |\n", name, joinFloats(m.Figures), m.Median, joinFloats(m.Ratios), m.MedianRatio)
+			fmt.Fprintln(stdout, line)
+		}
+		if sc.control != nil {
+			fmt.Fprintln(stdout, "\nnormalized: each figure divided by the load client's CPU per echo in the same measurement before the ratio (the client is the same program for every target: what moves it moved the whole machine)")
 		}
 	}
 	if err := writeJSON(); err != nil {
@@ -373,6 +392,10 @@ type benchMedian struct {
 	Median      float64   `json:"median"`
 	Ratios      []float64 `json:"ratios"` // against the baseline, per round
 	MedianRatio float64   `json:"median_ratio"`
+	// echo: the ratios with each figure divided by the client's CPU per
+	// echo in the same measurement first (see scenario.control).
+	NormalizedRatios      []float64 `json:"normalized_ratios,omitempty"`
+	NormalizedMedianRatio float64   `json:"normalized_median_ratio,omitempty"`
 }
 
 func ratioOf(figure, base float64) float64 {
@@ -442,6 +465,11 @@ type scenario struct {
 	header string // the markdown header, ratio last
 	figure string // what the ratio compares
 	run    func(context.Context, benchParams) (result any, figure float64, cells string, err error)
+	// control, if set, is the load client's own cost in the figure's
+	// unit: the same program against every target, so what moves it
+	// between measurements moved the whole machine. With --rounds, the
+	// ratios are also given with each figure divided by it first.
+	control func(result any) float64
 }
 
 var scenarios = map[string]scenario{
@@ -492,6 +520,13 @@ var scenarios = map[string]scenario{
 			}
 			return r, r.ServerCPUPerMsg, fmt.Sprintf("%.0f | %.2f | %s | %s | %s | %.2f | %s | %s", r.PerSecond, r.ServerCPUPerMsg,
 				us(r.Latency.P50), us(r.Latency.P99), us(r.Latency.P999), client, wire, errText(r.Errors)), err
+		},
+		control: func(res any) float64 { // the client's CPU µs per echo
+			r := res.(loadtest.EchoResult)
+			if r.Messages == 0 {
+				return 0
+			}
+			return float64(r.ClientCPU) / float64(time.Microsecond) / float64(r.Messages)
 		},
 	},
 	"broadcast": {

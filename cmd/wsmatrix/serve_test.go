@@ -278,12 +278,18 @@ func TestBenchRounds(t *testing.T) {
 			Name          string
 			Round         int
 			Figure, Ratio float64
+			Result        struct {
+				Messages  float64
+				ClientCPU float64 `json:"client_cpu_ns"`
+			}
 		}
 		Medians []struct {
-			Name            string
-			Figures, Ratios []float64
-			Median          float64
-			MedianRatio     float64 `json:"median_ratio"`
+			Name                  string
+			Figures, Ratios       []float64
+			Median                float64
+			MedianRatio           float64   `json:"median_ratio"`
+			NormalizedRatios      []float64 `json:"normalized_ratios"`
+			NormalizedMedianRatio float64   `json:"normalized_median_ratio"`
 		}
 	}
 	run := func(t *testing.T, rounds int) (report, string) {
@@ -331,13 +337,32 @@ func TestBenchRounds(t *testing.T) {
 			order = append(order, fmt.Sprintf("%d %s", tg.Round, tg.Name))
 		}
 		want := []string{"1 stdhttp /echo", "1 gnet /echo", "2 gnet /echo", "2 stdhttp /echo", "3 stdhttp /echo", "3 gnet /echo"}
-		if !slices.Equal(order, want) || !strings.Contains(out, "| median ratio |") {
+		if !slices.Equal(order, want) || !strings.Contains(out, "| median ratio | normalized ratio per round | median |") {
 			t.Fatalf("order %q, want %q\n%s", order, want, out)
 		}
 		if len(rep.Medians) != 2 || rep.Medians[0].Name != "stdhttp /echo" || rep.Medians[1].Name != "gnet /echo" {
 			t.Fatalf("medians: %+v", rep.Medians)
 		}
 		gnet := rep.Medians[1]
+		// normalized: the figure over the client's CPU µs per echo of the
+		// same measurement, against gnet's of the same round.
+		norm := map[string][]float64{}
+		for _, tg := range rep.Targets {
+			norm[tg.Name] = append(norm[tg.Name], tg.Figure/(tg.Result.ClientCPU/1000/tg.Result.Messages))
+		}
+		for _, m := range rep.Medians {
+			if len(m.NormalizedRatios) != 3 {
+				t.Fatalf("%s: normalized ratios %v", m.Name, m.NormalizedRatios)
+			}
+			for r, v := range m.NormalizedRatios {
+				if want := norm[m.Name][r] / norm["gnet /echo"][r]; math.Abs(v-want) > 1e-9 {
+					t.Fatalf("%s: round %d normalized ratio %v, want %v", m.Name, r+1, v, want)
+				}
+			}
+			if n := slices.Sorted(slices.Values(m.NormalizedRatios)); m.NormalizedMedianRatio != n[1] {
+				t.Fatalf("%s: normalized median %v of %v", m.Name, m.NormalizedMedianRatio, m.NormalizedRatios)
+			}
+		}
 		for _, m := range rep.Medians {
 			var figures []float64
 			for _, tg := range rep.Targets {
