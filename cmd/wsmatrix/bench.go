@@ -82,7 +82,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			}
 		})
 		if len(also) > 0 {
-			return fail(2, "--url measures one external server: %s would be ignored", strings.Join(also, " and "))
+			return fail(2, "--url measures one external server: %s would be ignored", strings.Join(also, ", "))
 		}
 	}
 	if *rawURL == "" {
@@ -212,6 +212,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	// measured (its servers also die with it: startChild).
 	ctx, stopSignals := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
+	context.AfterFunc(ctx, stopSignals) // a second signal ends bench at once (its servers die with it)
 	bi := 0
 	if *baseline != "" {
 		var err error
@@ -259,9 +260,12 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			for _, h := range held {
 				ratio := "…"
 				if t := &report.Targets[h.k]; len(figures[bi]) == r+1 {
-					v := ratioOf(t.Figure, figures[bi][r])
-					t.Ratio = &v
-					ratio = fmt.Sprintf("%.2f", v)
+					ratio = "n/a" // a baseline of 0 gives no ratio
+					if figures[bi][r] > 0 {
+						v := ratioOf(t.Figure, figures[bi][r])
+						t.Ratio = &v
+						ratio = fmt.Sprintf("%.2f", v)
+					}
 				}
 				fmt.Fprintf(stdout, "| %s | %s | %s |\n", h.name, h.cells, ratio)
 			}
@@ -280,6 +284,9 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			st, err := t.start()
 			if err != nil {
 				flush()
+				if ctx.Err() != nil { // the signal reached the server too (a terminal's ^C goes to the group)
+					return failRun("%s: interrupted", name)
+				}
 				return failRun("%s: %v", name, err)
 			}
 			var done atomic.Int64

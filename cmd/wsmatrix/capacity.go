@@ -77,7 +77,11 @@ func capacity(ctx context.Context, url string, pid, asked, clients int, progress
 		return r, fmt.Errorf("capacity: the server ended during the ramp: %v", err)
 	}
 	r.RSSHeld = p1.RSS
-	time.Sleep(5 * time.Second)
+	select {
+	case <-time.After(5 * time.Second):
+	case <-ctx.Done():
+		return r, ctx.Err()
+	}
 	if p2, err := loadtest.ReadProc(pid); err == nil {
 		r.CPUAtLimit = 100 * float64(p2.CPU-p1.CPU) / float64(5*time.Second)
 	}
@@ -101,7 +105,7 @@ func capacity(ctx context.Context, url string, pid, asked, clients int, progress
 	endClients(kids)
 	kids = nil
 	closed := time.Now()
-	for time.Since(closed) < 15*time.Second {
+	for time.Since(closed) < 15*time.Second && ctx.Err() == nil {
 		o, err := loadtest.Open(ctx, loadtest.OpenConfig{URL: url, Conns: 1, Dialers: 1, Handshake: 2 * time.Second, Offset: asked})
 		if err == nil && o.Held == 1 {
 			n, _ := o.Echo(1024, 2*time.Second)

@@ -392,7 +392,7 @@ func TestBenchRounds(t *testing.T) {
 		{[]string{"--rounds=0"}, "at least 1"},
 		{[]string{"--baseline=stdhttp"}, `"stdhttp" matches stdhttp /echo and stdhttp /echo-event`},
 		{[]string{"--baseline=nope"}, `"nope" names none of the targets`},
-		{[]string{"--url=ws://127.0.0.1:1/echo", "--pid=1", "--runtimes=gnet", "--peers=a=/bin/true"}, "--peers and --runtimes would be ignored"},
+		{[]string{"--url=ws://127.0.0.1:1/echo", "--pid=1", "--runtimes=gnet", "--peers=a=/bin/true"}, "--peers, --runtimes would be ignored"},
 	} {
 		if code, out := runBinary(t, binary, nil, append([]string{"bench", "--client-cpu=-1"}, bad.flags...)...); code != 2 || !strings.Contains(out, bad.want) {
 			t.Fatalf("%s: exit %d\n%s", bad.flags, code, out)
@@ -423,7 +423,7 @@ func TestBenchInterrupted(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			js := filepath.Join(t.TempDir(), "cut.json")
 			mark := fmt.Sprintf("WSMATRIX_TEST_MARK=%d-%d", os.Getpid(), time.Now().UnixNano())
-			cmd := exec.Command(binary, "bench", "--scenario=echo", "--conns=5", "--duration=2s", "--runtimes=stdhttp,gnet", "--paths=/echo",
+			cmd := exec.Command(binary, "bench", "--scenario=echo", "--conns=5", "--duration=6s", "--runtimes=stdhttp,gnet", "--paths=/echo",
 				"--server-cpu=-1", "--client-cpu=-1", "--json="+js)
 			cmd.Env = append(os.Environ(), mark)   // the servers it starts inherit it
 			t.Cleanup(func() { killMarked(mark) }) // what a failing run left
@@ -461,7 +461,9 @@ func TestBenchInterrupted(t *testing.T) {
 				t.Fatalf("%d processes with the mark: want bench and its server", n)
 			}
 			cmd.Process.Signal(sig)
-			go io.Copy(&stderr, errp)
+			for sc.Scan() { // to bench's end, before Wait closes the pipe
+				stderr.WriteString(sc.Text() + "\n")
+			}
 			err = cmd.Wait()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.Success() {
