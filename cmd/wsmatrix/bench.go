@@ -48,7 +48,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		clients   = fs.Int("clients", 0, "capacity: client processes opening the connections (default: one per 19,000; one process may open about 19,900 files here)")
 		size      = fs.Int("size", 1024, "echo: message size in bytes")
 		duration  = durationFlag(fs, "duration", 10*time.Second, "echo, broadcast, connect: `duration` of the load")
-		serverCPU = fs.Int("server-cpu", 0, "CPU the started servers are pinned to (-1: not pinned)")
+		serverCPU = fs.Int("server-cpu", 0, "CPU the started servers are pinned to, 0 by default (-1: not pinned)")
 		clientCPU = fs.Int("client-cpu", 1, "CPU this load client is pinned to (-1: not pinned)")
 		rate      = fs.Int("rate", 10, "broadcast: messages per second from the publisher")
 		inflight  = fs.Int("inflight", 1, "echo: messages in flight per connection; idle: messages each connection sends at once for its echo")
