@@ -284,7 +284,7 @@ func (c *Conn) finish() {
 	c.w.dead = true // nothing more is written to a closed socket
 	c.wakeSendersLocked()
 	c.wmu.Unlock()
-	c.closeSocket()
+	c.t.Close()
 	c.srv.obs.Closed(ce.Code)
 	c.srv.forget(c)
 }

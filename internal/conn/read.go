@@ -54,10 +54,6 @@ type reader struct {
 	// Set by Attach before attached, read-only after.
 	direct   bool                  // a raw socket with read deadlines: receivers read it themselves
 	read     func(fd uintptr) bool // rd.readFd, made once: a closure per read would cost three allocations
-	readOn   func(fd uintptr) bool // c.readOnFd, made on first use (a helper in event style); role holders only
-	fed      bool                  // readOnFd fed what it read; guarded by role
-	feeding  atomic.Bool           // readOnFd feeds under RawConn.Read: the socket's Close would wait for it (closeSocket)
-	closeNow atomic.Bool           // closeSocket left the Close to the feeding helper
 	away     *time.Timer           // starts a helper once the handler stays away from Receive (direct only)
 	attached atomic.Bool
 	helping  atomic.Bool   // a helper goroutine runs
@@ -184,59 +180,8 @@ func (c *Conn) helper() {
 			}
 			return
 		}
-		if rd.rc != nil && (rd.buf == nil || rd.n == 0) && c.eventStyle() {
-			// In event style (for good: OnMessage cannot be undone) with
-			// nothing pending, the read is made from here, so that Feed
-			// runs under readOnFd no deeper than readStep's would: a
-			// helper's stack stays within its first 2 KiB.
-			if rd.readOn == nil {
-				rd.readOn = c.readOnFd
-			}
-			c.afterReadOn(rd.rc.Read(rd.readOn))
-		} else {
-			c.readStep(true)
-		}
+		c.readStep(true)
 		rd.role.Unlock()
-	}
-}
-
-// afterReadOn settles a helper's read in event style (readOnFd) once
-// RawConn.Read has returned err, as fill and readStep settle theirs.
-//
-//go:noinline
-func (c *Conn) afterReadOn(err error) {
-	rd := c.rd
-	if rd.closeNow.Swap(false) {
-		c.t.Close() // out of RawConn.Read now (closeSocket)
-	}
-	k, rerr, fed := rd.k, rd.rerr, rd.fed
-	rd.k, rd.rerr, rd.fed = 0, nil, false
-	switch {
-	case err == nil && rerr == errNoReadBuffer:
-		b := make([]byte, ReadBufferSize)
-		rd.buf = &b
-		return // the next round reads into it
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		rd.releaseIdleBuf()
-		rd.deadline(time.Time{})
-		return
-	case err != nil:
-		rerr = err
-	case rerr == nil && k == 0 && !fed:
-		rerr = io.EOF
-	}
-	if k > 0 {
-		rd.n += k
-	}
-	if rerr != nil {
-		c.readFailed(rerr)
-		return
-	}
-	if rd.n > 0 { // what Feed left: it paused, or a frame goes on past the buffer
-		var stop bool
-		if rd.n, _, stop = c.feedBuffered(*rd.buf, rd.n, true); stop {
-			rd.ended = true
-		}
 	}
 }
 
@@ -380,53 +325,6 @@ func (rd *reader) readFd(fd uintptr) bool {
 		return false
 	}
 	return true
-}
-
-// readOnFd is a helper's read in event style (fill): what it reads is
-// fed at once, and after a read that drained the socket it waits for the
-// next within the same RawConn.Read. RawConn.Read clears the poller's
-// readiness when it starts, so each new call must read before it may
-// wait, and finds the socket empty after every message; within one call
-// the readiness is kept, and a short read (fewer bytes than there was
-// room for) tells that nothing more was there. It returns to the helper
-// loop (fed) when Feed pauses, when the read filled the buffer or the
-// connection is ending, and on an error or the end of the input.
-func (c *Conn) readOnFd(fd uintptr) bool {
-	rd := c.rd
-	n0 := rd.n
-	if !rd.readFd(fd) {
-		return false // nothing there: wait, holding no buffer if nothing is pending
-	}
-	if rd.rerr != nil || rd.k == 0 {
-		return true // fill takes it
-	}
-	short := rd.k < len(*rd.buf)-n0
-	rd.n += rd.k
-	rd.k = 0
-	rd.feeding.Store(true)
-	used, paused := c.Feed((*rd.buf)[:rd.n])
-	rd.feeding.Store(false)
-	rd.n = copy(*rd.buf, (*rd.buf)[used:rd.n])
-	if paused || !short || rd.n == len(*rd.buf) || c.flags.has(ending) || rd.closeNow.Load() {
-		rd.fed = true
-		return true
-	}
-	rd.releaseIdleBuf() // a waiting reader holds no buffer
-	return false
-}
-
-// closeSocket closes the socket, unless a helper is feeding what it read
-// under RawConn.Read (readOnFd): a Close there, from its own goroutine
-// (the close handshake ending in Feed, a flood cut), would wait for that
-// Read to end, for good. The helper closes it as soon as it is out.
-func (c *Conn) closeSocket() {
-	if rd := c.rd; rd != nil && rd.feeding.Load() {
-		rd.closeNow.Store(true)
-		if rd.feeding.Load() { // still feeding: it sees closeNow after Feed
-			return
-		}
-	}
-	c.t.Close() // twice at worst, with the helper: the second Close only errs
 }
 
 // readFailed ends the reading of a socket that failed or ended: what was
