@@ -118,11 +118,6 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	// A target's name is known before it starts: --baseline names one.
-	type started struct {
-		url  string
-		pid  int
-		stop func()
-	}
 	type target struct {
 		name  string
 		start func() (started, error)
@@ -144,14 +139,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 					if err != nil {
 						return started{}, err
 					}
-					addr, child, err := startChild(rt, []string{self, "serve", "--runtime=" + rt, "--addr=127.0.0.1:0", "--compression=" + *compress}, *serverCPU)
-					if err != nil {
-						return started{}, err
-					}
-					return started{"ws://" + addr + p, child.Process.Pid, func() {
-						child.Process.Signal(unix.SIGTERM)
-						child.Wait()
-					}}, nil
+					return startChild(rt, []string{self, "serve", "--runtime=" + rt, "--addr=127.0.0.1:0", "--compression=" + *compress}, *serverCPU, p)
 				}})
 			}
 		}
@@ -177,14 +165,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				if *compress != "off" {
 					args = append(args, "--compression="+*compress)
 				}
-				addr, child, err := startChild(name, args, *serverCPU)
-				if err != nil {
-					return started{}, err
-				}
-				return started{"ws://" + addr + path, child.Process.Pid, func() {
-					child.Process.Signal(unix.SIGTERM)
-					child.Wait()
-				}}, nil
+				return startChild(name, args, *serverCPU, path)
 			}})
 		}
 	}
@@ -678,9 +659,17 @@ func errText(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// startChild starts a server command, pinned to cpu, and returns the
-// address it logs (addr=HOST:PORT after msg=listening).
-func startChild(name string, argv []string, cpu int) (string, *exec.Cmd, error) {
+// started is a target's server, running.
+type started struct {
+	url  string // ws://, to the path measured
+	pid  int
+	stop func()
+}
+
+// startChild starts a server command, pinned to cpu, and returns it
+// with the URL of path at the address it logs (addr=HOST:PORT after
+// msg=listening).
+func startChild(name string, argv []string, cpu int, path string) (started, error) {
 	if cpu >= 0 {
 		argv = append([]string{"taskset", "-c", strconv.Itoa(cpu)}, argv...)
 	}
@@ -690,10 +679,10 @@ func startChild(name string, argv []string, cpu int) (string, *exec.Cmd, error) 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	errp, err := cmd.StderrPipe()
 	if err != nil {
-		return "", nil, err
+		return started{}, err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return started{}, err
 	}
 	sc := bufio.NewScanner(errp)
 	for sc.Scan() {
@@ -701,14 +690,17 @@ func startChild(name string, argv []string, cpu int) (string, *exec.Cmd, error) 
 			for _, f := range strings.Fields(rest) {
 				if a, ok := strings.CutPrefix(f, "addr="); ok {
 					go io.Copy(io.Discard, errp)
-					return a, cmd, nil
+					return started{"ws://" + a + path, cmd.Process.Pid, func() {
+						cmd.Process.Signal(unix.SIGTERM)
+						cmd.Wait()
+					}}, nil
 				}
 			}
 		}
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
-	return "", nil, fmt.Errorf("server %s did not start", name)
+	return started{}, fmt.Errorf("server %s did not start", name)
 }
 
 // pinSelf pins every thread of this process to cpu; threads started later

@@ -51,6 +51,18 @@ type server struct {
 }
 
 // logText is what the server logged so far.
+// admin waits for the server's admin address in its logs.
+func (s *server) admin(t *testing.T) string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if m := adminListening.FindStringSubmatch(s.logText()); m != nil {
+			return m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no admin address in the logs:\n%s", s.logText())
+		}
+	}
+}
+
 func (s *server) logText() string {
 	s.logsMu.Lock()
 	defer s.logsMu.Unlock()

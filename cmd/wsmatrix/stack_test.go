@@ -27,8 +27,8 @@ import (
 // (see below). The server is this package's binary, built without -race
 // (the race detector's stack guard is larger). The same holds in event
 // style for the goroutine that reads for the callbacks on stdhttp and
-// fasthttp (a helper): feeding what it read from inside its read
-// callback, three frames deeper than its read loop, doubled every
+// fasthttp (a helper): a change that fed what it read from inside its
+// read callback, three frames deeper than its read loop, doubled every
 // helper's stack on the first echo (2.1 KiB a connection).
 func TestBlockingHandlersKeepTheirFirstStack(t *testing.T) {
 	const conns = 2000
@@ -41,14 +41,7 @@ func TestBlockingHandlersKeepTheirFirstStack(t *testing.T) {
 
 func stackSteps(t *testing.T, rt, path string, conns int) {
 	s := startServe(t, "--runtime="+rt, "--admin-addr=127.0.0.1:0")
-	var admin string
-	for deadline := time.Now().Add(5 * time.Second); admin == ""; time.Sleep(10 * time.Millisecond) {
-		if m := adminListening.FindStringSubmatch(s.logText()); m != nil {
-			admin = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no admin address in the logs:\n%s", s.logText())
-		}
-	}
+	admin := s.admin(t)
 	o, err := loadtest.Open(context.Background(), loadtest.OpenConfig{URL: "ws://" + s.addr + path, Conns: conns, Handshake: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -216,41 +209,4 @@ func echoOn(c net.Conn, frames []byte, answers, size int, timeout time.Duration)
 		}
 	}
 	return nil
-}
-
-// TestEventStyleSeesTheEndAfterAMessage: a peer that sends a message and
-// ends its sending side at once sees the connection end, every time
-// (without a close frame it is cut, 1006, its message dropped or not as
-// the callback came first). The data and the FIN often come in one
-// read, which returns the data and leaves the end for the next read; a
-// reader that took a short read as proof that nothing more was there and
-// waited for the poller (which had already reported that one arrival)
-// missed the end in about half of these runs and held the connection
-// until the keepalive ping timed out.
-func TestEventStyleSeesTheEndAfterAMessage(t *testing.T) {
-	for _, rt := range runtimes {
-		t.Run(rt, func(t *testing.T) {
-			s := startServe(t, "--runtime="+rt)
-			for i := range 100 {
-				c, br, _, err := ws.Dial(context.Background(), "ws://"+s.addr+"/echo-event")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if br != nil {
-					ws.PutReader(br)
-				}
-				if _, err := c.Write(ws.MustCompileFrame(ws.MaskFrame(ws.NewTextFrame([]byte("bye"))))); err != nil {
-					t.Fatal(err)
-				}
-				c.(*net.TCPConn).CloseWrite()
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				var got bytes.Buffer
-				_, err = got.ReadFrom(c) // to the end of the connection
-				c.Close()
-				if err != nil {
-					t.Fatalf("run %d: got %q, then %v (want the end of the connection)", i, got.Bytes(), err)
-				}
-			}
-		})
-	}
 }

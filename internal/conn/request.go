@@ -210,18 +210,18 @@ func (r *textReader) str() string {
 	return s
 }
 
-// opt reads an optional field: usual when keepRequest wrote a 0, second()
-// when a 1.
-func (r *textReader) opt(usual string, second func() string) string {
+// opt reads an optional field: usual when keepRequest wrote a 0; second
+// when a 1, for the caller to make its second usual value.
+func (r *textReader) opt(usual string) (s string, second bool) {
 	switch n := r.num(); n {
 	case 0:
-		return usual
+		return usual, false
 	case 1:
-		return second()
+		return "", true
 	default:
 		s := r.s[:n-2]
 		r.s = r.s[n-2:]
-		return s
+		return s, false
 	}
 }
 
@@ -239,13 +239,16 @@ func (k *keptRequest) request(remote netip.AddrPort) *http.Request {
 	}
 	r.URL = parseKeptURL(us, mode, rawQuery)
 	r.Host = rd.str()
-	none := func() string { return "" } // keepRequest writes no second value for these
-	r.Method = rd.opt("GET", none)
-	r.Proto = rd.opt("HTTP/1.1", none)
+	r.Method, _ = rd.opt("GET") // keepRequest writes a second usual value for the pattern only
+	r.Proto, _ = rd.opt("HTTP/1.1")
 	r.ProtoMajor, r.ProtoMinor, _ = http.ParseHTTPVersion(r.Proto)
-	r.RemoteAddr = rd.opt(remote.String(), none)
-	r.RequestURI = rd.opt(us, none)
-	r.Pattern = rd.opt(us, func() string { return r.Method + " " + us })
+	r.RemoteAddr, _ = rd.opt(remote.String())
+	r.RequestURI, _ = rd.opt(us)
+	if p, second := rd.opt(us); second {
+		r.Pattern = r.Method + " " + us
+	} else {
+		r.Pattern = p
+	}
 	for n := rd.num(); n > 0; n-- {
 		name, value := rd.str(), rd.str()
 		r.SetPathValue(name, value)
