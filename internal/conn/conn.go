@@ -66,10 +66,11 @@ type flags struct{ v atomic.Uint32 }
 
 // The flags.
 const (
-	paused   uint32 = 1 << iota // Feed stopped: the inbox is over its bounds
-	inEvent                     // a pool worker runs this connection's callback
-	ending                      // state >= stClosing
-	pongHeld                    // a pong waits for the send queue to go under its budget
+	paused    uint32 = 1 << iota // Feed stopped: the inbox is over its bounds
+	inEvent                      // a pool worker runs this connection's callback
+	ending                       // state >= stClosing
+	pongHeld                     // a pong waits for the send queue to go under its budget
+	onMessage                    // OnMessage was called: event style
 )
 
 func (f *flags) has(b uint32) bool { return f.v.Load()&b != 0 }

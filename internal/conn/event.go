@@ -17,6 +17,7 @@ type events struct {
 func (c *Conn) OnMessage(fn func(api.Message)) {
 	c.mu.Lock()
 	c.ev.onMessage, c.ev.eventStyle = fn, fn != nil
+	c.flags.set(onMessage, fn != nil)
 	c.scheduleLocked()
 	c.idleLocked()
 	c.mu.Unlock()

@@ -50,6 +50,7 @@ type reader struct {
 	k     int             // what readFd read
 	rerr  error           // and the error it got
 	ended bool            // the socket failed or ended: nobody reads any more
+	kept  bool            // adopt refused the socket: a helper reads it for good
 
 	// Set by Attach before attached, read-only after.
 	direct   bool                  // a raw socket with read deadlines: receivers read it themselves
@@ -179,6 +180,12 @@ func (c *Conn) helper() {
 				c.help()
 			}
 			return
+		}
+		if !rd.kept && c.flags.has(onMessage) && !c.flags.has(ending) {
+			if c.adopt() {
+				return // a poller reads from now on; role and helping stay taken
+			}
+			rd.kept = true
 		}
 		c.readStep(true)
 		rd.role.Unlock()
@@ -678,6 +685,12 @@ func (c *Conn) Unparsed(n int) { c.checkFlood(n) }
 func (c *Conn) resumeReader() {
 	if !c.flags.clear(paused) {
 		return
+	}
+	if t, ok := c.t.(*rawTransport); ok {
+		if p := t.polled.Load(); p != nil {
+			p.askResume()
+			return
+		}
 	}
 	if r, ok := c.t.(Resumer); ok {
 		r.Resume()

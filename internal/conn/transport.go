@@ -1,9 +1,11 @@
 package conn
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -120,13 +122,61 @@ func (t *netTransport) CloseWrite() error {
 }
 
 // rawTransport is a netTransport over a socket: TryWrite writes on the
-// non-blocking descriptor directly, in the sender's goroutine.
+// non-blocking descriptor directly, in the sender's goroutine. Once a
+// poller adopted the socket (event style, see poll_linux.go), every write
+// and the close go to its descriptor instead; one that was under way on
+// the net.Conn finishes there, and what it did not write goes on polled.
 type rawTransport struct {
 	*netTransport
-	rc syscall.RawConn
+	rc     syscall.RawConn
+	polled atomic.Pointer[polled]
+	closed atomic.Bool
+}
+
+func (t *rawTransport) Write(b []byte) (int, error) {
+	if p := t.polled.Load(); p != nil {
+		return p.write(b, t.deadline())
+	}
+	n, err := t.netTransport.Write(b)
+	if p := t.polled.Load(); p != nil && errors.Is(err, net.ErrClosed) && !t.closed.Load() {
+		var k int
+		k, err = p.write(b[n:], t.deadline())
+		n += k
+	}
+	return n, err
+}
+
+// deadline is the end of a write that starts now.
+func (t *rawTransport) deadline() time.Time {
+	if t.timeout <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(t.timeout)
+}
+
+func (t *rawTransport) Close() error {
+	t.closed.Store(true)
+	if p := t.polled.Load(); p != nil {
+		p.close()
+	}
+	return t.c.Close()
+}
+
+func (t *rawTransport) CloseWrite() error {
+	if p := t.polled.Load(); p != nil {
+		return p.closeWrite()
+	}
+	err := t.netTransport.CloseWrite()
+	if p := t.polled.Load(); p != nil && errors.Is(err, net.ErrClosed) {
+		return p.closeWrite()
+	}
+	return err
 }
 
 func (t *rawTransport) TryWrite(a, b []byte) (n int, err error) {
+	if p := t.polled.Load(); p != nil {
+		return p.tryWrite(a, b)
+	}
 	op := writeOps.Get().(*writeOp)
 	op.a, op.b = a, b
 	werr := t.rc.Write(op.fn)
@@ -134,6 +184,9 @@ func (t *rawTransport) TryWrite(a, b []byte) (n int, err error) {
 	*op = writeOp{fn: op.fn}
 	writeOps.Put(op)
 	if werr != nil {
+		if p := t.polled.Load(); p != nil && errors.Is(werr, net.ErrClosed) {
+			return p.tryWrite(a, b) // adopted meanwhile: the callback did not run
+		}
 		return 0, werr
 	}
 	return n, err

@@ -8,10 +8,11 @@
 // (HijackSetNoResponse), so fasthttp's "Connection: close" handling
 // (a close token in the request, MaxRequestsPerConn) cannot spoil it.
 //
-// Per connection, after the upgrade: one goroutine, as on stdhttp: a
-// blocking handler reads the socket itself in Receive, a helper reads in
-// event style or while the handler is busy (bytes fasthttp had already
-// buffered are taken over first).
+// Per connection, after the upgrade, as on stdhttp: in blocking style one
+// goroutine, the handler reads the socket itself in Receive and a helper
+// while the handler is busy (bytes fasthttp had already buffered are taken
+// over first); in event style none on Linux, the socket being read from
+// the epoll set that stdhttp's event-style connections share.
 // fasthttp's own 4 KiB read buffer is released when the server keeps
 // hijacked connections (Start does; call Configure on your own server).
 package fasthttp

@@ -602,6 +602,82 @@ func connCases() []testCase {
 				c.conn.Close()
 			}
 		}},
+		// Frames cut anywhere, and messages larger than any read buffer,
+		// reach an event-style handler whole: the header in pieces, a
+		// message written a kilobyte at a time, one of 300 KiB in one
+		// write, then many in one write.
+		{"event/frames_in_pieces", func(t *testing.T, k *kit) {
+			o := testOptions()
+			o.ReadLimit = 1 << 20
+			s := k.serve(o, func(r *api.Router) {
+				r.Handle("/e", func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) })
+			})
+			c := dial(t, s.addr, "/e")
+			c.text("first") // event style is on once this comes back
+			c.expectMessage(ws.OpText, []byte("first"))
+			small := encode(true, 0, ws.OpText, []byte("in pieces"))
+			for _, piece := range [][]byte{small[:1], small[1:2], small[2:4], small[4:7], small[7:]} {
+				c.write(piece)
+				time.Sleep(5 * time.Millisecond) // each piece its own read
+			}
+			c.expectMessage(ws.OpText, []byte("in pieces"))
+			mid := keptMessage(1, 100<<10)
+			b := encode(true, 0, ws.OpBinary, mid)
+			for i := 0; i < len(b); i += 1000 {
+				c.write(b[i:min(i+1000, len(b))])
+			}
+			c.expectMessage(ws.OpBinary, mid)
+			big := keptMessage(2, 300<<10)
+			c.write(encode(true, 0, ws.OpBinary, big))
+			c.expectMessage(ws.OpBinary, big)
+			var many []byte
+			for i := range 500 {
+				many = append(many, encode(true, 0, ws.OpText, []byte(strconv.Itoa(i)))...)
+			}
+			c.write(many)
+			for i := range 500 {
+				c.expectMessage(ws.OpText, []byte(strconv.Itoa(i)))
+			}
+		}},
+		// What the peer sent before the handler switched to event style
+		// is delivered in order with the rest: more than the inbox holds
+		// (reading paused with input left over), then a whole message and
+		// half of the next.
+		{"event/input_before_OnMessage_kept", func(t *testing.T, k *kit) {
+			s := k.serve(testOptions(), func(r *api.Router) {
+				r.Handle("/e", func(ws api.Conn) {
+					time.Sleep(300 * time.Millisecond) // the input waits, read or not
+					ws.OnMessage(func(m api.Message) { ws.Send(m) })
+				})
+			})
+			c := dial(t, s.addr, "/e")
+			const n, size = 40, 64 << 10 // 2.5 MiB, over DefaultInboxBytes
+			second := encode(true, 0, ws.OpText, []byte("second"))
+			wrote := make(chan error, 1)
+			go func() {
+				var b []byte
+				for i := range n {
+					b = append(b, encode(true, 0, ws.OpBinary, keptMessage(i, size))...)
+				}
+				b = append(b, encode(true, 0, ws.OpText, []byte("first"))...)
+				_, err := c.conn.Write(append(b, second[:4]...))
+				if err == nil {
+					time.Sleep(200 * time.Millisecond)
+					_, err = c.conn.Write(second[4:])
+				}
+				wrote <- err
+			}()
+			for i := range n {
+				c.expectMessage(ws.OpBinary, keptMessage(i, size))
+			}
+			c.expectMessage(ws.OpText, []byte("first"))
+			c.expectMessage(ws.OpText, []byte("second"))
+			if err := within(t, 5*time.Second, wrote, "the writes"); err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			c.text("third")
+			c.expectMessage(ws.OpText, []byte("third"))
+		}},
 		{"event/order_kept", func(t *testing.T, k *kit) {
 			s := k.serve(testOptions(), func(r *api.Router) {
 				r.Handle("/e", func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) })
@@ -809,16 +885,20 @@ func checkIdleGoroutines(t *testing.T, k *kit, event bool) {
 		c := dial(t, s.addr, "/idle")
 		c.text("x") // one message, then idle
 	}
+	// Beside its connections' own, a runtime may run goroutines that all
+	// of them share (stdhttp and fasthttp start up to 8 pollers for
+	// event-style connections): what the budget does not count.
+	const shared = 8
 	var got int
 	for range 50 { // let handlers and workers settle
 		time.Sleep(20 * time.Millisecond)
 		got = goruntime.NumGoroutine() - before
-		if got <= budget*n {
+		if got <= budget*n+shared {
 			break
 		}
 	}
-	if got > budget*n {
-		t.Fatalf("%d idle connections (event style %v) hold %d goroutines, the runtime documents %d each", n, event, got, budget)
+	if got > budget*n+shared {
+		t.Fatalf("%d idle connections (event style %v) hold %d goroutines, the runtime documents %d each (and up to %d shared)", n, event, got, budget, shared)
 	}
 	t.Logf("%d idle connections (event style %v): %d goroutines (%.2f each)", n, event, got, float64(got)/n)
 }

@@ -186,57 +186,73 @@ func hardeningCases() []testCase {
 	// The send queue's contract, for one sender and for many.
 	for _, senders := range []int{1, 8} {
 		for _, policy := range []api.QueuePolicy{api.QueueClose, api.QueueBlock} {
-			name := fmt.Sprintf("queue/%s_with_%d_senders_fails_with_ErrQueueFull_and_1008", policy, senders)
-			cases = append(cases, testCase{name, func(t *testing.T, k *kit) {
-				o := testOptions()
-				o.SendQueueFull = policy
-				o.WriteTimeout = 300 * time.Millisecond
-				if policy == api.QueueClose {
-					o.WriteTimeout = time.Minute // QueueClose never waits for it
+			for _, event := range []bool{false, true} {
+				name := fmt.Sprintf("queue/%s_with_%d_senders_fails_with_ErrQueueFull_and_1008", policy, senders)
+				if event {
+					name += "/event"
 				}
-				obs := &countingObserver{}
-				o.Observer = obs.observer()
-				res := make(chan error, senders)
-				s := k.serve(o, func(r *api.Router) {
-					r.Handle("/flood", func(ws api.Conn) {
-						var wg sync.WaitGroup
-						for range senders {
-							wg.Go(func() { res <- flood(ws) })
-						}
-						wg.Wait()
+				cases = append(cases, testCase{name, func(t *testing.T, k *kit) {
+					o := testOptions()
+					o.SendQueueFull = policy
+					o.WriteTimeout = 300 * time.Millisecond
+					if policy == api.QueueClose {
+						o.WriteTimeout = time.Minute // QueueClose never waits for it
+					}
+					obs := &countingObserver{}
+					o.Observer = obs.observer()
+					res := make(chan error, senders)
+					s := k.serve(o, func(r *api.Router) {
+						r.Handle("/flood", func(ws api.Conn) {
+							if event { // the senders start from the callback, on an event-style connection
+								ws.OnMessage(func(api.Message) {
+									for range senders {
+										go func() { res <- flood(ws) }()
+									}
+								})
+								return
+							}
+							var wg sync.WaitGroup
+							for range senders {
+								wg.Go(func() { res <- flood(ws) })
+							}
+							wg.Wait()
+						})
 					})
-				})
-				c := dial(t, s.addr, "/flood") // and it reads nothing until the server gave up
-				var full int
-				for range senders {
-					err := within(t, 20*time.Second, res, "Send to fail")
-					var ce *api.CloseError
-					switch {
-					case errors.Is(err, api.ErrQueueFull):
-						full++
-						if n := strings.Count(err.Error(), "wsmatrix:"); n != 1 {
-							t.Fatalf("error %q: its prefix %d times", err, n)
+					c := dial(t, s.addr, "/flood") // and it reads nothing until the server gave up
+					if event {
+						c.text("go")
+					}
+					var full int
+					for range senders {
+						err := within(t, 20*time.Second, res, "Send to fail")
+						var ce *api.CloseError
+						switch {
+						case errors.Is(err, api.ErrQueueFull):
+							full++
+							if n := strings.Count(err.Error(), "wsmatrix:"); n != 1 {
+								t.Fatalf("error %q: its prefix %d times", err, n)
+							}
+						case errors.As(err, &ce) && ce.Code == api.StatusPolicyViolation:
+							// a sender that came after the queue-full close
+						default:
+							t.Fatalf("Send to a peer that does not read: %v, want ErrQueueFull (or the 1008 close after it)", err)
 						}
-					case errors.As(err, &ce) && ce.Code == api.StatusPolicyViolation:
-						// a sender that came after the queue-full close
-					default:
-						t.Fatalf("Send to a peer that does not read: %v, want ErrQueueFull (or the 1008 close after it)", err)
 					}
-				}
-				if full == 0 {
-					t.Fatal("no Send failed with ErrQueueFull")
-				}
-				if obs.queueFull.Load() == 0 {
-					t.Fatal("Observer.QueueFull not called")
-				}
-				reason := c.expectClose(api.StatusPolicyViolation)
-				if want := "send queue full"; policy == api.QueueBlock {
-					want += ": the peer stopped reading" // the same on every runtime
-					if reason != want {
-						t.Fatalf("close reason %q, want %q", reason, want)
+					if full == 0 {
+						t.Fatal("no Send failed with ErrQueueFull")
 					}
-				}
-			}})
+					if obs.queueFull.Load() == 0 {
+						t.Fatal("Observer.QueueFull not called")
+					}
+					reason := c.expectClose(api.StatusPolicyViolation)
+					if want := "send queue full"; policy == api.QueueBlock {
+						want += ": the peer stopped reading" // the same on every runtime
+						if reason != want {
+							t.Fatalf("close reason %q, want %q", reason, want)
+						}
+					}
+				}})
+			}
 		}
 	}
 

@@ -3,12 +3,15 @@
 // connection reads, and the Server is an http.Handler that can be mounted
 // in any net/http mux.
 //
-// Per WebSocket connection it holds one goroutine: in blocking style the
+// In blocking style a WebSocket connection holds one goroutine, the
 // handler's, which reads the socket itself while it waits in Receive (a
 // helper goroutine reads while the handler is busy elsewhere for more than
-// 20 ms, or the connection closes); in event style a helper that reads.
-// Whoever reads waits in Go's poller holding no buffer (a pooled 4 KiB
-// one is borrowed while data flows).
+// 20 ms, or the connection closes); whoever reads waits in Go's poller
+// holding no buffer (a pooled 4 KiB one is borrowed while data flows). In
+// event style (OnMessage) it holds none on Linux: the socket moves from
+// Go's poller to an epoll set that up to 8 goroutines of the process read
+// for every such connection, one read per readiness; elsewhere, and over
+// TLS, a helper goroutine reads for the callbacks.
 // ServeHTTP returns right after the upgrade, so net/http's request
 // goroutine and buffers are released; middleware therefore sees the
 // upgrade, not the life of the connection.

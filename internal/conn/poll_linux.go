@@ -1,0 +1,574 @@
+package conn
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Event-style connections of the blocking runtimes (stdhttp, fasthttp) are
+// read from an epoll set of the server's own once their handler switched
+// to OnMessage: the helper goroutine that read for the callbacks hands the
+// socket to a poller and ends. An idle event-style connection then holds
+// no goroutine, and a message costs one read (level-triggered: the socket
+// is read once each time epoll reports it readable), where a goroutine
+// parked in Go's poller reads until the socket is empty, one empty read a
+// message. Blocking handlers keep reading their socket themselves.
+//
+// The socket leaves Go's poller: adopt duplicates its descriptor and
+// closes the net.Conn, and from then on the transport reads, writes and
+// closes the duplicate (polled).
+
+// polls is the process's set of pollers, shared by every server. A poller
+// starts with the first connection it is given and ends with its last one,
+// so that a process with no such connection runs none.
+var polls struct {
+	mu   sync.Mutex
+	set  []*poller // GOMAXPROCS of them, up to 8; nil: not running
+	next int
+}
+
+// poller reads the connections registered in its epoll set and wakes the
+// writers that wait for room in their socket.
+type poller struct {
+	slot         int // in polls.set
+	epfd, wakefd int
+	buf          []byte // the loop's read buffer
+
+	mu      sync.Mutex
+	conns   map[int32]*polled // by descriptor
+	resumed []*polled         // asked to read again (Conn.resumeReader)
+}
+
+// pollReadSize is the size of a poller's read buffer.
+const pollReadSize = 64 << 10
+
+// register gives p to the next poller, started if need be.
+func register(p *polled) error {
+	polls.mu.Lock()
+	defer polls.mu.Unlock()
+	if polls.set == nil {
+		polls.set = make([]*poller, min(runtime.GOMAXPROCS(0), 8))
+	}
+	i := polls.next % len(polls.set)
+	polls.next++
+	pl := polls.set[i]
+	if pl == nil {
+		var err error
+		if pl, err = newPoller(); err != nil {
+			return err
+		}
+		pl.slot = i
+		polls.set[i] = pl
+		go pl.run()
+	}
+	pl.mu.Lock()
+	pl.conns[int32(p.fd)] = p
+	pl.mu.Unlock()
+	p.pl = pl
+	return nil
+}
+
+// done ends the loop when it has no connection left.
+func (pl *poller) done() bool {
+	polls.mu.Lock()
+	defer polls.mu.Unlock()
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if len(pl.conns) > 0 || len(pl.resumed) > 0 {
+		return false
+	}
+	polls.set[pl.slot] = nil
+	return true
+}
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	pl := &poller{epfd: epfd, wakefd: wakefd, conns: map[int32]*polled{}}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
+		pl.closeFds()
+		return nil, err
+	}
+	return pl, nil
+}
+
+func (pl *poller) closeFds() {
+	unix.Close(pl.wakefd)
+	unix.Close(pl.epfd)
+}
+
+// wake makes the loop look at resumed and stopping.
+func (pl *poller) wake() {
+	one := [8]byte{1}
+	for {
+		if _, err := unix.Write(pl.wakefd, one[:]); err != unix.EINTR {
+			return
+		}
+	}
+}
+
+type readyConn struct {
+	p      *polled
+	events uint32
+}
+
+// run is the loop: wait for readiness, read and feed, wake writers, until
+// the last connection is gone.
+func (pl *poller) run() {
+	defer pl.closeFds()
+	pl.buf = make([]byte, pollReadSize)
+	events := make([]unix.EpollEvent, 256)
+	var ready []readyConn
+	var resumed []*polled
+	for {
+		n, err := unix.EpollWait(pl.epfd, events, -1)
+		if err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			panic("wsmatrix: epoll_wait: " + err.Error()) // EBADF, EFAULT, EINVAL: a bug of this file
+		}
+		woken := false
+		pl.mu.Lock()
+		for _, ev := range events[:n] {
+			if int(ev.Fd) == pl.wakefd {
+				woken = true
+			} else if p := pl.conns[ev.Fd]; p != nil {
+				ready = append(ready, readyConn{p, ev.Events})
+			}
+		}
+		resumed, pl.resumed = pl.resumed, resumed[:0]
+		pl.mu.Unlock()
+		if woken {
+			var b [8]byte
+			unix.Read(pl.wakefd, b[:])
+		}
+		for i, r := range ready {
+			r.p.ready(r.events, pl.buf)
+			ready[i] = readyConn{}
+		}
+		ready = ready[:0]
+		for i, p := range resumed {
+			p.resume(pl.buf)
+			resumed[i] = nil
+		}
+		if woken && pl.done() {
+			return
+		}
+	}
+}
+
+// polled is a socket taken out of Go's poller and read by a poller.
+type polled struct {
+	c  *Conn
+	pl *poller
+	fd int
+
+	// refs counts the uses of fd in progress, and has refClosed once the
+	// transport closed: the last use closes fd, so that no read or write
+	// ever reaches a descriptor number given to another socket meanwhile.
+	refs atomic.Uint64
+
+	reading atomic.Bool // the loop may read: Feed is not paused, and the socket did not end
+	pending []byte      // input Feed did not take; the loop's, as is eof
+	eof     bool        // the socket ended or failed: nothing more is read
+
+	mu       sync.Mutex // guards what follows
+	mask     uint32     // what the epoll set has for fd; 0: not in it
+	wantIn   bool
+	wantOut  bool          // a writer waits for room
+	writable chan struct{} // made for the first writer that waits; closed by close
+	closed   bool
+}
+
+const refClosed = 1 << 62
+
+func (p *polled) acquire() bool {
+	for {
+		v := p.refs.Load()
+		if v&refClosed != 0 {
+			return false
+		}
+		if p.refs.CompareAndSwap(v, v+1) {
+			return true
+		}
+	}
+}
+
+func (p *polled) release() {
+	if p.refs.Add(^uint64(0)) == refClosed {
+		p.destroy()
+	}
+}
+
+// close ends every use of the socket; the last one in progress closes it.
+// It never waits.
+func (p *polled) close() {
+	for {
+		v := p.refs.Load()
+		if v&refClosed != 0 {
+			return
+		}
+		if p.refs.CompareAndSwap(v, v|refClosed) {
+			if v == 0 {
+				p.destroy()
+			}
+			break
+		}
+	}
+	p.mu.Lock()
+	p.closed = true
+	if p.writable != nil {
+		close(p.writable)
+	}
+	p.mu.Unlock()
+}
+
+// destroy closes the descriptor, which takes it out of the epoll set.
+func (p *polled) destroy() {
+	pl := p.pl
+	pl.mu.Lock()
+	if pl.conns[int32(p.fd)] == p {
+		delete(pl.conns, int32(p.fd))
+	}
+	last := len(pl.conns) == 0
+	pl.mu.Unlock()
+	unix.Close(p.fd)
+	if last {
+		pl.wake()
+	}
+}
+
+// setLocked registers in the epoll set what the connection waits for:
+// input unless paused or ended, room when a writer waits. The caller holds
+// p.mu and a use of fd, and calls failed with the error once it let p.mu go.
+func (p *polled) setLocked() error {
+	var mask uint32
+	if p.wantIn {
+		mask |= unix.EPOLLIN
+	}
+	if p.wantOut {
+		mask |= unix.EPOLLOUT
+	}
+	p.reading.Store(p.wantIn)
+	if mask == p.mask {
+		return nil
+	}
+	op := unix.EPOLL_CTL_MOD
+	switch {
+	case p.mask == 0:
+		op = unix.EPOLL_CTL_ADD
+	case mask == 0:
+		// Not left in with no interest: a socket that failed reports
+		// EPOLLHUP/EPOLLERR whatever the mask, again and again.
+		op = unix.EPOLL_CTL_DEL
+	}
+	if err := unix.EpollCtl(p.pl.epfd, op, p.fd, &unix.EpollEvent{Events: mask, Fd: int32(p.fd)}); err != nil {
+		// ENOMEM, or ENOSPC past fs.epoll.max_user_watches.
+		p.wantIn, p.wantOut = false, false
+		p.reading.Store(false)
+		if op == unix.EPOLL_CTL_ADD {
+			p.mask = 0
+		}
+		return err
+	}
+	p.mask = mask
+	return nil
+}
+
+// failed ends the connection whose socket the epoll set refused.
+func (p *polled) failed(err error) {
+	if err != nil {
+		p.c.Gone(fmt.Errorf("epoll_ctl: %w", err))
+	}
+}
+
+// want sets what the connection waits for (input, room).
+func (p *polled) want(in, out bool) {
+	if !p.acquire() {
+		return
+	}
+	p.mu.Lock()
+	p.wantIn, p.wantOut = in, out
+	err := p.setLocked()
+	p.mu.Unlock()
+	p.release()
+	p.failed(err)
+}
+
+// ready handles what epoll reported for the socket, in the loop.
+func (p *polled) ready(events uint32, buf []byte) {
+	if !p.acquire() {
+		return
+	}
+	defer p.release()
+	if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+		var err error
+		p.mu.Lock()
+		if p.wantOut && !p.closed {
+			p.wantOut = false
+			err = p.setLocked()
+			select {
+			case p.writable <- struct{}{}:
+			default:
+			}
+		}
+		p.mu.Unlock()
+		p.failed(err)
+	}
+	if events&(unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP) != 0 && p.reading.Load() {
+		p.read(buf)
+	}
+}
+
+// read reads the socket once and feeds what it read.
+func (p *polled) read(buf []byte) {
+	k, err := readFd(p.fd, buf)
+	switch {
+	case err == unix.EAGAIN:
+		return
+	case err != nil || k == 0:
+		p.ended(err)
+		return
+	}
+	if len(p.pending) > 0 {
+		p.pending = append(p.pending, buf[:k]...)
+		p.feed(p.pending, true)
+		return
+	}
+	p.feed(buf[:k], false)
+}
+
+// feed feeds data, which is pending or the loop's buffer, and keeps in
+// pending what Feed did not take.
+func (p *polled) feed(data []byte, isPending bool) {
+	used, paused := p.c.Feed(data)
+	rest := data[used:]
+	switch {
+	case len(rest) == 0:
+		p.pending = nil // an idle connection holds no buffer
+	case isPending:
+		p.pending = p.pending[:copy(p.pending, rest)]
+	default:
+		p.pending = append([]byte(nil), rest...)
+	}
+	if paused {
+		var err error
+		p.mu.Lock()
+		if p.wantIn {
+			p.wantIn = false
+			err = p.setLocked()
+		}
+		p.mu.Unlock()
+		p.failed(err)
+	}
+}
+
+// resume feeds what waited while Feed was paused and reads again, in the
+// loop.
+func (p *polled) resume(buf []byte) {
+	if !p.acquire() {
+		return
+	}
+	defer p.release()
+	if p.c.Paused() {
+		return // paused again meanwhile: a later resume comes
+	}
+	if len(p.pending) > 0 {
+		p.feed(p.pending, true)
+		if p.c.Paused() {
+			return
+		}
+	}
+	var err error
+	p.mu.Lock()
+	if !p.wantIn && !p.eof {
+		p.wantIn = true
+		err = p.setLocked()
+	}
+	p.mu.Unlock()
+	p.failed(err)
+}
+
+// ended: the socket ended (EOF) or failed. What was read is fed and the
+// connection is told.
+func (p *polled) ended(err error) {
+	if err == nil {
+		err = io.EOF
+	}
+	if len(p.pending) > 0 {
+		p.c.Feed(p.pending)
+		p.pending = nil
+	}
+	p.eof = true
+	p.mu.Lock()
+	p.wantIn = false
+	p.setLocked() // an error: the connection ends anyway
+	p.mu.Unlock()
+	p.c.uncork() // a peer that ended its sending side may still read the answers
+	p.c.Gone(err)
+}
+
+// askResume has the loop resume the connection.
+func (p *polled) askResume() {
+	pl := p.pl
+	pl.mu.Lock()
+	pl.resumed = append(pl.resumed, p)
+	pl.mu.Unlock()
+	pl.wake()
+}
+
+// tryWrite is TryWrite on the polled socket.
+func (p *polled) tryWrite(a, b []byte) (int, error) {
+	if !p.acquire() {
+		return 0, net.ErrClosed
+	}
+	defer p.release()
+	return WriteNonblocking(p.fd, a, b)
+}
+
+// write is Write on the polled socket: it waits for room through the
+// poller, until deadline (zero: for good).
+func (p *polled) write(b []byte, deadline time.Time) (int, error) {
+	n := 0
+	for {
+		k, err := p.tryWrite(b[n:], nil)
+		n += k
+		if err != nil || n == len(b) {
+			return n, err
+		}
+		if err := p.waitWritable(deadline); err != nil {
+			return n, err
+		}
+	}
+}
+
+// waitWritable waits until epoll reports room in the socket (or an error,
+// which the next write returns), the transport closes or deadline passes.
+func (p *polled) waitWritable(deadline time.Time) error {
+	if !p.acquire() {
+		return net.ErrClosed
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.release()
+		return net.ErrClosed
+	}
+	if p.writable == nil {
+		p.writable = make(chan struct{}, 1)
+	}
+	ch := p.writable
+	p.wantOut = true
+	err := p.setLocked()
+	p.mu.Unlock()
+	p.release()
+	if err != nil {
+		return err
+	}
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-timeout:
+		p.mu.Lock()
+		if p.wantOut && p.acquire() {
+			p.wantOut = false
+			p.setLocked() // an error: the write fails anyway
+			p.release()
+		}
+		p.mu.Unlock()
+		return os.ErrDeadlineExceeded
+	}
+}
+
+// closeWrite sends FIN.
+func (p *polled) closeWrite() error {
+	if !p.acquire() {
+		return net.ErrClosed
+	}
+	defer p.release()
+	return unix.Shutdown(p.fd, unix.SHUT_WR)
+}
+
+// epollLog limits the warnings of failed adoptions to one a second.
+var epollLog LogLimit
+
+// readFd reads fd once, again after EINTR.
+func readFd(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, b)
+		if err != unix.EINTR {
+			if n < 0 {
+				n = 0
+			}
+			return n, err
+		}
+	}
+}
+
+// adopt hands the connection's socket to a poller: the helper calls it,
+// holding rd.role, once the connection switched to event style. It reports
+// false when the socket stays with the helper (no raw socket, TLS, a
+// transport of the runtime's own, no poller). The role stays held and
+// rd.helping set for good: from here on only the poller reads.
+func (c *Conn) adopt() bool {
+	rd := c.rd
+	t, ok := c.t.(*rawTransport)
+	if !ok || rd.rc == nil || rd.r != io.Reader(t.c) {
+		return false
+	}
+	fd := -1
+	var derr error
+	if err := rd.rc.Control(func(s uintptr) {
+		fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil || derr != nil {
+		return false
+	}
+	p := &polled{c: c, fd: fd}
+	if err := register(p); err != nil {
+		unix.Close(fd)
+		if ok, _ := epollLog.Allow(); ok {
+			c.srv.opts.Logger.Warn("wsmatrix: epoll: this event-style connection keeps a reading goroutine", "err", err)
+		}
+		return false
+	}
+	if rd.buf != nil && rd.n > 0 {
+		p.pending = append([]byte(nil), (*rd.buf)[:rd.n]...)
+		rd.n = 0
+	}
+	rd.releaseIdleBuf()
+	t.polled.Store(p)
+	if t.closed.Load() { // Close came first: it may not have seen polled
+		p.close()
+	}
+	// Go's poller lets go of the socket; a write in progress there
+	// finishes, and the next goes to fd (rawTransport).
+	t.c.Close()
+	pending := len(p.pending) > 0 // the loop's once registered
+	p.want(!c.Paused(), false)
+	if pending {
+		p.askResume()
+	}
+	return true
+}
