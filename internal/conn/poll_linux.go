@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,15 +41,20 @@ var polls struct {
 type poller struct {
 	slot         int // in polls.set
 	epfd, wakefd int
-	buf          []byte // the loop's read buffer
+	ep           *os.File        // epfd, in Go's poller: the loop waits there
+	wait         syscall.RawConn // ep's
+	buf          []byte          // the loop's read buffer
 
 	mu      sync.Mutex
 	conns   map[int32]*polled // by descriptor
 	resumed []*polled         // asked to read again (Conn.resumeReader)
+	stopped bool              // the loop ended and closed its descriptors: nothing wakes it
 }
 
-// pollReadSize is the size of a poller's read buffer.
-const pollReadSize = 64 << 10
+// pollReads is how many reads one readiness report gets at most, while
+// each fills the read buffer: a peer that sends much gets its share, not
+// the poller.
+const pollReads = 16
 
 // register gives p to the next poller, started if need be.
 func register(p *polled) error {
@@ -86,9 +92,15 @@ func (pl *poller) done() bool {
 		return false
 	}
 	polls.set[pl.slot] = nil
+	pl.stopped = true
 	return true
 }
 
+// newPoller makes a poller's epoll set and puts it in Go's poller: the loop
+// never blocks a thread in epoll_wait (which would hold its P until the
+// scheduler took it back, keeping the callbacks the loop just scheduled
+// waiting) but parks like any goroutine reading a socket, and epoll_wait
+// is only called with a zero timeout.
 func newPoller() (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -104,16 +116,35 @@ func newPoller() (*poller, error) {
 		pl.closeFds()
 		return nil, err
 	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		pl.closeFds()
+		return nil, err
+	}
+	pl.ep = os.NewFile(uintptr(epfd), "epoll") // non-blocking: os registers it with Go's poller
+	if pl.wait, err = pl.ep.SyscallConn(); err != nil {
+		pl.closeFds()
+		return nil, err
+	}
 	return pl, nil
 }
 
 func (pl *poller) closeFds() {
 	unix.Close(pl.wakefd)
-	unix.Close(pl.epfd)
+	if pl.ep != nil {
+		pl.ep.Close()
+	} else {
+		unix.Close(pl.epfd)
+	}
 }
 
-// wake makes the loop look at resumed and stopping.
-func (pl *poller) wake() {
+// wakeLocked makes the loop look at resumed and at whether it has
+// connections left. The caller holds pl.mu, under which the loop marks
+// itself stopped before it closes wakefd: no wake ever writes to a number
+// that may belong to another file by then.
+func (pl *poller) wakeLocked() {
+	if pl.stopped {
+		return
+	}
 	one := [8]byte{1}
 	for {
 		if _, err := unix.Write(pl.wakefd, one[:]); err != unix.EINTR {
@@ -131,33 +162,52 @@ type readyConn struct {
 // the last connection is gone.
 func (pl *poller) run() {
 	defer pl.closeFds()
-	pl.buf = make([]byte, pollReadSize)
+	pl.buf = make([]byte, ReadBufferSize)
 	events := make([]unix.EpollEvent, 256)
 	var ready []readyConn
 	var resumed []*polled
-	for {
-		n, err := unix.EpollWait(pl.epfd, events, -1)
-		if err != nil {
-			if err == unix.EINTR {
-				continue
+	var n int
+	var werr error
+	poll := func(fd uintptr) bool {
+		for {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			if werr != unix.EINTR {
+				return n > 0 || werr != nil // none ready: park until Go's poller reports the set readable
 			}
+		}
+	}
+	for {
+		err := pl.wait.Read(poll)
+		if err == nil {
+			err = werr
+		}
+		if err != nil {
 			panic("wsmatrix: epoll_wait: " + err.Error()) // EBADF, EFAULT, EINVAL: a bug of this file
 		}
+		// The wake is taken before what it announces: a wake that comes
+		// after this read is seen by the next epoll_wait, one before it
+		// finds its entry in resumed below.
 		woken := false
-		pl.mu.Lock()
 		for _, ev := range events[:n] {
 			if int(ev.Fd) == pl.wakefd {
 				woken = true
-			} else if p := pl.conns[ev.Fd]; p != nil {
-				ready = append(ready, readyConn{p, ev.Events})
+				var b [8]byte
+				unix.Read(pl.wakefd, b[:])
+			}
+		}
+		if h := testHookPollerWoken.Load(); h != nil && woken {
+			(*h)()
+		}
+		pl.mu.Lock()
+		for _, ev := range events[:n] {
+			if int(ev.Fd) != pl.wakefd {
+				if p := pl.conns[ev.Fd]; p != nil {
+					ready = append(ready, readyConn{p, ev.Events})
+				}
 			}
 		}
 		resumed, pl.resumed = pl.resumed, resumed[:0]
 		pl.mu.Unlock()
-		if woken {
-			var b [8]byte
-			unix.Read(pl.wakefd, b[:])
-		}
 		for i, r := range ready {
 			r.p.ready(r.events, pl.buf)
 			ready[i] = readyConn{}
@@ -189,7 +239,8 @@ type polled struct {
 	eof     bool        // the socket ended or failed: nothing more is read
 
 	mu       sync.Mutex // guards what follows
-	mask     uint32     // what the epoll set has for fd; 0: not in it
+	added    bool       // fd is in the epoll set
+	mask     uint32     // with these events
 	wantIn   bool
 	wantOut  bool          // a writer waits for room
 	writable chan struct{} // made for the first writer that waits; closed by close
@@ -246,12 +297,11 @@ func (p *polled) destroy() {
 	if pl.conns[int32(p.fd)] == p {
 		delete(pl.conns, int32(p.fd))
 	}
-	last := len(pl.conns) == 0
-	pl.mu.Unlock()
 	unix.Close(p.fd)
-	if last {
-		pl.wake()
+	if len(pl.conns) == 0 {
+		pl.wakeLocked() // the loop ends
 	}
+	pl.mu.Unlock()
 }
 
 // setLocked registers in the epoll set what the connection waits for:
@@ -266,28 +316,27 @@ func (p *polled) setLocked() error {
 		mask |= unix.EPOLLOUT
 	}
 	p.reading.Store(p.wantIn)
-	if mask == p.mask {
-		return nil
-	}
-	op := unix.EPOLL_CTL_MOD
+	var op int
 	switch {
-	case p.mask == 0:
-		op = unix.EPOLL_CTL_ADD
+	case mask == 0 && !p.added, mask == p.mask && p.added:
+		return nil
 	case mask == 0:
 		// Not left in with no interest: a socket that failed reports
 		// EPOLLHUP/EPOLLERR whatever the mask, again and again.
 		op = unix.EPOLL_CTL_DEL
+	case !p.added:
+		op = unix.EPOLL_CTL_ADD
+	default:
+		op = unix.EPOLL_CTL_MOD
 	}
-	if err := unix.EpollCtl(p.pl.epfd, op, p.fd, &unix.EpollEvent{Events: mask, Fd: int32(p.fd)}); err != nil {
+	err := unix.EpollCtl(p.pl.epfd, op, p.fd, &unix.EpollEvent{Events: mask, Fd: int32(p.fd)})
+	if err != nil && op != unix.EPOLL_CTL_DEL {
 		// ENOMEM, or ENOSPC past fs.epoll.max_user_watches.
 		p.wantIn, p.wantOut = false, false
 		p.reading.Store(false)
-		if op == unix.EPOLL_CTL_ADD {
-			p.mask = 0
-		}
 		return err
 	}
-	p.mask = mask
+	p.added, p.mask = op != unix.EPOLL_CTL_DEL, mask
 	return nil
 }
 
@@ -336,22 +385,33 @@ func (p *polled) ready(events uint32, buf []byte) {
 	}
 }
 
-// read reads the socket once and feeds what it read.
+// read reads the socket and feeds what it read, a read buffer at a time as
+// a blocking reader does: Feed may leave what it read unused when it
+// pauses, and that stays under ReadBufferSize (checkFlood's bound for a
+// runtime that stops reading) while the kernel holds the rest. A read
+// that fills the buffer is followed by another, up to pollReads; one that
+// does not ends the turn, and level-triggered epoll reports the socket
+// again if anything is left, an end (FIN) read with the data included.
 func (p *polled) read(buf []byte) {
-	k, err := readFd(p.fd, buf)
-	switch {
-	case err == unix.EAGAIN:
-		return
-	case err != nil || k == 0:
-		p.ended(err)
-		return
+	for range pollReads {
+		k, err := readFd(p.fd, buf)
+		switch {
+		case err == unix.EAGAIN:
+			return
+		case err != nil || k == 0:
+			p.ended(err)
+			return
+		}
+		if len(p.pending) > 0 {
+			p.pending = append(p.pending, buf[:k]...)
+			p.feed(p.pending, true)
+		} else {
+			p.feed(buf[:k], false)
+		}
+		if k < len(buf) || !p.reading.Load() {
+			return
+		}
 	}
-	if len(p.pending) > 0 {
-		p.pending = append(p.pending, buf[:k]...)
-		p.feed(p.pending, true)
-		return
-	}
-	p.feed(buf[:k], false)
 }
 
 // feed feeds data, which is pending or the loop's buffer, and keeps in
@@ -428,10 +488,16 @@ func (p *polled) ended(err error) {
 func (p *polled) askResume() {
 	pl := p.pl
 	pl.mu.Lock()
-	pl.resumed = append(pl.resumed, p)
+	if !pl.stopped { // stopped: p was closed, there is nothing to read
+		pl.resumed = append(pl.resumed, p)
+		pl.wakeLocked()
+	}
 	pl.mu.Unlock()
-	pl.wake()
 }
+
+// testHookPollerWoken runs in the loop after it took a wake, before it
+// takes the resumed list.
+var testHookPollerWoken atomic.Pointer[func()]
 
 // tryWrite is TryWrite on the polled socket.
 func (p *polled) tryWrite(a, b []byte) (int, error) {
@@ -546,13 +612,26 @@ func (c *Conn) adopt() bool {
 		return false
 	}
 	p := &polled{c: c, fd: fd}
-	if err := register(p); err != nil {
-		unix.Close(fd)
+	refused := func(err error) bool {
 		if ok, _ := epollLog.Allow(); ok {
 			c.srv.opts.Logger.Warn("wsmatrix: epoll: this event-style connection keeps a reading goroutine", "err", err)
 		}
 		return false
 	}
+	if err := register(p); err != nil {
+		unix.Close(fd)
+		return refused(err)
+	}
+	// In the set with no events yet, while the socket can still stay with
+	// the helper: what the set may refuse (ENOSPC past
+	// fs.epoll.max_user_watches, ENOMEM) it refuses here.
+	if err := unix.EpollCtl(p.pl.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Fd: int32(fd)}); err != nil {
+		p.close()
+		return refused(err)
+	}
+	p.mu.Lock()
+	p.added = true
+	p.mu.Unlock()
 	if rd.buf != nil && rd.n > 0 {
 		p.pending = append([]byte(nil), (*rd.buf)[:rd.n]...)
 		rd.n = 0
