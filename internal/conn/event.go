@@ -23,6 +23,12 @@ func (c *Conn) OnMessage(fn func(api.Message)) {
 	c.mu.Unlock()
 	c.resumeReader()
 	c.helpNow() // on a blocking socket, a helper reads for the callbacks
+	if rd := c.rd; fn != nil && rd != nil && rd.attached.Load() && rd.direct {
+		// A helper already waiting in Go's poller (the handler was away)
+		// stops waiting and hands the socket to a poller now
+		// (poll_linux.go), not after the next message.
+		rd.deadline(aLongTimeAgo)
+	}
 }
 
 // OnClose registers fn to run once when the connection ends.

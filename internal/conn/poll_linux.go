@@ -121,6 +121,13 @@ func newPoller() (*poller, error) {
 		return nil, err
 	}
 	pl.ep = os.NewFile(uintptr(epfd), "epoll") // non-blocking: os registers it with Go's poller
+	// A file Go's poller refused (its own epoll_ctl failed: ENOSPC,
+	// ENOMEM) is kept as a blocking one, and waiting on it would fail:
+	// only a polled file takes a deadline.
+	if err := pl.ep.SetReadDeadline(time.Time{}); err != nil {
+		pl.closeFds()
+		return nil, err
+	}
 	if pl.wait, err = pl.ep.SyscallConn(); err != nil {
 		pl.closeFds()
 		return nil, err
@@ -318,14 +325,17 @@ func (p *polled) setLocked() error {
 	p.reading.Store(p.wantIn)
 	var op int
 	switch {
-	case mask == 0 && !p.added, mask == p.mask && p.added:
+	case mask == 0 && !p.added:
 		return nil
 	case mask == 0:
-		// Not left in with no interest: a socket that failed reports
-		// EPOLLHUP/EPOLLERR whatever the mask, again and again.
+		// Not left in with no interest (adopt adds with none): a socket
+		// that failed reports EPOLLHUP/EPOLLERR whatever the mask, again
+		// and again, and the loop would spin on it.
 		op = unix.EPOLL_CTL_DEL
 	case !p.added:
 		op = unix.EPOLL_CTL_ADD
+	case mask == p.mask:
+		return nil
 	default:
 		op = unix.EPOLL_CTL_MOD
 	}
@@ -347,13 +357,29 @@ func (p *polled) failed(err error) {
 	}
 }
 
-// want sets what the connection waits for (input, room).
-func (p *polled) want(in, out bool) {
+// reserve adds the socket to the epoll set with no events yet, while it
+// can still stay with the helper: what the set may refuse (ENOSPC past
+// fs.epoll.max_user_watches, ENOMEM) it refuses here.
+func (p *polled) reserve() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := unix.EpollCtl(p.pl.epfd, unix.EPOLL_CTL_ADD, p.fd, &unix.EpollEvent{Fd: int32(p.fd)}); err != nil {
+		return err
+	}
+	p.added = true
+	return nil
+}
+
+// wantInput registers the socket for input unless Feed is paused. Paused
+// is read under p.mu, which the loop's resume holds to set wantIn: a
+// resume asked meanwhile (resumeReader clears paused, then asks) is
+// either seen here or comes after, never undone.
+func (p *polled) wantInput() {
 	if !p.acquire() {
 		return
 	}
 	p.mu.Lock()
-	p.wantIn, p.wantOut = in, out
+	p.wantIn = !p.c.Paused()
 	err := p.setLocked()
 	p.mu.Unlock()
 	p.release()
@@ -622,16 +648,10 @@ func (c *Conn) adopt() bool {
 		unix.Close(fd)
 		return refused(err)
 	}
-	// In the set with no events yet, while the socket can still stay with
-	// the helper: what the set may refuse (ENOSPC past
-	// fs.epoll.max_user_watches, ENOMEM) it refuses here.
-	if err := unix.EpollCtl(p.pl.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Fd: int32(fd)}); err != nil {
+	if err := p.reserve(); err != nil {
 		p.close()
 		return refused(err)
 	}
-	p.mu.Lock()
-	p.added = true
-	p.mu.Unlock()
 	if rd.buf != nil && rd.n > 0 {
 		p.pending = append([]byte(nil), (*rd.buf)[:rd.n]...)
 		rd.n = 0
@@ -645,7 +665,7 @@ func (c *Conn) adopt() bool {
 	// finishes, and the next goes to fd (rawTransport).
 	t.c.Close()
 	pending := len(p.pending) > 0 // the loop's once registered
-	p.want(!c.Paused(), false)
+	p.wantInput()
 	if pending {
 		p.askResume()
 	}

@@ -1,7 +1,10 @@
 package conn
 
 import (
+	"fmt"
 	"net"
+	"os"
+	"regexp"
 	"testing"
 	"time"
 
@@ -148,5 +151,58 @@ func TestPolledSlowHandlerPushesBackWithASmallBudget(t *testing.T) {
 			}
 		}
 	}
-	var _ net.Conn = client
+}
+
+// adoptedConn serves h on a real socket with InboxSize 1, so that Feed
+// pauses at the second message a callback has not taken.
+func adoptedConn(t *testing.T, h api.Handler) (net.Conn, *Conn) {
+	o := quiet()
+	o.InboxSize = 1
+	return tcpConn(t, newTestServer(t, o), nil, h)
+}
+
+func polledOf(c *Conn) *polled { return c.t.(*rawTransport).polled.Load() }
+
+// A handler that switches to event style late (after the helper started
+// reading for it) has its socket given to a poller at once, not only after
+// the next message: the helper waiting in Go's poller held a goroutine for
+// an idle connection until then.
+func TestLateOnMessageAdoptsAtOnce(t *testing.T) {
+	_, c := adoptedConn(t, func(ws api.Conn) {
+		time.Sleep(100 * time.Millisecond) // over awayGrace: a helper reads meanwhile
+		ws.OnMessage(func(api.Message) {})
+	})
+	waitFor(t, "the socket to be given to a poller with no message sent", func() bool { return polledOf(c) != nil })
+}
+
+// inEpollSet reports whether the kernel lists fd in the epoll set epfd.
+func inEpollSet(t *testing.T, epfd, fd int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", epfd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return regexp.MustCompile(fmt.Sprintf(`(?m)^tfd:\s+%d\s`, fd)).Match(b)
+}
+
+// A socket adopted while Feed is paused (reserved in the set with no
+// events, then registered for what it waits for: nothing) leaves the set
+// until resumed. Left in with no interest, a peer's reset
+// (EPOLLERR|EPOLLHUP, reported whatever the interest) made the loop spin
+// until the handler took a message.
+func TestPausedAtAdoptionIsNotInTheSet(t *testing.T) {
+	p, _ := socketPolled(t)
+	if err := p.reserve(); err != nil {
+		t.Fatal(err)
+	}
+	if !inEpollSet(t, p.pl.epfd, p.fd) {
+		t.Fatal("reserve: the socket is not in the epoll set")
+	}
+	p.c.flags.set(paused, true)
+	p.wantInput()
+	if inEpollSet(t, p.pl.epfd, p.fd) {
+		t.Fatal("a paused socket stays in the epoll set with no interest")
+	}
+	p.c.flags.set(paused, false)
+	p.askResume()
+	waitFor(t, "the resumed socket back in the epoll set", func() bool { return inEpollSet(t, p.pl.epfd, p.fd) })
 }
