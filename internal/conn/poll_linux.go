@@ -657,6 +657,10 @@ func (c *Conn) adopt() bool {
 		rd.n = 0
 	}
 	rd.releaseIdleBuf()
+	rd.buf = nil // a larger one (the prefix's) is not kept either
+	// Read before the loop may see p (a resume through polled, a
+	// readiness once registered): pending is the loop's from then on.
+	pending := len(p.pending) > 0
 	t.polled.Store(p)
 	if t.closed.Load() { // Close came first: it may not have seen polled
 		p.close()
@@ -664,7 +668,6 @@ func (c *Conn) adopt() bool {
 	// Go's poller lets go of the socket; a write in progress there
 	// finishes, and the next goes to fd (rawTransport).
 	t.c.Close()
-	pending := len(p.pending) > 0 // the loop's once registered
 	p.wantInput()
 	if pending {
 		p.askResume()

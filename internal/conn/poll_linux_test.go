@@ -3,6 +3,9 @@ package conn
 import (
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"regexp"
 	"testing"
@@ -205,4 +208,68 @@ func TestPausedAtAdoptionIsNotInTheSet(t *testing.T) {
 	p.c.flags.set(paused, false)
 	p.askResume()
 	waitFor(t, "the resumed socket back in the epoll set", func() bool { return inEpollSet(t, p.pl.epfd, p.fd) })
+}
+
+// A handler that switched to event style before the runtime attached the
+// socket (fasthttp runs the handler before its hijack) has a helper read
+// (and hand the socket to a poller) from Attach on, not after awayGrace.
+func TestOnMessageBeforeAttachReadsAtOnce(t *testing.T) {
+	s := newTestServer(t, quiet())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.admit()
+	c := s.newConnAdmitted(NetTransport(server, 10*time.Second), httptest.NewRequest(http.MethodGet, "/t", nil), 0, netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
+	switched, ran := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ran)
+		c.Run(func(ws api.Conn) {
+			ws.OnMessage(func(m api.Message) { ws.Send(m) })
+			close(switched)
+		})
+	}()
+	t.Cleanup(func() {
+		client.Close()
+		server.Close()
+		<-ran
+	})
+	<-switched
+	c.Attach(server, nil)
+	if !c.rd.helping.Load() {
+		t.Fatal("Attach after OnMessage started no reader: the socket waits for awayGrace")
+	}
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := wsutil.WriteClientBinary(client, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := wsutil.ReadServerBinary(client); err != nil || string(p) != "x" {
+		t.Fatalf("echo: %q %v", p, err)
+	}
+}
+
+// A prefix read with the upgrade request (its own buffer, larger than a
+// pooled one) is not kept by a connection a poller took over.
+func TestAdoptionKeepsNoPrefixBuffer(t *testing.T) {
+	prefix := clientFrame(ws.OpBinary, make([]byte, 4000))
+	client, c := tcpConn(t, newTestServer(t, quiet()), prefix, func(ws api.Conn) {
+		ws.OnMessage(func(m api.Message) { ws.Send(m) })
+	})
+	client.SetDeadline(time.Now().Add(5 * time.Second))
+	if p, err := wsutil.ReadServerBinary(client); err != nil || len(p) != 4000 {
+		t.Fatalf("echo of the prefix: %d bytes, %v", len(p), err)
+	}
+	waitFor(t, "adoption", func() bool { return polledOf(c) != nil })
+	if c.rd.buf != nil {
+		t.Fatalf("the reader still holds a %d-byte buffer after the adoption", cap(*c.rd.buf))
+	}
 }

@@ -127,8 +127,8 @@ func (c *Conn) Attach(r io.Reader, prefix []byte) {
 	}
 	rd.role.Unlock()
 	rd.attached.Store(true)
-	if !rd.direct || pending {
-		c.help() // no direct reads here, or frames already wait
+	if !rd.direct || pending || c.flags.has(onMessage) {
+		c.help() // no direct reads here, frames already wait, or event style came first (fasthttp runs the handler before the hijack)
 		return
 	}
 	// Unless the handler reads first (takeReadRole stops the timer), a
