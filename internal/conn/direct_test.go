@@ -43,11 +43,8 @@ func (ct *countingTransport) TryWrite(a, b []byte) (int, error) {
 	return ct.Transport.(TryWriter).TryWrite(a, b)
 }
 
-// wrapTransport, when set, wraps the transport of the next tcpConnTuned.
-var wrapTransport func(Transport) Transport
-
-// tcpConnTuned is tcpConn with tune applied to the server's socket first.
-func tcpConnTuned(t *testing.T, s *Server, prefix []byte, tune func(*net.TCPConn), h api.Handler) (client net.Conn, c *Conn) {
+// tcpPair returns both ends of a real loopback TCP connection.
+func tcpPair(t *testing.T) (client, server net.Conn) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -58,20 +55,36 @@ func tcpConnTuned(t *testing.T, s *Server, prefix []byte, tune func(*net.TCPConn
 	if err != nil {
 		t.Fatal(err)
 	}
-	server, err := l.Accept()
+	server, err = l.Accept()
 	if err != nil {
+		client.Close()
 		t.Fatal(err)
 	}
+	return client, server
+}
+
+// serverConn makes a connection of s on transport tr, as an upgrade does;
+// dfl is the deflate negotiated, or nil.
+func serverConn(s *Server, tr Transport, dfl *deflater) *Conn {
+	s.admit()
+	return s.newConnAdmitted(tr, httptest.NewRequest(http.MethodGet, "/t", nil), 0, netip.MustParseAddrPort("127.0.0.1:1"), dfl, nil)
+}
+
+// wrapTransport, when set, wraps the transport of the next tcpConnTuned.
+var wrapTransport func(Transport) Transport
+
+// tcpConnTuned is tcpConn with tune applied to the server's socket first.
+func tcpConnTuned(t *testing.T, s *Server, prefix []byte, tune func(*net.TCPConn), h api.Handler) (client net.Conn, c *Conn) {
+	t.Helper()
+	client, server := tcpPair(t)
 	if tune != nil {
 		tune(server.(*net.TCPConn))
 	}
-	s.admit()
-	r := httptest.NewRequest(http.MethodGet, "/t", nil)
 	tr := NetTransport(server, min(s.opts.WriteTimeout, 10*time.Second))
 	if wrapTransport != nil {
 		tr = wrapTransport(tr)
 	}
-	c = s.newConnAdmitted(tr, r, 0, netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
+	c = serverConn(s, tr, nil)
 	c.Attach(server, prefix)
 	ran := make(chan struct{})
 	go func() {

@@ -251,7 +251,6 @@ type polled struct {
 	wantIn   bool
 	wantOut  bool          // a writer waits for room
 	writable chan struct{} // made for the first writer that waits; closed by close
-	closed   bool
 }
 
 const refClosed = 1 << 62
@@ -267,6 +266,11 @@ func (p *polled) acquire() bool {
 		}
 	}
 }
+
+// closedLocked reports whether close ran, or runs: with p.mu held, its
+// close of writable comes after (the caller may still send on it) or
+// came before (the caller must not).
+func (p *polled) closedLocked() bool { return p.refs.Load()&refClosed != 0 }
 
 func (p *polled) release() {
 	if p.refs.Add(^uint64(0)) == refClosed {
@@ -290,7 +294,6 @@ func (p *polled) close() {
 		}
 	}
 	p.mu.Lock()
-	p.closed = true
 	if p.writable != nil {
 		close(p.writable)
 	}
@@ -370,6 +373,19 @@ func (p *polled) reserve() error {
 	return nil
 }
 
+// setWant sets want (&p.wantIn or &p.wantOut) to v and registers the
+// change. The caller holds a use of fd.
+func (p *polled) setWant(want *bool, v bool) {
+	var err error
+	p.mu.Lock()
+	if *want != v {
+		*want = v
+		err = p.setLocked()
+	}
+	p.mu.Unlock()
+	p.failed(err)
+}
+
 // wantInput registers the socket for input unless Feed is paused. Paused
 // is read under p.mu, which the loop's resume holds to set wantIn: a
 // resume asked meanwhile (resumeReader clears paused, then asks) is
@@ -395,7 +411,7 @@ func (p *polled) ready(events uint32, buf []byte) {
 	if events&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 		var err error
 		p.mu.Lock()
-		if p.wantOut && !p.closed {
+		if p.wantOut && !p.closedLocked() {
 			p.wantOut = false
 			err = p.setLocked()
 			select {
@@ -454,14 +470,7 @@ func (p *polled) feed(data []byte, isPending bool) {
 		p.pending = append([]byte(nil), rest...)
 	}
 	if paused {
-		var err error
-		p.mu.Lock()
-		if p.wantIn {
-			p.wantIn = false
-			err = p.setLocked()
-		}
-		p.mu.Unlock()
-		p.failed(err)
+		p.setWant(&p.wantIn, false)
 	}
 }
 
@@ -481,14 +490,9 @@ func (p *polled) resume(buf []byte) {
 			return
 		}
 	}
-	var err error
-	p.mu.Lock()
-	if !p.wantIn && !p.eof {
-		p.wantIn = true
-		err = p.setLocked()
+	if !p.eof {
+		p.setWant(&p.wantIn, true)
 	}
-	p.mu.Unlock()
-	p.failed(err)
 }
 
 // ended: the socket ended (EOF) or failed. What was read is fed and the
@@ -557,7 +561,7 @@ func (p *polled) waitWritable(deadline time.Time) error {
 		return net.ErrClosed
 	}
 	p.mu.Lock()
-	if p.closed {
+	if p.closedLocked() { // close found no channel to close: nothing would end the wait
 		p.mu.Unlock()
 		p.release()
 		return net.ErrClosed

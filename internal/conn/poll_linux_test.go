@@ -3,9 +3,6 @@ package conn
 import (
 	"fmt"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"os"
 	"regexp"
 	"testing"
@@ -214,22 +211,8 @@ func TestPausedAtAdoptionIsNotInTheSet(t *testing.T) {
 // socket (fasthttp runs the handler before its hijack) has a helper read
 // (and hand the socket to a poller) from Attach on, not after awayGrace.
 func TestOnMessageBeforeAttachReadsAtOnce(t *testing.T) {
-	s := newTestServer(t, quiet())
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	client, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.admit()
-	c := s.newConnAdmitted(NetTransport(server, 10*time.Second), httptest.NewRequest(http.MethodGet, "/t", nil), 0, netip.MustParseAddrPort("127.0.0.1:1"), nil, nil)
+	client, server := tcpPair(t)
+	c := serverConn(newTestServer(t, quiet()), NetTransport(server, 10*time.Second), nil)
 	switched, ran := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(ran)

@@ -3,10 +3,6 @@ package conn
 import (
 	"bytes"
 	"crypto/rand"
-	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -26,25 +22,11 @@ func TestCompressedAtLimitArrivingInPieces(t *testing.T) {
 	o.ReadLimit = 64 << 10
 	o.InboxBytes = 16 << 10
 	s := newTestServer(t, o)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	client, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := tcpPair(t)
 	defer client.Close()
-	server, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer server.Close()
-	s.admit()
-	r := httptest.NewRequest(http.MethodGet, "/t", nil)
 	dfl := s.deflaterFor(wire.Deflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerWindowBits: 15, ClientWindowBits: 15})
-	c := s.newConnAdmitted(NetTransport(server, 10*time.Second), r, 0, netip.MustParseAddrPort("127.0.0.1:1"), dfl, nil)
+	c := serverConn(s, NetTransport(server, 10*time.Second), dfl)
 	c.Attach(server, nil)
 	got := make(chan int, 1)
 	ran := make(chan struct{})
@@ -93,10 +75,8 @@ func TestCompressedAtLimitOnAnEventLoop(t *testing.T) {
 	o.InboxBytes = 16 << 10
 	s := newTestServer(t, o)
 	f := newSocketFake(1 << 20)
-	s.admit()
-	r := httptest.NewRequest(http.MethodGet, "/t", nil)
 	dfl := s.deflaterFor(wire.Deflate{ServerNoContextTakeover: true, ClientNoContextTakeover: true, ServerWindowBits: 15, ClientWindowBits: 15})
-	c := s.newConnAdmitted(f, r, 0, netip.MustParseAddrPort("127.0.0.1:1"), dfl, nil)
+	c := serverConn(s, f, dfl)
 	defer c.Gone(errTest)
 	got := make(chan int, 1)
 	c.OnMessage(func(m api.Message) { got <- len(m.Data) })

@@ -138,12 +138,22 @@ func (t *rawTransport) Write(b []byte) (int, error) {
 		return p.write(b, t.deadline())
 	}
 	n, err := t.netTransport.Write(b)
-	if p := t.polled.Load(); p != nil && errors.Is(err, net.ErrClosed) && !t.closed.Load() {
+	if p := t.moved(err); p != nil {
 		var k int
 		k, err = p.write(b[n:], t.deadline())
 		n += k
 	}
 	return n, err
+}
+
+// moved returns the poller's socket when err is what an operation on the
+// net.Conn got because adopt closed it meanwhile (not Close): the
+// operation goes on there.
+func (t *rawTransport) moved(err error) *polled {
+	if !errors.Is(err, net.ErrClosed) || t.closed.Load() {
+		return nil
+	}
+	return t.polled.Load()
 }
 
 // deadline is the end of a write that starts now.
@@ -167,7 +177,7 @@ func (t *rawTransport) CloseWrite() error {
 		return p.closeWrite()
 	}
 	err := t.netTransport.CloseWrite()
-	if p := t.polled.Load(); p != nil && errors.Is(err, net.ErrClosed) {
+	if p := t.moved(err); p != nil {
 		return p.closeWrite()
 	}
 	return err
@@ -184,8 +194,8 @@ func (t *rawTransport) TryWrite(a, b []byte) (n int, err error) {
 	*op = writeOp{fn: op.fn}
 	writeOps.Put(op)
 	if werr != nil {
-		if p := t.polled.Load(); p != nil && errors.Is(werr, net.ErrClosed) {
-			return p.tryWrite(a, b) // adopted meanwhile: the callback did not run
+		if p := t.moved(werr); p != nil {
+			return p.tryWrite(a, b) // the callback did not run
 		}
 		return 0, werr
 	}

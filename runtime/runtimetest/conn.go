@@ -592,7 +592,7 @@ func connCases() []testCase {
 		// arrival already) missed the end in about half of these runs.
 		{"event/end_seen_after_a_message", func(t *testing.T, k *kit) {
 			s := k.serve(testOptions(), func(r *api.Router) {
-				r.Handle("/e", func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) })
+				r.Handle("/e", echoEvent)
 			})
 			for range 100 {
 				c := dial(t, s.addr, "/e")
@@ -610,7 +610,7 @@ func connCases() []testCase {
 			o := testOptions()
 			o.ReadLimit = 1 << 20
 			s := k.serve(o, func(r *api.Router) {
-				r.Handle("/e", func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) })
+				r.Handle("/e", echoEvent)
 			})
 			c := dial(t, s.addr, "/e")
 			c.text("first") // event style is on once this comes back
@@ -680,7 +680,7 @@ func connCases() []testCase {
 		}},
 		{"event/order_kept", func(t *testing.T, k *kit) {
 			s := k.serve(testOptions(), func(r *api.Router) {
-				r.Handle("/e", func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) })
+				r.Handle("/e", echoEvent)
 			})
 			c := dial(t, s.addr, "/e")
 			const n = 2000

@@ -101,7 +101,7 @@ func (c *client) nextMessage(d *deflatePeer) (ws.OpCode, []byte, bool) {
 
 func deflateCases() []testCase {
 	var cases []testCase
-	echoEvent := func(ws api.Conn) {
+	echoEventReleasing := func(ws api.Conn) {
 		ws.OnMessage(func(m api.Message) {
 			ws.Send(m)
 			m.Release() // what a compressed send keeps is its own
@@ -122,7 +122,7 @@ func deflateCases() []testCase {
 				o.Compression = m.mode
 				h := api.Handler(echo)
 				if st == "event" {
-					h = echoEvent
+					h = echoEventReleasing
 				}
 				s := k.serve(o, func(r *api.Router) { r.Handle("/echo", h) })
 				c := dial(t, s.addr, "/echo", "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")

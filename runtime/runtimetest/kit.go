@@ -172,6 +172,9 @@ func echo(ws api.Conn) {
 	}
 }
 
+// echoEvent is an echo in event style.
+func echoEvent(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) }
+
 // within fails the test when ch does not yield within d.
 func within[T any](t *testing.T, d time.Duration, ch <-chan T, what string) T {
 	t.Helper()

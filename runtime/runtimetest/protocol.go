@@ -196,7 +196,7 @@ func protocolCases() []testCase {
 		cases = append(cases, testCase{name: "protocol/messages_before_the_peers_close_are_answered/" + st, run: func(t *testing.T, k *kit) {
 			var h api.Handler = echo
 			if st == "event" {
-				h = func(ws api.Conn) { ws.OnMessage(func(m api.Message) { ws.Send(m) }) }
+				h = echoEvent
 			}
 			s := k.serve(testOptions(), func(r *api.Router) { r.Handle("/echo", h) })
 			c := dial(t, s.addr, "/echo")
