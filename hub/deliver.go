@@ -55,6 +55,7 @@ var errClosed = errors.New("hub: closed")
 func (h *Hub) publishLoop() {
 	var buf []byte
 	var failed time.Time
+	var sent uint64 // envelopes published, to compare with ownBack
 	for {
 		select {
 		case <-h.ctx.Done():
@@ -68,13 +69,19 @@ func (h *Hub) publishLoop() {
 					h.log.Warn("hub: backplane publish failed: delivering in this process only", "err", err)
 				}
 				h.toInbox(e)
-			} else if !h.up.Load() {
-				// Published while this hub's own subscription is down (a
-				// broker that stalled, then answered): the others get
-				// it, this hub never will. (Should the subscription come
-				// back in the moment between, the envelope comes twice.)
-				h.st.uncrossed.Add(1)
-				h.toInbox(e)
+			} else if sent++; !h.up.Load() {
+				// The subscription is down: it brought back all it ever
+				// will (it counts before it reports the loss), and the
+				// next one only what is published once it is up. An
+				// envelope it did not bring back (a broker that stalled,
+				// then answered) reaches the others, never this hub: it
+				// is delivered here. One it did bring back before it went
+				// down is not delivered twice.
+				if back := h.ownBack.Load(); back < sent {
+					h.st.uncrossed.Add(1)
+					h.toInbox(e)
+				}
+				sent = h.ownBack.Load() // what the lost subscription missed is not waited for again
 			}
 		}
 	}
@@ -88,6 +95,9 @@ func (h *Hub) fromBackplane(b []byte) {
 			h.log.Warn("hub: dropped a malformed envelope from the backplane (text that is not UTF-8, another version, or not a hub's); later ones are only counted", "err", err, "bytes", len(b))
 		}
 		return
+	}
+	if e.origin == h.node && e.kind != kindQuery { // publishLoop's (a query is published by Query itself)
+		h.ownBack.Add(1)
 	}
 	if e.kind == kindEmit {
 		h.st.lag.Store(int64(time.Since(e.sent)))

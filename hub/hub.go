@@ -86,6 +86,7 @@ type Hub struct {
 	inbox          chan *envelope // to the delivery loop, in delivery order
 	out            chan *envelope // to the publisher (with a backplane)
 	up             atomic.Bool    // the backplane's subscription is live
+	ownBack        atomic.Uint64  // envelopes of publishLoop's that the subscription brought back
 	subscribedOnce atomic.Bool
 	closeMu        sync.RWMutex // held for reading while Send queues, for writing while Close cancels ctx
 	unreachedOnce  atomic.Bool  // the backplane could not be reached before it ever was: said once

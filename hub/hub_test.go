@@ -509,6 +509,58 @@ func TestRedisRestart(t *testing.T) {
 	}
 }
 
+// heldPublish is the Redis backplane with a pause after each publish
+// that succeeded, until release: what the hub's publisher sees when its
+// subscription is lost right after the broker took (and fanned out) an
+// envelope, before the publisher read the broker's answer.
+type heldPublish struct {
+	hub.Backplane
+	release chan struct{}
+}
+
+func (b *heldPublish) Publish(ctx context.Context, envelope []byte) error {
+	err := b.Backplane.Publish(ctx, envelope)
+	if err == nil {
+		<-b.release
+	}
+	return err
+}
+
+// TestNoDuplicateWhenTheSubscriptionDropsDuringAPublish: the hub's own
+// subscription brought the envelope back, then went down before the
+// publisher saw the publish succeed. The publisher took that for a
+// publish made while its subscription was down and delivered the envelope
+// in this process a second time (TestRedisRestart's rare failure: each
+// member got "before" twice).
+func TestNoDuplicateWhenTheSubscriptionDropsDuringAPublish(t *testing.T) {
+	rs := redistest.Start(t)
+	rb, err := hub.NewRedis(rs.URL(), hub.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bp := &heldPublish{Backplane: rb, release: make(chan struct{})}
+	h := hub.New(hub.Options{Backplane: bp, Logger: quietLogger(t)})
+	t.Cleanup(func() { h.Close() })
+	waitFor(t, "subscribed", func() bool { return h.Stats().BackplaneUp })
+	base := chatServer(t, "stdhttp", h, api.Options{})
+	a, b := join(t, base, "/chat/r"), join(t, base, "/chat/r")
+	a.say("before")
+	for _, c := range []*client{a, b} {
+		if got := c.read(); got != "before" {
+			t.Fatalf("got %q, want before", got)
+		}
+	}
+	rs.Stop()
+	waitFor(t, "the subscription seen down", func() bool { return !h.Stats().BackplaneUp })
+	close(bp.release) // the publisher learns now that "before" was published
+	a.say("during")
+	for _, c := range []*client{a, b} {
+		if got := c.read(); got != "during" {
+			t.Fatalf("got %q, want during (an envelope the subscription had delivered came again)", got)
+		}
+	}
+}
+
 func quietLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
